@@ -1,0 +1,689 @@
+"""Parent side of the bridge: the local process pool and the lifecycle of each worker.
+
+    submit(Attempt) ──► pick the READY worker with the fewest batches in flight
+                        ──► frame written to its pipe (non-blocking; rest queued on add_writer)
+    worker pipe readable (loop.add_reader) ──► parse frames ──► listener.on_outcome(...)
+    pipe EOF (the worker died) ──► reap via pidfd ──► crashed outcome, requeue, respawn
+    head deadline passed (one lazy timer per worker) ──► timed-out outcome, kill, respawn
+
+Why callbacks and not one task per worker: a task wake-up per frame costs more than the frame
+itself at 50k batches/s; a persistent ``add_reader`` callback parses every frame that arrived in
+one ``os.read`` (the approach of asyncio's own transports). All state is touched only from the
+event loop thread, so there are no locks.
+
+Pipelining: each worker gets up to ``depth`` batches at once so it never waits for a round trip.
+It runs them strictly in order, so the parent knows which batch is running (the oldest
+unanswered one, "the head") and when it started (when the previous one finished), and times
+every run() call on its own. When a worker hangs or dies, only the head counts a failed try; the
+batches queued behind it were never started and go back to the front of the queue untouched.
+``depth`` adapts to the measured run() time: 4 for sub-millisecond batches, 1 for long ones
+(a long batch queued behind another would hurt the tail while another worker sits idle).
+
+Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._errors import EntryScriptError, InitFailedError
+from ._protocol import (
+    PREFIX,
+    BatchDone,
+    BatchFailed,
+    Init,
+    InitFailed,
+    Ready,
+    RunBatch,
+    Shutdown,
+    encode_header,
+    parent_decoder,
+)
+
+__all__ = (
+    "Attempt",
+    "LocalPool",
+    "Outcome",
+    "PoolListener",
+    "PoolStatistics",
+    "WorkerSpec",
+    "WorkerState",
+)
+
+log = logging.getLogger("aprs.pool")
+
+_READ_SIZE = 1 << 18  # bytes per os.read: large enough that one read drains many frames
+_PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer wake-ups for large payloads (Linux default max)
+_KILL_GRACE_S = 2.0  # terminate -> kill escalation for hung workers
+_SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for shutdown() before escalation
+_F_SETPIPE_SZ = 1031
+
+
+class WorkerState(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    EXITED = "exited"
+
+
+@dataclass(slots=True)
+class WorkerSpec:
+    """Everything needed to start and talk to workers; built by the job or the runner."""
+
+    entry_script: str
+    source_directory: str | None
+    argv: list[str]
+    env: dict[str, str]
+    process_count: int
+    result_mode: int
+    run_timeout_s: float
+    python: str = sys.executable
+    logging_level: str = "INFO"
+    log_dir: str | None = None
+    output_dir: str | None = None
+    redirect_stdio: bool = False
+    init_timeout_s: float | None = None
+    max_init_tries: int = 3
+    max_depth: int = 4
+
+
+@dataclass(slots=True)
+class Attempt:
+    """Parent-only record of one try of one mini-batch (never sent as is)."""
+
+    batch_id: int
+    attempt: int
+    size: int
+    payload: bytes
+    token: Any = None  # owner's handle (a future for the runner); never crosses the pipe
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one attempt: done | failed | timeout | crashed."""
+
+    kind: str
+    returned: int = 0
+    body: bytes = b""
+    error_type: str = ""
+    message: str = ""
+    traceback: str = ""
+    run_s: float = 0.0
+    pid: int = 0
+    worker_index: int = -1
+    exit_code: int | None = None
+
+
+class PoolListener(Protocol):
+    def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None: ...
+    def on_requeue(self, attempts: list[Attempt]) -> None: ...
+    def on_capacity(self) -> None: ...
+    def on_fatal(self, exc: BaseException) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    workers_ready: int
+    batches_in_flight: int
+    spawned: int
+    crashed: int
+    timed_out: int
+    init_failures: int
+    depth: int
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    proc: subprocess.Popen[bytes]
+    wfd: int
+    rfd: int
+    lifeline: int
+    state: WorkerState = WorkerState.STARTING
+    inflight: deque[Attempt] = field(default_factory=deque)
+    wbuf: deque[bytes | memoryview] = field(default_factory=deque)
+    rbuf: bytearray = field(default_factory=bytearray)
+    head_started: float = 0.0
+    deadline: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+    timed_out: bool = False
+    exited: asyncio.Future[int] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+class LocalPool:
+    """A pool of worker processes, each running init() once and run() per mini-batch.
+
+    Use from inside a running event loop: ``await pool.start()``, ``pool.try_submit(a)``,
+    outcomes arrive through the listener, ``await pool.aclose()`` stops every process.
+    """
+
+    def __init__(self, spec: WorkerSpec, listener: PoolListener) -> None:
+        self._spec = spec
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        self._workers: list[_Worker | None] = [None] * spec.process_count
+        self._init_tries = [0] * spec.process_count
+        self._dead_slots: set[int] = set()
+        self._ready_once = asyncio.Event()
+        self._closing = False
+        self._ewma_run_s = 0.0
+        self._depth = min(2, spec.max_depth)
+        self._spawned = self._crashed = self._timed_out = self._init_failures = 0
+        self._last_init_failure: InitFailed | None = None
+        self._fatal: BaseException | None = None
+        self._reaping: set[asyncio.Future[int]] = set()
+
+    # -- public -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Spawn every worker; return once one is READY. Raises if none can start."""
+        for slot in range(self._spec.process_count):
+            self._spawn(slot)
+        await self._ready_once.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def try_submit(self, attempt: Attempt) -> bool:
+        """Send ``attempt`` to the least busy READY worker; False if all are full."""
+        best: _Worker | None = None
+        depth = self._depth
+        for w in self._workers:
+            if w is not None and w.state is WorkerState.READY and len(w.inflight) < depth:
+                if best is None or len(w.inflight) < len(best.inflight):
+                    best = w
+                    if not w.inflight:
+                        break
+        if best is None:
+            return False
+        if not best.inflight:
+            best.head_started = self._loop.time()
+            self._arm_timer(best)
+        best.inflight.append(attempt)
+        self._send(best, RunBatch(attempt.batch_id, attempt.attempt), attempt.payload)
+        return True
+
+    def has_capacity(self) -> bool:
+        depth = self._depth
+        return any(
+            w is not None and w.state is WorkerState.READY and len(w.inflight) < depth
+            for w in self._workers
+        )
+
+    def in_flight(self) -> int:
+        return sum(len(w.inflight) for w in self._workers if w is not None)
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self._workers if w is not None]
+
+    def statistics(self) -> PoolStatistics:
+        ready = sum(
+            1 for w in self._workers if w is not None and w.state is WorkerState.READY
+        )
+        return PoolStatistics(
+            ready,
+            self.in_flight(),
+            self._spawned,
+            self._crashed,
+            self._timed_out,
+            self._init_failures,
+            self._depth,
+        )
+
+    async def aclose(self, *, graceful: bool = True) -> None:
+        """Stop every worker; no process outlives this call.
+
+        graceful: send Shutdown (the worker finishes what it holds, calls shutdown(), exits),
+        then escalate after a grace period. Otherwise terminate at once, then kill.
+        """
+        self._closing = True
+        waits: list[asyncio.Future[int]] = []
+        for w in self._workers:
+            if w is None:
+                continue
+            self._cancel_timer(w)
+            if w.exited is None:
+                self._watch_exit(w)
+            if w.state is WorkerState.READY and graceful:
+                w.state = WorkerState.STOPPING
+                self._send(w, Shutdown())
+                self._loop.call_later(_SHUTDOWN_GRACE_S, self._terminate, w)
+            elif w.state is not WorkerState.EXITED:
+                w.state = WorkerState.STOPPING
+                self._terminate(w)
+            assert w.exited is not None
+            waits.append(w.exited)
+        waits.extend(self._reaping)
+        if waits:
+            await asyncio.shield(asyncio.gather(*waits, return_exceptions=True))
+
+    # -- spawning -----------------------------------------------------------------------
+
+    def _spawn(self, slot: int) -> None:
+        spec = self._spec
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        r_life, w_life = os.pipe()
+        for fd in (w_in, r_out):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+        cmd = [spec.python, "-m", "aprs._bridge._worker", str(r_in), str(w_out), str(r_life)]
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                pass_fds=(r_in, w_out, r_life),
+                env=spec.env,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            for fd in (r_in, w_out, r_life):
+                os.close(fd)
+        os.set_blocking(w_in, False)
+        os.set_blocking(r_out, False)
+        w = _Worker(slot, proc, w_in, r_out, w_life)
+        self._workers[slot] = w
+        self._spawned += 1
+        self._loop.add_reader(r_out, self._on_readable, w)
+        init = Init(
+            spec.entry_script,
+            spec.source_directory,
+            spec.argv,
+            slot,
+            spec.result_mode,
+            spec.logging_level,
+            spec.log_dir,
+            spec.output_dir,
+            spec.redirect_stdio,
+        )
+        self._send(w, init)
+        init_timeout = spec.init_timeout_s or spec.run_timeout_s
+        w.head_started = self._loop.time()
+        w.deadline = w.head_started + init_timeout
+        w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
+        log.debug("spawned worker %d (pid %d)", slot, proc.pid)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _send(self, w: _Worker, msg: Any, body: bytes = b"") -> None:
+        header = encode_header(msg, len(body))
+        if w.wbuf:
+            w.wbuf.append(header)
+            if body:
+                w.wbuf.append(body)
+            return
+        parts: list[bytes | memoryview] = [header, body] if body else [header]
+        try:
+            n = os.writev(w.wfd, parts)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            return  # the worker is gone; EOF on its read pipe handles it
+        total = len(header) + len(body)
+        if n == total:
+            return
+        for part in parts:
+            if n >= len(part):
+                n -= len(part)
+                continue
+            w.wbuf.append(memoryview(part)[n:] if n else part)
+            n = 0
+        self._loop.add_writer(w.wfd, self._on_writable, w)
+
+    def _on_writable(self, w: _Worker) -> None:
+        parts = list(w.wbuf)
+        try:
+            n = os.writev(w.wfd, parts[:64])
+        except BlockingIOError:
+            return
+        except OSError:
+            w.wbuf.clear()
+            self._loop.remove_writer(w.wfd)
+            return
+        while n and w.wbuf:
+            head = w.wbuf[0]
+            if n >= len(head):
+                n -= len(head)
+                w.wbuf.popleft()
+            else:
+                w.wbuf[0] = memoryview(head)[n:]
+                n = 0
+        if not w.wbuf:
+            self._loop.remove_writer(w.wfd)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _on_readable(self, w: _Worker) -> None:
+        try:
+            data = os.read(w.rfd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_eof(w)
+            return
+        buf = w.rbuf
+        if buf:
+            buf += data
+            view: bytes | bytearray = buf
+        else:
+            view = data
+        pos, size = 0, len(view)
+        while size - pos >= 8:
+            header_len, body_len = PREFIX.unpack_from(view, pos)
+            start = pos + 8
+            end = start + header_len + body_len
+            if end > size:
+                break
+            msg = parent_decoder.decode(view[start : start + header_len])
+            body = bytes(view[start + header_len : end]) if body_len else b""
+            pos = end
+            self._dispatch(w, msg, body)
+        if view is buf:
+            del buf[:pos]
+        elif pos < size:
+            w.rbuf = bytearray(view[pos:])
+
+    def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
+        if type(msg) is BatchDone:
+            self._finish_head(w, msg.batch_id, msg.run_s)
+            attempt = w.inflight.popleft()
+            self._listener.on_outcome(
+                attempt,
+                Outcome("done", msg.returned, body, run_s=msg.run_s, pid=w.pid,
+                        worker_index=w.index),
+            )
+            self._listener.on_capacity()
+        elif type(msg) is BatchFailed:
+            self._finish_head(w, msg.batch_id, msg.run_s)
+            attempt = w.inflight.popleft()
+            self._listener.on_outcome(
+                attempt,
+                Outcome("failed", 0, body, msg.error_type, msg.message, msg.traceback,
+                        msg.run_s, w.pid, w.index),
+            )
+            self._listener.on_capacity()
+        elif type(msg) is Ready:
+            self._on_ready(w)
+        elif type(msg) is InitFailed:
+            self._on_init_failed(w, msg)
+
+    def _finish_head(self, w: _Worker, batch_id: int, run_s: float) -> None:
+        head = w.inflight[0]
+        if head.batch_id != batch_id:  # pragma: no cover - protocol invariant
+            raise RuntimeError(f"worker {w.index} answered {batch_id}, expected {head.batch_id}")
+        self._ewma_run_s += 0.1 * (run_s - self._ewma_run_s)
+        ewma = self._ewma_run_s
+        depth = 4 if ewma < 0.002 else 2 if ewma < 0.05 else 1
+        self._depth = min(depth, self._spec.max_depth)
+        w.head_started = self._loop.time()
+
+    # -- lifecycle events ---------------------------------------------------------------
+
+    def _on_ready(self, w: _Worker) -> None:
+        self._cancel_timer(w)
+        if self._closing:
+            return
+        w.state = WorkerState.READY
+        self._init_tries[w.index] = 0
+        self._ready_once.set()
+        self._listener.on_capacity()
+
+    def _on_init_failed(self, w: _Worker, msg: InitFailed) -> None:
+        self._cancel_timer(w)
+        w.state = WorkerState.STOPPING
+        self._terminate(w)
+        if msg.kind in ("import", "no_run"):
+            what = "failed to import" if msg.kind == "import" else "has no run() function"
+            detail = f"{msg.error_type}: {msg.message}" if msg.kind == "import" else msg.message
+            self._set_fatal(
+                EntryScriptError(
+                    f"The entry script {self._spec.entry_script} {what} in the worker "
+                    f"process ({detail}). Fix the script and run the job again.\n\n"
+                    f"{msg.traceback}".rstrip()
+                )
+            )
+            return
+        self._last_init_failure = msg
+        self._init_failed_slot(w.index, f"init() raised {msg.error_type}: {msg.message}")
+
+    def _init_failed_slot(self, slot: int, reason: str) -> None:
+        self._init_failures += 1
+        self._init_tries[slot] += 1
+        tries = self._init_tries[slot]
+        log.warning("worker %d: %s (init attempt %d)", slot, reason, tries)
+        if self._closing:
+            return
+        if tries < self._spec.max_init_tries:
+            self._spawn(slot)
+            return
+        self._dead_slots.add(slot)
+        if len(self._dead_slots) == self._spec.process_count:
+            tb = self._last_init_failure.traceback if self._last_init_failure else ""
+            self._set_fatal(
+                InitFailedError(
+                    f"init() failed in every worker ({self._init_failures} attempts on "
+                    f"{self._spec.process_count} worker slots); last failure: {reason}. "
+                    "Fix init() in the entry script (its traceback follows) and run the "
+                    f"job again.\n\n{tb}".rstrip()
+                )
+            )
+
+    def _set_fatal(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self._ready_once.set()
+            self._listener.on_fatal(exc)
+
+    def _on_timer(self, w: _Worker) -> None:
+        w.timer = None
+        if w.state is WorkerState.STARTING:
+            if self._loop.time() >= w.deadline:
+                timeout = self._spec.init_timeout_s or self._spec.run_timeout_s
+                w.state = WorkerState.STOPPING
+                self._terminate(w)
+                self._init_failed_slot(
+                    w.index, f"init() did not finish within {timeout:g} s (worker killed)"
+                )
+            return
+        if w.state is not WorkerState.READY or not w.inflight:
+            return
+        deadline = w.head_started + self._spec.run_timeout_s
+        now = self._loop.time()
+        if now < deadline:
+            w.timer = self._loop.call_at(deadline, self._on_timer, w)
+            return
+        self._timed_out += 1
+        w.timed_out = True
+        w.state = WorkerState.STOPPING
+        head = w.inflight.popleft()
+        rest = list(w.inflight)
+        w.inflight.clear()
+        log.warning(
+            "worker %d (pid %d): run() on mini-batch %d exceeded run_invocation_timeout "
+            "(%g s); terminating the worker",
+            w.index, w.pid, head.batch_id, self._spec.run_timeout_s,
+        )
+        self._terminate(w)
+        self._listener.on_outcome(
+            head,
+            Outcome(
+                "timeout",
+                error_type="BatchTimeoutError",
+                message=(
+                    f"run() on mini-batch {head.batch_id} (try {head.attempt}) did not "
+                    f"return within run_invocation_timeout={self._spec.run_timeout_s:g} s; "
+                    f"worker {w.index} (pid {w.pid}) was killed and replaced"
+                ),
+                run_s=now - w.head_started,
+                pid=w.pid,
+                worker_index=w.index,
+            ),
+        )
+        if rest:
+            self._listener.on_requeue(rest)
+        if not self._closing:
+            self._spawn(w.index)
+        self._listener.on_capacity()
+
+    def _arm_timer(self, w: _Worker) -> None:
+        if w.timer is None:
+            w.timer = self._loop.call_at(
+                w.head_started + self._spec.run_timeout_s, self._on_timer, w
+            )
+
+    def _cancel_timer(self, w: _Worker) -> None:
+        if w.timer is not None:
+            w.timer.cancel()
+            w.timer = None
+
+    def _on_eof(self, w: _Worker) -> None:
+        """The worker's pipe closed: it exited (or is exiting). Reap it, then decide."""
+        self._loop.remove_reader(w.rfd)
+        self._cancel_timer(w)
+        if w.exited is None:
+            self._watch_exit(w)
+        assert w.exited is not None
+        if w.state is WorkerState.STOPPING or w.state is WorkerState.EXITED:
+            return
+        was = w.state
+        w.state = WorkerState.EXITED
+        fut = w.exited
+        fut.add_done_callback(lambda f: self._after_crash(w, was, f))
+
+    def _after_crash(self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]) -> None:
+        code = fut.result()
+        how = _describe_exit(code)
+        if was is WorkerState.STARTING:
+            self._init_failed_slot(w.index, f"the worker process died during init(): {how}")
+            return
+        self._crashed += 1
+        inflight = list(w.inflight)
+        w.inflight.clear()
+        log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)
+        if not self._closing:
+            self._spawn(w.index)
+        if inflight:
+            head, rest = inflight[0], inflight[1:]
+            self._listener.on_outcome(
+                head,
+                Outcome(
+                    "crashed",
+                    error_type="WorkerCrashedError",
+                    message=(
+                        f"worker {w.index} (pid {w.pid}) died while running mini-batch "
+                        f"{head.batch_id} (try {head.attempt}): {how}"
+                    ),
+                    run_s=self._loop.time() - w.head_started,
+                    pid=w.pid,
+                    worker_index=w.index,
+                    exit_code=code,
+                ),
+            )
+            if rest:
+                self._listener.on_requeue(rest)
+        self._listener.on_capacity()
+
+    # -- stopping and reaping -----------------------------------------------------------
+
+    def _terminate(self, w: _Worker) -> None:
+        if w.exited is None:
+            self._watch_exit(w)
+        if w.exited is not None and w.exited.done():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            w.proc.terminate()
+        self._loop.call_later(_KILL_GRACE_S, self._kill, w)
+
+    def _kill(self, w: _Worker) -> None:
+        if w.exited is not None and w.exited.done():
+            return
+        log.warning(
+            "worker %d (pid %d) ignored SIGTERM for %g s; sending SIGKILL",
+            w.index, w.pid, _KILL_GRACE_S,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            w.proc.kill()
+
+    def _watch_exit(self, w: _Worker) -> None:
+        """Resolve ``w.exited`` with the exit code once the process is gone (no polling)."""
+        fut: asyncio.Future[int] = self._loop.create_future()
+        w.exited = fut
+        self._reaping.add(fut)
+        fut.add_done_callback(self._reaping.discard)
+        fut.add_done_callback(lambda _f: self._release(w))
+        try:
+            pidfd = os.pidfd_open(w.pid)
+        except (AttributeError, OSError):
+            waiter = self._loop.run_in_executor(None, w.proc.wait)
+            waiter.add_done_callback(lambda f: fut.done() or fut.set_result(f.result()))
+            return
+
+        def on_exit() -> None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if not fut.done():
+                fut.set_result(w.proc.wait())
+
+        self._loop.add_reader(pidfd, on_exit)
+
+    def _release(self, w: _Worker) -> None:
+        w.state = WorkerState.EXITED
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(w.rfd)
+        if w.wbuf:
+            w.wbuf.clear()
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(w.wfd)
+        for fd in (w.rfd, w.wfd, w.lifeline):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = (
+            ", which usually means the machine ran out of memory"
+            if -code == signal.SIGKILL
+            else ""
+        )
+        return f"killed by {name} (exit code {code}){hint}"
+    return f"exited with code {code}"
+
+
+def ensure_importable_env(env: dict[str, str]) -> dict[str, str]:
+    """Make sure a worker interpreter can import aprs from where the parent has it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = env.get("PYTHONPATH", "")
+    if root not in paths.split(os.pathsep):
+        env["PYTHONPATH"] = root + (os.pathsep + paths if paths else "")
+    return env
+
+
+def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if extra:
+        env.update(extra)
+    return ensure_importable_env(env)
+
+
+Callback = Callable[[], None]

@@ -1,0 +1,308 @@
+"""The command line: argument parsing, config files, progress, exit codes. No job logic.
+
+Exit codes: 0 the job completed (tolerated failures included); 1 the job failed; 2 a usage or
+configuration error (one paragraph on stderr, no traceback); 130 / 143 stopped by Ctrl-C /
+SIGTERM (run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ("main",)
+
+# (option, config key, type, help)
+_CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--entry-script", "entry_script", str,
+     "the user script with init() and run(mini_batch) (a .py path or a dotted module)"),
+    ("--source-directory", "source_directory", str,
+     "folder that holds the entry script; put on sys.path in every worker"),
+    ("--mini-batch-size", "mini_batch_size", str,
+     "items (or files) per run() call, or a byte size for files such as 64KB, 10MB "
+     "(default 10)"),
+    ("--error-threshold", "error_threshold", int,
+     "failed items tolerated over the whole job; -1 tolerates all (default -1)"),
+    ("--allowed-failed-count", "allowed_failed_count", int,
+     "failed mini-batches tolerated; -1 tolerates all"),
+    ("--allowed-failed-percent", "allowed_failed_percent", float,
+     "percent of failed mini-batches tolerated, checked once all are scheduled (0-100)"),
+    ("--output-action", "output_action", str,
+     "append_row (write run()'s elements to one file, in input order) or summary_only"),
+    ("--append-row-file-name", "append_row_file_name", str,
+     "output file name for append_row (default parallel_run_step.txt)"),
+    ("--process-count-per-node", "process_count_per_node", int,
+     "worker processes (default: the number of CPU cores)"),
+    ("--node-count", "node_count", int, "nodes (1 for local runs)"),
+    ("--run-invocation-timeout", "run_invocation_timeout", float,
+     "seconds a run() call may take before its worker is killed and replaced (default 60)"),
+    ("--run-max-try", "run_max_try", int, "tries per mini-batch (default 3)"),
+    ("--logging-level", "logging_level", str, "DEBUG, INFO (default), WARNING, ERROR"),
+    ("--partition-keys", "partition_keys", str, "comma-separated partition keys"),
+    ("--environment", "environment", str,
+     "Python interpreter that runs the workers (default: this one)"),
+    ("--compute-target", "compute_target", str, "local (default)"),
+    ("--description", "description", str, "free text"),
+]
+
+_STEP_KEYS = {"name", "inputs", "output", "side_inputs", "arguments", "allow_reuse"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m aprs",
+        description="Run an Azure ML ParallelRunStep entry script (init() once per worker, "
+        "run(mini_batch) per mini-batch) over large inputs on local worker processes.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a job",
+        description="Run a job. Options override the keys of --config. Put the entry "
+        "script's own arguments after '--'.",
+        epilog="Exit codes: 0 completed, 1 job failed, 2 usage error, 130/143 interrupted "
+        "(run the same command again to resume).",
+    )
+    run.add_argument("--config", help="a YAML, TOML or JSON file with the step's and the "
+                     "config's keys (flat, or config keys under parallel_run_config:)")
+    run.add_argument("--name", help="step name: 3-32 lowercase letters, digits, dashes")
+    run.add_argument("--input", action="append", dest="inputs", metavar="PATH",
+                     help="a file, folder or glob to split into mini-batches (repeatable)")
+    run.add_argument("--side-input", action="append", dest="side_inputs", metavar="PATH",
+                     help="reference data, not split; pass its path to the script in its "
+                     "arguments (repeatable)")
+    run.add_argument("--output", help="output directory (default ./aprs_output/<name>)")
+    for option, key, typ, text in _CONFIG_OPTIONS:
+        run.add_argument(option, dest=key, type=typ, help=text, default=None)
+    run.add_argument("--env", action="append", metavar="KEY=VALUE", default=None,
+                     help="environment variable for the workers (repeatable)")
+    run.add_argument("--no-reuse", action="store_true",
+                     help="run afresh even if an identical run completed (allow_reuse=False)")
+    progress = run.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show progress on stderr (default when it is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    run.add_argument("--json", action="store_true",
+                     help="print the result as JSON on stdout instead of text")
+    run.add_argument("script_args", nargs=argparse.REMAINDER,
+                     help="after '--': arguments for the entry script")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"aprs {__version__}")
+        return 0
+    if args.command != "run":
+        _parser().print_help()
+        return 2
+    from ._errors import JobError, UsageError
+
+    try:
+        step = _build_step(args)
+        for warning in step.warnings:
+            print(f"aprs: warning: {warning}", file=sys.stderr)
+        summary = _run(step, args)
+    except UsageError as exc:
+        print(f"aprs: error: {exc}", file=sys.stderr)
+        return 2
+    except JobError as exc:
+        from ._summary import exit_code_for
+
+        if exc.summary is not None:
+            _print_summary(exc.summary, args)
+            print(f"aprs: {exc}", file=sys.stderr)
+            return exit_code_for(exc.summary)
+        print(f"aprs: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(summary, args)
+    return 0
+
+
+def _run(step: Any, args: argparse.Namespace) -> Any:
+    from ._step import run_coroutine
+
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    on_progress = _progress_printer() if show else None
+
+    async def go() -> Any:
+        return await step.arun(on_progress=on_progress)
+
+    try:
+        return run_coroutine(go)
+    finally:
+        if show:
+            sys.stderr.write("\n")
+
+
+def _progress_printer() -> Any:
+    def show(s: Any) -> None:
+        done = s.mini_batches_succeeded + s.mini_batches_failed
+        sys.stderr.write(
+            f"\r{done} mini-batches done ({s.mini_batches_failed} failed), "
+            f"{s.items_succeeded} items ok, {s.elapsed_s:.0f} s   "
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _print_summary(summary: Any, args: argparse.Namespace) -> None:
+    if args.json:
+        import msgspec
+
+        print(msgspec.json.encode(summary).decode())
+    else:
+        print(summary.render())
+
+
+def _build_step(args: argparse.Namespace) -> Any:
+    from ._config import ParallelRunConfig
+    from ._datasets import FileDataset
+    from ._errors import ConfigError
+    from ._step import ParallelRunStep
+
+    data: dict[str, Any] = {}
+    base = os.getcwd()
+    where = "the command line"
+    if args.config:
+        data, base = _load_config_file(args.config)
+        where = f"config file {args.config}"
+    config_keys = {key for _, key, _, _ in _CONFIG_OPTIONS}
+    nested = data.pop("parallel_run_config", None)
+    if nested is not None and not isinstance(nested, dict):
+        raise ConfigError(f"parallel_run_config in {where} must be a mapping.")
+    step_data = {k: data.pop(k) for k in list(data) if k in _STEP_KEYS}
+    cfg_data: dict[str, Any] = {**(nested or {}), **data}
+    _make_paths_absolute(cfg_data, step_data, base)
+    for key in config_keys:
+        value = getattr(args, key)
+        if value is not None:
+            if key == "partition_keys":
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            cfg_data[key] = value
+    if args.env:
+        env = dict(cfg_data.get("environment_variables") or {})
+        for pair in args.env:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ConfigError(
+                    f"--env {pair!r} must look like KEY=VALUE, e.g. --env MODEL_DIR=/models."
+                )
+            env[key] = value
+        cfg_data["environment_variables"] = env
+    if "entry_script" not in cfg_data:
+        raise ConfigError(
+            "No entry script given. Pass --entry-script score.py (or entry_script in "
+            "--config)."
+        )
+    config = ParallelRunConfig.from_mapping(cfg_data, where=where)
+    inputs = args.inputs if args.inputs else step_data.get("inputs")
+    if not inputs:
+        raise ConfigError(
+            "No input given. Pass --input PATH (a file, folder or glob; repeatable) or "
+            "inputs in --config."
+        )
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    arguments = list(step_data.get("arguments") or [])
+    script_args = list(args.script_args)
+    if script_args and script_args[0] == "--":
+        script_args = script_args[1:]
+    if script_args:
+        arguments = script_args if not args.config else [*arguments, *script_args]
+    name = args.name or step_data.get("name") or _default_name(config.entry_script)
+    return ParallelRunStep(
+        name=name,
+        parallel_run_config=config,
+        inputs=[FileDataset.from_files(p) for p in inputs],
+        output=args.output or step_data.get("output"),
+        side_inputs=args.side_inputs or step_data.get("side_inputs"),
+        arguments=arguments or None,
+        allow_reuse=False if args.no_reuse else bool(step_data.get("allow_reuse", True)),
+    )
+
+
+def _default_name(entry_script: str) -> str:
+    import re
+
+    stem = os.path.splitext(os.path.basename(entry_script))[0].lower()
+    stem = re.sub(r"[^a-z0-9-]+", "-", stem).strip("-")
+    name = f"aprs-{stem}" if stem else "aprs-job"
+    return name[:32].rstrip("-")
+
+
+def _load_config_file(path: str) -> tuple[dict[str, Any], str]:
+    from ._errors import ConfigError
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(
+            f"The config file {path} cannot be read: {exc.strerror}. Check the path."
+        ) from exc
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(raw)
+        elif ext == ".toml":
+            import tomllib
+
+            data = tomllib.loads(raw.decode())
+        elif ext == ".json":
+            import orjson
+
+            data = orjson.loads(raw)
+        else:
+            raise ConfigError(
+                f"The config file {path} has an unknown extension {ext!r}. Use .yaml, "
+                ".yml, .toml or .json."
+            )
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"The config file {path} is not valid {ext.lstrip('.').upper()}: {exc}. Fix "
+            "the syntax."
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"The config file {path} must hold one mapping of keys to values; got a "
+            f"{type(data).__name__}."
+        )
+    return data, os.path.dirname(os.path.abspath(path))
+
+
+def _make_paths_absolute(cfg: dict[str, Any], step: dict[str, Any], base: str) -> None:
+    """Relative paths in a config file are relative to the file."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and not os.path.isabs(value):
+            return os.path.join(base, value)
+        return value
+
+    for key in ("source_directory",):
+        if key in cfg and cfg[key]:
+            cfg[key] = fix(cfg[key])
+    if "entry_script" in cfg and str(cfg["entry_script"]).endswith(".py") and not cfg.get(
+        "source_directory"
+    ):
+        cfg["entry_script"] = fix(cfg["entry_script"])
+    if "output" in step and step["output"]:
+        step["output"] = fix(step["output"])
+    for key in ("inputs", "side_inputs"):
+        if key in step and step[key]:
+            items = step[key] if isinstance(step[key], list) else [step[key]]
+            step[key] = [fix(v) for v in items]

@@ -1,0 +1,141 @@
+"""The exception hierarchy of aprs: one tree, documented once.
+
+```
+AprsError                                   root: `except aprs.AprsError` catches all we raise
+├── UsageError                              the caller must change something -> CLI exit 2
+│   ├── ConfigError(UsageError, ValueError) a config field is invalid (names field, value, fix)
+│   ├── InputError                          inputs missing, unreadable, empty, unsupported
+│   ├── EntryScriptError                    script not found / fails to import / no run()
+│   └── OutputError                         output directory not writable, name escapes it
+├── JobError                                the job ran and failed -> CLI exit 1; has .summary
+│   ├── ErrorThresholdError                 failures crossed error_threshold / allowed_failed_*
+│   ├── InitFailedError                     init() failed on every attempt; has the traceback
+│   └── JobInterruptedError                 Ctrl-C / SIGTERM stopped the job (exit 130 / 143)
+├── BatchError                              one batch's final outcome (service API)
+│   ├── WorkerCrashedError                  pid, exit code, signal, batch id, attempt
+│   ├── BatchTimeoutError(BatchError, TimeoutError)   exceeded run_invocation_timeout
+│   └── RemoteError                         run() raised something that could not be unpickled
+├── RunnerClosedError(AprsError, RuntimeError)        used after aclose()
+└── BackendError                            infrastructure: Ray missing, spawn failed
+```
+
+Messages are one paragraph: what is wrong, the offending value and where, what to do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._summary import JobSummary
+
+__all__ = (
+    "AprsError",
+    "BackendError",
+    "BatchError",
+    "BatchTimeoutError",
+    "ConfigError",
+    "EntryScriptError",
+    "ErrorThresholdError",
+    "InitFailedError",
+    "InputError",
+    "JobError",
+    "JobInterruptedError",
+    "OutputError",
+    "RemoteError",
+    "RunnerClosedError",
+    "UsageError",
+    "WorkerCrashedError",
+)
+
+
+class AprsError(Exception):
+    """Root of every exception aprs raises on purpose."""
+
+
+class UsageError(AprsError):
+    """The caller must change something (configuration, inputs, script). CLI exit 2."""
+
+
+class ConfigError(UsageError, ValueError):
+    """A configuration value is invalid; the message names the field, value and rule."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = problems if problems is not None else [message]
+
+
+class InputError(UsageError):
+    """An input is missing, unreadable, empty or of an unsupported kind."""
+
+
+class EntryScriptError(UsageError):
+    """The entry script does not exist, fails to import, or lacks run()."""
+
+
+class OutputError(UsageError):
+    """The output directory cannot be written, or a file name escapes it."""
+
+
+class JobError(AprsError):
+    """The job ran and failed. CLI exit 1. ``summary`` holds the counts."""
+
+    def __init__(self, message: str, summary: JobSummary | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class ErrorThresholdError(JobError):
+    """Failures crossed error_threshold, allowed_failed_count or allowed_failed_percent."""
+
+
+class InitFailedError(JobError):
+    """init() failed in every attempt; the message holds the worker's traceback."""
+
+
+class JobInterruptedError(JobError):
+    """The job was stopped by Ctrl-C (SIGINT) or SIGTERM before it finished."""
+
+    def __init__(
+        self, message: str, summary: JobSummary | None = None, *, signum: int = 2
+    ) -> None:
+        super().__init__(message, summary)
+        self.signum = signum
+
+
+class BatchError(AprsError):
+    """The final outcome of one mini-batch that did not succeed."""
+
+
+class WorkerCrashedError(BatchError):
+    """The worker process died while running the mini-batch."""
+
+    def __init__(self, message: str, *, pid: int | None = None,
+                 exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.exit_code = exit_code
+
+
+class BatchTimeoutError(BatchError, TimeoutError):
+    """run() exceeded run_invocation_timeout; its worker was killed and replaced."""
+
+
+class RemoteError(BatchError):
+    """run() raised an exception that could not be rebuilt in the parent."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.type_name, str(self), self.traceback_text))
+
+
+class RunnerClosedError(AprsError, RuntimeError):
+    """The runner was used after aclose()."""
+
+
+class BackendError(AprsError):
+    """Infrastructure failure: a backend is missing, unreachable, or cannot spawn."""

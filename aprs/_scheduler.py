@@ -1,0 +1,420 @@
+"""The job: stream mini-batches through the pool into the ordered writer, and stop in time.
+
+    producer ──► pending (bounded deque) ──► fill() ──► pool (pipelined per worker)
+    (lazy inputs,  retries go to the front      │              │ outcomes (callbacks)
+     pickles each                               ▼              ▼
+     batch once)                      writer window limit   on_outcome: accounting,
+                                                             retry or finalize, writer.put
+
+Phases of ``run_job``: (1) open the writer and journal, (2) start the pool (fails fast when the
+script cannot be imported or init() fails everywhere), (3) run producer + writer in one task
+group while callbacks dispatch, (4) on completion, a crossed threshold, a signal or a fatal
+pool error: stop feeding, stop workers (gracefully only on success), flush the writer, and
+(5) build the summary. All state lives on the event loop; callbacks never await.
+
+Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
+``_HIGH // 2``; the dispatcher sends no batch more than ``window_limit`` ids ahead of the
+writer, so memory is bounded by (pending + in flight + window), not by the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from ._accounting import Accounting, Thresholds
+from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec
+from ._bridge._protocol import RESULT_ROWS
+from ._datasets import FileDataset, IterableInput
+from ._errors import EntryScriptError, InitFailedError
+from ._journal import Journal, JournalState
+from ._partition import by_bytes, by_count, by_count_async
+from ._summary import JobSummary, StopReason
+from ._writer import OrderedWriter
+
+__all__ = ("JobPlan", "run_job")
+
+log = logging.getLogger("aprs.job")
+
+_HIGH = 256  # pending batches before the producer waits: covers every worker's pipeline
+
+
+@dataclass(slots=True)
+class JobPlan:
+    """Everything run_job needs; built and validated by ParallelRunStep."""
+
+    spec: WorkerSpec
+    sources: list[FileDataset | IterableInput]
+    unit: str  # "count" | "bytes"
+    batch_value: int
+    thresholds: Thresholds
+    append_row: bool
+    output_dir: str
+    output_file: str | None
+    partial_file: str | None
+    log_dir: str
+    journal_path: str
+    resume: JournalState | None = None
+    base_dir: str | None = None
+    handle_signals: bool = True
+    on_progress: Callable[[JobSummary], None] | None = None
+    progress_interval_s: float = 1.0
+    state_hook: Callable[[str], None] | None = field(default=None)
+
+
+class _Job:
+    def __init__(self, plan: JobPlan) -> None:
+        self.plan = plan
+        self.acc = Accounting(plan.thresholds)
+        start = plan.resume or JournalState()
+        if plan.resume is not None:
+            self.acc.restore(start.items_ok, start.items_failed, start.batches_ok,
+                             start.batches_failed)
+        self.writer = OrderedWriter(
+            partial_path=plan.partial_file,
+            journal=Journal(plan.journal_path),
+            start=start,
+            window_limit=max(1024, 64 * plan.spec.process_count),
+        )
+        self.pending: deque[Attempt] = deque()
+        self.pool: LocalPool | None = None
+        self.space = anyio.Event()
+        self.done = anyio.Event()
+        self.producer_waiting = False
+        self.source_done = False
+        self.scheduled = start.next
+        self.items_total = 0
+        self.stop_reason: StopReason | None = None
+        self.stop_message = ""
+        self.fatal: BaseException | None = None
+        self.max_try = plan.thresholds.run_max_try
+        self.warned_extra = False
+        self.signals = 0
+
+    # -- PoolListener -------------------------------------------------------------------
+
+    def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
+        if self.stop_reason is not None:
+            return
+        if outcome.kind == "done":
+            if outcome.returned > attempt.size and not self.warned_extra:
+                self.warned_extra = True
+                log.warning(
+                    "run() returned %d elements for mini-batch %d of %d items; the success "
+                    "count is capped at the mini-batch size (all elements are written)",
+                    outcome.returned, attempt.batch_id, attempt.size,
+                )
+            ok, failed = self.acc.record_done(attempt.batch_id, attempt.size, outcome.returned)
+            if failed:
+                self._log_failure(attempt, outcome, short=failed)
+            self.writer.put(attempt.batch_id, outcome.body, ok, failed, failed > 0)
+        else:
+            self._log_failure(attempt, outcome)
+            if self.acc.record_failed_try(attempt.batch_id, attempt.size, attempt.attempt):
+                self.pending.appendleft(
+                    Attempt(attempt.batch_id, attempt.attempt + 1, attempt.size,
+                            attempt.payload)
+                )
+            else:
+                self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
+        self._after_change()
+
+    def on_requeue(self, attempts: list[Attempt]) -> None:
+        self.pending.extendleft(reversed(attempts))
+
+    def on_capacity(self) -> None:
+        self.fill()
+
+    def on_fatal(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+            self.stop("init_failed", str(exc).split("\n\n", 1)[0])
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def fill(self) -> None:
+        pool, pending, writer = self.pool, self.pending, self.writer
+        if pool is None or self.stop_reason is not None:
+            return
+        while pending and writer.accepts(pending[0].batch_id):
+            if not pool.try_submit(pending[0]):
+                break
+            pending.popleft()
+        if self.producer_waiting and len(pending) < _HIGH // 2:
+            self.producer_waiting = False
+            self.space.set()
+
+    def _after_change(self) -> None:
+        crossed = self.acc.crossed()
+        if crossed is not None:
+            self.stop(*crossed)
+            return
+        if self.source_done and self.writer.next_id >= self.scheduled:
+            self.done.set()
+
+    def stop(self, reason: StopReason, message: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_message = message
+            log.warning("stopping the job: %s", message)
+            self.space.set()
+            self.done.set()
+
+    def on_signal(self, signum: int) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            log.warning("second signal: stopping at once")
+            if self.pool is not None:
+                for pid in self.pool.pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            os._exit(130 if signum == signal.SIGINT else 143)
+        reason: StopReason = "interrupted" if signum == signal.SIGINT else "terminated"
+        name = signal.Signals(signum).name
+        self.stop(reason, f"the job received {name} and stopped; run the same command "
+                          "again to resume where it stopped")
+
+    # -- producer -----------------------------------------------------------------------
+
+    async def produce(self) -> None:
+        skip = self.plan.resume.next if self.plan.resume else 0
+        index = 0
+        for source in self.plan.sources:
+            if isinstance(source, IterableInput) and source.is_async:
+                async for items in by_count_async(source.source, self.plan.batch_value):
+                    index = await self._offer(index, skip, items)
+                    if self.stop_reason is not None:
+                        return
+            else:
+                batches = await self._sync_batches(source)
+                for items in batches:
+                    index = await self._offer(index, skip, items)
+                    if self.stop_reason is not None:
+                        return
+        self.scheduled = index
+        self.source_done = True
+        self.acc.scheduling_finished(index)
+        self.fill()
+        self._after_change()
+
+    async def _sync_batches(self, source: FileDataset | IterableInput) -> Iterator[list[Any]]:
+        if isinstance(source, FileDataset):
+            base = self.plan.base_dir
+            if self.plan.unit == "bytes":
+                sized = await anyio.to_thread.run_sync(
+                    lambda: list(source.iter_sized(base))
+                )
+                return by_bytes(sized, self.plan.batch_value)
+            paths = await anyio.to_thread.run_sync(source.resolve, base)
+            return by_count(paths, self.plan.batch_value)
+        return by_count(source.source, self.plan.batch_value)  # type: ignore[arg-type]
+
+    async def _offer(self, index: int, skip: int, items: list[Any]) -> int:
+        if index < skip:
+            return index + 1
+        self.items_total += len(items)
+        try:
+            payload = pickle.dumps(items, protocol=5)
+        except Exception as exc:
+            self._pickle_failed(index, items, exc)
+            self.scheduled = index + 1
+            return index + 1
+        self.pending.append(Attempt(index, 1, len(items), payload))
+        self.scheduled = index + 1
+        if len(self.pending) >= _HIGH:
+            self.fill()
+            while len(self.pending) >= _HIGH and self.stop_reason is None:
+                self.producer_waiting = True
+                await self.space.wait()
+                self.space = anyio.Event()
+        return index + 1
+
+    def _pickle_failed(self, index: int, items: list[Any], exc: Exception) -> None:
+        attempt = Attempt(index, self.max_try, len(items), b"")
+        outcome = Outcome("failed", error_type=type(exc).__name__,
+                          message=f"the mini-batch's items could not be pickled: {exc}")
+        self._log_failure(attempt, outcome, items=items)
+        self.acc.record_failed_try(index, len(items), self.max_try)
+        self.writer.put(index, b"", 0, len(items), True)
+        self._after_change()
+
+    # -- failure records ----------------------------------------------------------------
+
+    def _log_failure(self, attempt: Attempt, outcome: Outcome, *, short: int = 0,
+                     items: list[Any] | None = None) -> None:
+        if items is None and attempt.payload:
+            try:
+                items = pickle.loads(attempt.payload)
+            except Exception:
+                items = None
+        shown = [_show(i) for i in (items or [])[:100]]
+        record = {
+            "mini_batch_index": attempt.batch_id,
+            "try": attempt.attempt,
+            "max_try": self.max_try,
+            "kind": "short_result" if short else outcome.kind,
+            "error_type": outcome.error_type or "ShortResult",
+            "message": outcome.message or (
+                f"run() returned {outcome.returned} elements for {attempt.size} items; "
+                f"{short} items counted as failed"
+            ),
+            "traceback": outcome.traceback,
+            "items": shown,
+            "items_count": attempt.size,
+            "worker_pid": outcome.pid,
+            "exit_code": outcome.exit_code,
+            "time": time.time(),
+        }
+        self.writer.log_failure(orjson.dumps(record) + b"\n")
+        if not short:
+            log.warning(
+                "mini-batch %d try %d/%d failed: %s: %s", attempt.batch_id, attempt.attempt,
+                self.max_try, outcome.error_type, outcome.message,
+            )
+
+    # -- summary ------------------------------------------------------------------------
+
+    def summary(self, elapsed_s: float) -> JobSummary:
+        acc, plan = self.acc, self.plan
+        reason: StopReason = self.stop_reason or "completed"
+        message = self.stop_message
+        total_batches = self.scheduled if self.source_done else max(self.scheduled, 0)
+        status = "completed"
+        if reason in ("interrupted", "terminated"):
+            status = "interrupted"
+        elif reason != "completed":
+            status = "failed"
+        elif plan.append_row and acc.items_succeeded == 0 and total_batches > 0:
+            status, reason = "failed", "no_successful_items"
+            message = (
+                f"run() did not succeed on any item: all {acc.batches_failed} mini-batches "
+                "failed, so there is no result to append (see logs/failures.jsonl)"
+            )
+        stats = self.pool.statistics() if self.pool is not None else None
+        return JobSummary(
+            status=status,  # type: ignore[arg-type]
+            stop_reason=reason,
+            message=message,
+            mini_batches_total=total_batches,
+            mini_batches_succeeded=acc.batches_succeeded,
+            mini_batches_failed=acc.batches_failed,
+            items_total=self.items_total + (plan.resume.items_ok + plan.resume.items_failed
+                                            if plan.resume else 0),
+            items_succeeded=acc.items_succeeded,
+            items_failed=acc.items_failed,
+            retries=acc.retries,
+            elapsed_s=round(elapsed_s, 6),
+            output_dir=plan.output_dir,
+            output_file=plan.output_file if plan.append_row else None,
+            resumed_from_batch=plan.resume.next if plan.resume else 0,
+            peak_reorder_window=self.writer.peak_window,
+            workers=plan.spec.process_count,
+            worker_crashes=stats.crashed if stats else 0,
+            worker_timeouts=stats.timed_out if stats else 0,
+        )
+
+
+def _show(item: Any) -> Any:
+    if isinstance(item, (str, int, float, bool)) or item is None:
+        return item if not isinstance(item, str) or len(item) < 500 else item[:500] + "..."
+    text = repr(item)
+    return text if len(text) < 500 else text[:500] + "..."
+
+
+async def run_job(plan: JobPlan) -> JobSummary:
+    """Run one job to the end (or to an early stop) and return its summary."""
+    started = time.perf_counter()
+    job = _Job(plan)
+    fresh = plan.resume is None
+    await anyio.to_thread.run_sync(
+        lambda: job.writer.open(
+            fresh=fresh, failures_path=os.path.join(plan.log_dir, "failures.jsonl")
+        )
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(job.writer.run)
+            _install_signals(job, plan)
+            try:
+                await _run(job, tg)
+            finally:
+                _remove_signals(plan)
+                await _stop_pool(job)
+                await job.writer.close()
+    finally:
+        await anyio.to_thread.run_sync(job.writer.release)
+    if isinstance(job.fatal, EntryScriptError):
+        raise job.fatal
+    summary = job.summary(time.perf_counter() - started)
+    if isinstance(job.fatal, InitFailedError):
+        job.fatal.summary = summary
+    return summary
+
+
+async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
+    plan = job.plan
+    pool = LocalPool(plan.spec, job)
+    job.pool = pool
+    try:
+        await pool.start()
+    except (EntryScriptError, InitFailedError):
+        return
+    tg.start_soon(job.produce)
+    if plan.on_progress is not None:
+        tg.start_soon(_progress, job, plan.on_progress, plan.progress_interval_s)
+    job.fill()
+    await job.done.wait()
+
+
+async def _progress(job: _Job, callback: Callable[[JobSummary], None], every: float) -> None:
+    started = time.perf_counter()
+    while not job.done.is_set():
+        with anyio.move_on_after(every):
+            await job.done.wait()
+        callback(job.summary(time.perf_counter() - started))
+
+
+async def _stop_pool(job: _Job) -> None:
+    pool = job.pool
+    if pool is None:
+        return
+    graceful = job.stop_reason is None
+    with anyio.CancelScope(shield=True):
+        await pool.aclose(graceful=graceful)
+
+
+def _install_signals(job: _Job, plan: JobPlan) -> None:
+    if not plan.handle_signals or threading.current_thread() is not threading.main_thread():
+        return
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, job.on_signal, signum)
+
+
+def _remove_signals(plan: JobPlan) -> None:
+    if not plan.handle_signals or threading.current_thread() is not threading.main_thread():
+        return
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+
+
+__all__ += ("RESULT_ROWS",)

@@ -1,0 +1,478 @@
+"""ParallelRunStep: validate a job, decide fresh / resume / reuse, run it, record the result.
+
+    ParallelRunStep(...) ──► validate (name, arguments, inputs) at construction
+    run() / arun() ──► prepare (thread: script, output dir, inputs, fingerprint)
+                   ──► reuse (completed + same fingerprint) | resume (interrupted) | fresh
+                   ──► run_job ──► rename partial output into place ──► job_result.json
+
+Output directory layout:
+    <output>/<append_row_file_name>            final rows, only once the job completed
+    <output>/<append_row_file_name>.partial    rows while running (resume truncates it)
+    <output>/logs/job_result.json              the JobSummary of the last run
+    <output>/logs/failures.jsonl               one record per failed try
+    <output>/logs/state.json, journal.jsonl    fingerprint, status, resume journal
+    <output>/logs/user/{stdout,stderr}/        what the entry script printed, per worker
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import msgspec
+import orjson
+
+from ._accounting import Thresholds
+from ._bridge._pool import WorkerSpec, default_env
+from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
+from ._config import ParallelRunConfig, validate_arguments, validate_step_name
+from ._datasets import FileDataset, IterableInput, as_input
+from ._errors import (
+    ConfigError,
+    EntryScriptError,
+    ErrorThresholdError,
+    InitFailedError,
+    InputError,
+    JobError,
+    JobInterruptedError,
+    OutputError,
+)
+from ._journal import Journal
+from ._scheduler import JobPlan, run_job
+from ._summary import JobSummary
+
+__all__ = ("ParallelRunStep", "run_coroutine")
+
+_STATE_FILE = "state.json"
+_JOURNAL_FILE = "journal.jsonl"
+_RESULT_FILE = "job_result.json"
+
+
+class ParallelRunStep:
+    """Run an entry script's ``init()`` / ``run(mini_batch)`` over inputs, as in Azure ML.
+
+    Example:
+        >>> config = ParallelRunConfig(entry_script="score.py", mini_batch_size=10)
+        >>> step = ParallelRunStep(
+        ...     name="score-digits",
+        ...     parallel_run_config=config,
+        ...     inputs=[FileDataset.from_files("data/images")],
+        ...     output="out/",
+        ...     arguments=["--model", "svc"],
+        ... )
+        >>> summary = step.run()          # or: summary = await step.arun()
+
+    Raises:
+        ConfigError: the name, arguments or inputs break Azure's rules (at construction).
+        InputError, EntryScriptError, OutputError: when the job starts (usage errors).
+        JobError: the job ran and failed (ErrorThresholdError, InitFailedError,
+            JobInterruptedError); ``exc.summary`` holds the counts.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        parallel_run_config: ParallelRunConfig,
+        inputs: Sequence[Any],
+        output: str | os.PathLike[str] | None = None,
+        side_inputs: Sequence[Any] | None = None,
+        arguments: Sequence[Any] | None = None,
+        allow_reuse: bool = True,
+    ) -> None:
+        self.name = validate_step_name(name)
+        if not isinstance(parallel_run_config, ParallelRunConfig):
+            raise ConfigError(
+                "parallel_run_config must be a ParallelRunConfig; got "
+                f"{type(parallel_run_config).__name__}. Build one with "
+                "ParallelRunConfig(entry_script=..., ...)."
+            )
+        self.config = parallel_run_config
+        self.arguments, self.warnings = validate_arguments(arguments)
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+            raise ConfigError(
+                f"inputs must be a list of inputs; got {type(inputs).__name__}. Wrap it in a "
+                "list: inputs=[FileDataset.from_files(...)]."
+            )
+        if not inputs:
+            raise ConfigError("inputs is empty. Pass at least one input to split.")
+        self.inputs = [as_input(obj, i) for i, obj in enumerate(inputs)]
+        kinds = {type(i) for i in self.inputs}
+        if len(kinds) > 1:
+            raise ConfigError(
+                "All inputs of a ParallelRunStep must be of one type (as in Azure ML); got "
+                "both FileDataset and in-memory iterables. Run them as two steps."
+            )
+        self.side_inputs = [os.fspath(_side_path(s)) for s in (side_inputs or [])]
+        self.output = os.path.abspath(
+            os.fspath(output) if output is not None else os.path.join("aprs_output", name)
+        )
+        self.allow_reuse = bool(allow_reuse)
+        spec = self.config.mini_batch_spec()
+        if spec.unit == "bytes" and not isinstance(self.inputs[0], FileDataset):
+            raise ConfigError(
+                f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
+                "only applies to file inputs. For in-memory items give a number of items."
+            )
+        if self.config.partition_keys:
+            raise ConfigError(
+                "partition_keys needs tabular (partitioned) inputs, which aprs does not "
+                "support yet. Remove partition_keys and set mini_batch_size instead."
+            )
+
+    def __repr__(self) -> str:
+        return f"ParallelRunStep(name={self.name!r}, output={self.output!r})"
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> JobSummary:
+        """Run the job to the end, blocking; returns the summary (raises on failure)."""
+        return run_coroutine(self.arun)
+
+    async def arun(self, *, handle_signals: bool = True, on_progress: Any = None
+                   ) -> JobSummary:
+        """Awaitable twin of :meth:`run`, for use inside a running event loop."""
+        prep = await anyio.to_thread.run_sync(self._prepare)
+        if prep.reused is not None:
+            return prep.reused
+        await anyio.to_thread.run_sync(self._write_state, prep.fingerprint, "running")
+        plan = self._plan(prep, handle_signals, on_progress)
+        try:
+            summary = await run_job(plan)
+        except EntryScriptError:
+            await anyio.to_thread.run_sync(self._write_state, prep.fingerprint, "failed")
+            raise
+        await anyio.to_thread.run_sync(self._finish, plan, summary, prep.fingerprint)
+        _raise_for(summary)
+        return summary
+
+    # -- preparation (blocking; runs in a thread) ---------------------------------------
+
+    def _prepare(self) -> _Prepared:
+        script_path, source_dir = _check_script(self.config)
+        self._check_output()
+        for i, inp in enumerate(self.inputs):
+            if isinstance(inp, FileDataset) and not inp.resolve():
+                raise InputError(
+                    f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
+                    "the empty input."
+                )
+        for path in self.side_inputs:
+            if not os.path.exists(path):
+                raise InputError(
+                    f"The side input {path!r} does not exist. Pass an existing file or "
+                    "folder."
+                )
+        fingerprint = self._fingerprint(script_path, source_dir)
+        prep = _Prepared(script_path, source_dir, fingerprint)
+        state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
+        if state is None or fingerprint is None or state.get("fingerprint") != fingerprint:
+            return prep
+        status = state.get("status")
+        if status == "completed" and self.allow_reuse:
+            previous = _read_json(os.path.join(self._log_dir, _RESULT_FILE))
+            out = self._final_path
+            if previous is not None and (out is None or os.path.exists(out)):
+                summary = msgspec.convert(previous, JobSummary)
+                summary.reused = True
+                summary.elapsed_s = 0.0
+                prep.reused = summary
+            return prep
+        if status in ("running", "interrupted") and self.allow_reuse:
+            journal = Journal.load(os.path.join(self._log_dir, _JOURNAL_FILE))
+            partial = self._partial_path
+            if journal is not None and journal.next > 0 and (
+                partial is None
+                or (os.path.exists(partial) and os.path.getsize(partial) >= journal.offset)
+            ):
+                prep.resume = journal
+        return prep
+
+    @property
+    def _log_dir(self) -> str:
+        return os.path.join(self.output, "logs")
+
+    @property
+    def _final_path(self) -> str | None:
+        if self.config.output_action != "append_row":
+            return None
+        return os.path.join(self.output, self.config.effective_append_row_file_name)
+
+    @property
+    def _partial_path(self) -> str | None:
+        final = self._final_path
+        return None if final is None else final + ".partial"
+
+    def _check_output(self) -> None:
+        try:
+            os.makedirs(os.path.join(self._log_dir, "user"), exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"The output directory {self.output} cannot be created: {exc.strerror}. "
+                "Choose a directory you can write to with --output."
+            ) from exc
+        probe = os.path.join(self.output, f".aprs-write-test-{os.getpid()}")
+        try:
+            with open(probe, "wb"):
+                pass
+            os.unlink(probe)
+        except OSError as exc:
+            raise OutputError(
+                f"The output directory {self.output} is not writable ({exc.strerror}). "
+                "Fix its permissions or choose another directory with --output."
+            ) from exc
+        final = self._final_path
+        if final is not None:
+            real_out = os.path.realpath(self.output)
+            if os.path.commonpath([real_out, os.path.realpath(final)]) != real_out:
+                raise OutputError(
+                    f"append_row_file_name={self.config.append_row_file_name!r} would write "
+                    f"outside the output directory {self.output}. Use a plain file name."
+                )
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+
+    def _fingerprint(self, script_path: str, source_dir: str | None) -> str | None:
+        """Hash of everything that determines the output; None when inputs are in memory."""
+        if any(isinstance(i, IterableInput) for i in self.inputs):
+            return None
+        h = hashlib.sha256()
+        cfg = self.config.to_dict()
+        cfg.pop("description", None)
+        h.update(orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS))
+        h.update(orjson.dumps([self.arguments, self.side_inputs, self.output]))
+        for path in _code_files(script_path, source_dir, self.output):
+            _hash_file_meta(h, path, content=path.endswith(".py"))
+        for inp in self.inputs:
+            assert isinstance(inp, FileDataset)
+            for path in inp.resolve():
+                _hash_file_meta(h, path, content=False)
+        for side in self.side_inputs:
+            for path in _walk(side):
+                _hash_file_meta(h, path, content=False)
+        return h.hexdigest()
+
+    def _plan(self, prep: _Prepared, handle_signals: bool, on_progress: Any) -> JobPlan:
+        cfg = self.config
+        env = dict(cfg.environment_variables or {})
+        env["AZUREML_BI_OUTPUT_PATH"] = self.output
+        spec = cfg.mini_batch_spec()
+        append_row = cfg.output_action == "append_row"
+        worker = WorkerSpec(
+            entry_script=prep.script_path,
+            source_directory=prep.source_dir,
+            argv=[*self._runtime_args(), *self.arguments],
+            env=default_env(env),
+            process_count=cfg.effective_process_count,
+            result_mode=RESULT_ROWS if append_row else RESULT_COUNT,
+            run_timeout_s=float(cfg.run_invocation_timeout),
+            python=cfg.environment or sys.executable,
+            logging_level=cfg.effective_logging_level,
+            log_dir=self._log_dir,
+            output_dir=self.output,
+            redirect_stdio=True,
+        )
+        return JobPlan(
+            spec=worker,
+            sources=self.inputs,
+            unit=spec.unit,
+            batch_value=spec.value,
+            thresholds=Thresholds(
+                cfg.error_threshold, cfg.allowed_failed_count, cfg.allowed_failed_percent,
+                cfg.run_max_try,
+            ),
+            append_row=append_row,
+            output_dir=self.output,
+            output_file=self._final_path,
+            partial_file=self._partial_path,
+            log_dir=self._log_dir,
+            journal_path=os.path.join(self._log_dir, _JOURNAL_FILE),
+            resume=prep.resume,
+            handle_signals=handle_signals,
+            on_progress=on_progress,
+        )
+
+    def _runtime_args(self) -> list[str]:
+        """The driver arguments Azure puts in sys.argv before the user's arguments."""
+        cfg = self.config
+        args = [
+            "--mini_batch_size", str(cfg.mini_batch_size or 10),
+            "--error_threshold", str(cfg.error_threshold),
+            "--output_action", cfg.output_action,
+            "--logging_level", cfg.effective_logging_level,
+            "--run_invocation_timeout", f"{cfg.run_invocation_timeout:g}",
+            "--run_max_try", str(cfg.run_max_try),
+            "--output", self.output,
+            "--process_count_per_node", str(cfg.effective_process_count),
+        ]
+        if cfg.output_action == "append_row":
+            args += ["--append_row_file_name", cfg.effective_append_row_file_name]
+        return args
+
+    # -- finishing ----------------------------------------------------------------------
+
+    def _finish(self, plan: JobPlan, summary: JobSummary, fingerprint: str | None) -> None:
+        if summary.mini_batches_total == 0 and summary.status == "completed":
+            self._write_state(fingerprint, "failed")
+            raise InputError(
+                "The inputs produced no items, so there was nothing to run. Check that the "
+                "iterable passed in inputs is not empty (or already consumed)."
+            )
+        if summary.status == "completed" and plan.partial_file and plan.output_file:
+            os.replace(plan.partial_file, plan.output_file)
+        elif summary.status != "completed" and plan.partial_file:
+            summary.output_file = plan.partial_file
+        with open(os.path.join(self._log_dir, _RESULT_FILE), "wb") as f:
+            f.write(orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2))
+        status = "completed" if summary.status == "completed" else (
+            "interrupted" if summary.status == "interrupted" else "failed"
+        )
+        self._write_state(fingerprint, status)
+
+    def _write_state(self, fingerprint: str | None, status: str) -> None:
+        path = os.path.join(self._log_dir, _STATE_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps({"fingerprint": fingerprint, "status": status,
+                                  "name": self.name}))
+        os.replace(tmp, path)
+
+
+class _Prepared:
+    __slots__ = ("fingerprint", "resume", "reused", "script_path", "source_dir")
+
+    def __init__(self, script_path: str, source_dir: str | None, fingerprint: str | None
+                 ) -> None:
+        self.script_path = script_path
+        self.source_dir = source_dir
+        self.fingerprint = fingerprint
+        self.resume: Any = None
+        self.reused: JobSummary | None = None
+
+
+def _raise_for(summary: JobSummary) -> None:
+    if summary.status == "completed":
+        return
+    msg = f"The job {summary.status}: {summary.message}"
+    if summary.status == "interrupted":
+        raise JobInterruptedError(msg, summary, signum=2 if summary.stop_reason ==
+                                  "interrupted" else 15)
+    if summary.stop_reason in ("error_threshold", "allowed_failed_count",
+                               "allowed_failed_percent"):
+        raise ErrorThresholdError(msg, summary)
+    if summary.stop_reason == "init_failed":
+        raise InitFailedError(msg, summary)
+    raise JobError(msg, summary)
+
+
+def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:
+    """Return (script path or module name, absolute source directory); check it compiles."""
+    source_dir = os.path.abspath(cfg.source_directory) if cfg.source_directory else None
+    if source_dir is not None and not os.path.isdir(source_dir):
+        raise EntryScriptError(
+            f"source_directory {cfg.source_directory!r} does not exist or is not a folder. "
+            "Point it at the folder that holds the entry script."
+        )
+    script = cfg.entry_script
+    if not script.endswith(".py"):
+        return script, source_dir or os.getcwd()
+    path = script if os.path.isabs(script) else os.path.join(source_dir or os.getcwd(), script)
+    if not os.path.isfile(path):
+        where = f" in source_directory {source_dir}" if source_dir else ""
+        raise EntryScriptError(
+            f"The entry script {script!r} was not found{where} (looked for {path}). Check "
+            "entry_script / --entry-script and source_directory."
+        )
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+        compile(source, path, "exec")
+    except SyntaxError as exc:
+        raise EntryScriptError(
+            f"The entry script {path} has a syntax error at line {exc.lineno}: {exc.msg}. "
+            "Fix the script and run the job again."
+        ) from exc
+    except OSError as exc:
+        raise EntryScriptError(
+            f"The entry script {path} cannot be read: {exc.strerror}."
+        ) from exc
+    if source_dir is None:
+        return os.path.abspath(path), None
+    return os.path.relpath(os.path.abspath(path), source_dir), source_dir
+
+
+def _side_path(obj: Any) -> str | os.PathLike[str]:
+    if isinstance(obj, FileDataset):
+        patterns = obj.patterns
+        return patterns[0] if len(patterns) == 1 else os.path.commonpath(patterns)
+    if isinstance(obj, (str, os.PathLike)):
+        return obj
+    raise ConfigError(
+        f"side_inputs entries must be paths or FileDatasets; got {type(obj).__name__}."
+    )
+
+
+def _code_files(script_path: str, source_dir: str | None, output: str) -> list[str]:
+    if source_dir is None:
+        return [script_path] if script_path.endswith(".py") else []
+    out = []
+    skip = os.path.abspath(output)
+    for root, dirs, files in os.walk(source_dir):
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith((".", "__pycache__"))
+            and os.path.abspath(os.path.join(root, d)) != skip
+        )
+        out.extend(os.path.join(root, f) for f in sorted(files) if not f.endswith(".pyc"))
+        if len(out) > 10_000:
+            break
+    return out
+
+
+def _walk(path: str) -> list[str]:
+    if os.path.isfile(path):
+        return [path]
+    out = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        out.extend(os.path.join(root, f) for f in sorted(files))
+    return out
+
+
+def _hash_file_meta(h: Any, path: str, *, content: bool) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    if content and st.st_size < (1 << 20):
+        with open(path, "rb") as f:
+            h.update(f.read())
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _use_uvloop() -> bool:
+    if os.environ.get("APRS_LOOP", "").lower() == "asyncio":
+        return False
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_coroutine(fn: Any, *args: Any) -> Any:
+    """Run ``fn(*args)`` on a fresh event loop (uvloop when installed)."""
+    return anyio.run(fn, *args, backend="asyncio",
+                     backend_options={"use_uvloop": _use_uvloop()})

@@ -1,0 +1,173 @@
+"""Ordered writer: appends mini-batch results in mini-batch order, durably.
+
+    results (any order) ──► reorder window ──► contiguous chunks ──► thread: write, fsync
+                            {batch_id: rows}     next_id advances       + journal line
+
+``put()`` is called on the event loop for every final outcome (a failed mini-batch is put with
+no rows, so ids stay contiguous). The window holds only results that wait for an earlier
+mini-batch; the scheduler dispatches no batch whose id is more than ``window_limit`` ahead of
+``next_id``, so the window (and the parent's memory) stays bounded whatever the skew. File
+writes and fsyncs run in a worker thread, never on the loop; while one write runs, more results
+collect, so the writer naturally writes in large chunks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+import anyio.to_thread
+
+from ._journal import Journal, JournalState
+
+__all__ = ("OrderedWriter",)
+
+_SYNC_EVERY_S = 0.25  # fsync + journal at most this often (and at the end)
+_MAX_BUFFERED_BYTES = 64 << 20  # stop dispatching while this much waits to be written
+
+
+class OrderedWriter:
+    def __init__(
+        self,
+        *,
+        partial_path: str | None,
+        journal: Journal,
+        start: JournalState,
+        window_limit: int,
+    ) -> None:
+        self._partial_path = partial_path
+        self._journal = journal
+        self.state = _copy(start)
+        self.window_limit = window_limit
+        self._window: dict[int, tuple[bytes, int, int, bool]] = {}
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._failures: list[bytes] = []
+        self._wake = anyio.Event()
+        self._closing = False
+        self._fd: int | None = None
+        self._failures_fd: int | None = None
+        self._failures_path: str | None = None
+        self._last_sync = 0.0
+        self._dirty = False
+        self.peak_window = 0
+
+    @property
+    def next_id(self) -> int:
+        return self.state.next
+
+    def accepts(self, batch_id: int) -> bool:
+        """May a batch with this id be dispatched now without overflowing the window?"""
+        return (
+            batch_id - self.state.next < self.window_limit
+            and self._buffered < _MAX_BUFFERED_BYTES
+        )
+
+    def open(self, *, fresh: bool, failures_path: str) -> None:
+        """Open files (blocking; call before the loop gets busy or from a thread)."""
+        if self._partial_path is not None:
+            fd = os.open(self._partial_path, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.ftruncate(fd, 0 if fresh else self.state.offset)
+            os.lseek(fd, 0, os.SEEK_END)
+            self._fd = fd
+        self._journal.open(fresh=fresh)
+        self._failures_path = failures_path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
+        self._failures_fd = os.open(failures_path, flags, 0o644)
+
+    def put(self, batch_id: int, rows: bytes, ok: int, failed: int, batch_failed: bool) -> None:
+        """A final result for ``batch_id`` (rows may be empty). Loop thread only."""
+        state = self.state
+        if batch_id != state.next:
+            self._window[batch_id] = (rows, ok, failed, batch_failed)
+            if len(self._window) > self.peak_window:
+                self.peak_window = len(self._window)
+            return
+        self._advance(rows, ok, failed, batch_failed)
+        window = self._window
+        while window:
+            entry = window.pop(state.next, None)
+            if entry is None:
+                break
+            self._advance(*entry)
+        self._wake.set()
+
+    def _advance(self, rows: bytes, ok: int, failed: int, batch_failed: bool) -> None:
+        state = self.state
+        if rows:
+            self._chunks.append(rows)
+            self._buffered += len(rows)
+        state.next += 1
+        state.items_ok += ok
+        state.items_failed += failed
+        if batch_failed:
+            state.batches_failed += 1
+        else:
+            state.batches_ok += 1
+        self._dirty = True
+
+    def log_failure(self, record: bytes) -> None:
+        self._failures.append(record)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Write whatever is contiguous, until close() is called and all is written."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            await self._flush(final=False)
+            if self._closing:
+                return
+
+    async def close(self) -> None:
+        """Write the rest, fsync, journal. Safe to call when run() is not running."""
+        self._closing = True
+        self._wake.set()
+        await self._flush(final=True)
+
+    async def _flush(self, *, final: bool) -> None:
+        chunks, self._chunks = self._chunks, []
+        failures, self._failures = self._failures, []
+        now = anyio.current_time()
+        sync = final or now - self._last_sync >= _SYNC_EVERY_S
+        snapshot = None
+        if sync and (self._dirty or final):
+            self._dirty = False
+            snapshot = _copy(self.state)
+            snapshot.offset += sum(map(len, chunks))
+            self._last_sync = now
+        written = sum(map(len, chunks))
+        if chunks or failures or snapshot is not None:
+            await anyio.to_thread.run_sync(self._write_sync, chunks, failures, snapshot)
+        self._buffered -= written
+        self.state.offset += written
+
+    def _write_sync(
+        self, chunks: list[bytes], failures: list[bytes], snapshot: JournalState | None
+    ) -> None:
+        if chunks and self._fd is not None:
+            data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        if failures and self._failures_fd is not None:
+            os.write(self._failures_fd, b"".join(failures))
+        if snapshot is not None:
+            if self._fd is not None:
+                os.fsync(self._fd)
+            if self._failures_fd is not None:
+                os.fsync(self._failures_fd)
+            self._journal.append(snapshot)
+
+    def release(self) -> None:
+        """Close the files (blocking, tiny)."""
+        for fd in (self._fd, self._failures_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._failures_fd = None
+        self._journal.close()
+
+
+def _copy(state: JournalState) -> JournalState:
+    return JournalState(**{f: getattr(state, f) for f in JournalState.__struct_fields__})
