@@ -6,7 +6,7 @@
 
 Every check adds one sentence (field, offending value, valid range, fix) to a list, and
 one ConfigError carries them all, so a config file is fixed in one pass. The sentences
-live in ``_RULES``. Invariant: a ParallelRunConfig that exists is valid; later code does
+live in ``_MESSAGES``. Invariant: a ParallelRunConfig that exists is valid; later code does
 not re-check it. Types are checked here too: msgspec checks them only when decoding.
 """
 
@@ -39,9 +39,8 @@ _SIZE_RE = re.compile(r"([0-9]+)([kKmMgG][bB])?")  # v2's rule, one unit at most
 _SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3}
 _MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
-_RAY_RE = re.compile(
-    rf"ray://{_HOST}(?::(?P<port>[0-9]{{1,5}}))?"
-)  # port defaults to 10001
+# A Ray client address; without a port, Ray uses 10001.
+_RAY_RE = re.compile(rf"ray://{_HOST}(?::(?P<port>[0-9]{{1,5}}))?")
 _STEP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ALIASES = {  # Azure v2 name -> v1 name (azure-prs.md 6.6)
