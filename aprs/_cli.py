@@ -17,33 +17,79 @@ __all__ = ("main",)
 
 # (option, config key, type, help)
 _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
-    ("--entry-script", "entry_script", str,
-     "the user script with init() and run(mini_batch) (a .py path or a dotted module)"),
-    ("--source-directory", "source_directory", str,
-     "folder that holds the entry script; put on sys.path in every worker"),
-    ("--mini-batch-size", "mini_batch_size", str,
-     "items (or files) per run() call, or a byte size for files such as 64KB, 10MB "
-     "(default 10)"),
-    ("--error-threshold", "error_threshold", int,
-     "failed items tolerated over the whole job; -1 tolerates all (default -1)"),
-    ("--allowed-failed-count", "allowed_failed_count", int,
-     "failed mini-batches tolerated; -1 tolerates all"),
-    ("--allowed-failed-percent", "allowed_failed_percent", float,
-     "percent of failed mini-batches tolerated, checked once all are scheduled (0-100)"),
-    ("--output-action", "output_action", str,
-     "append_row (write run()'s elements to one file, in input order) or summary_only"),
-    ("--append-row-file-name", "append_row_file_name", str,
-     "output file name for append_row (default parallel_run_step.txt)"),
-    ("--process-count-per-node", "process_count_per_node", int,
-     "worker processes (default: the number of CPU cores)"),
+    (
+        "--entry-script",
+        "entry_script",
+        str,
+        "the user script with init() and run(mini_batch) (a .py path or a dotted module)",
+    ),
+    (
+        "--source-directory",
+        "source_directory",
+        str,
+        "folder that holds the entry script; put on sys.path in every worker",
+    ),
+    (
+        "--mini-batch-size",
+        "mini_batch_size",
+        str,
+        (
+            "items (or files) per run() call, or a byte size for files such as 64KB, "
+            "10MB (default 10)"
+        ),
+    ),
+    (
+        "--error-threshold",
+        "error_threshold",
+        int,
+        "failed items tolerated over the whole job; -1 tolerates all (default -1)",
+    ),
+    (
+        "--allowed-failed-count",
+        "allowed_failed_count",
+        int,
+        "failed mini-batches tolerated; -1 tolerates all",
+    ),
+    (
+        "--allowed-failed-percent",
+        "allowed_failed_percent",
+        float,
+        "percent of failed mini-batches tolerated, checked once all are scheduled (0-100)",
+    ),
+    (
+        "--output-action",
+        "output_action",
+        str,
+        "append_row (write run()'s elements to one file, in input order) or summary_only",
+    ),
+    (
+        "--append-row-file-name",
+        "append_row_file_name",
+        str,
+        "output file name for append_row (default parallel_run_step.txt)",
+    ),
+    (
+        "--process-count-per-node",
+        "process_count_per_node",
+        int,
+        "worker processes (default: the number of CPU cores)",
+    ),
     ("--node-count", "node_count", int, "nodes (1 for local runs)"),
-    ("--run-invocation-timeout", "run_invocation_timeout", float,
-     "seconds a run() call may take before its worker is killed and replaced (default 60)"),
+    (
+        "--run-invocation-timeout",
+        "run_invocation_timeout",
+        float,
+        "seconds a run() call may take before its worker is killed and replaced (default 60)",
+    ),
     ("--run-max-try", "run_max_try", int, "tries per mini-batch (default 3)"),
     ("--logging-level", "logging_level", str, "DEBUG, INFO (default), WARNING, ERROR"),
     ("--partition-keys", "partition_keys", str, "comma-separated partition keys"),
-    ("--environment", "environment", str,
-     "Python interpreter that runs the workers (default: this one)"),
+    (
+        "--environment",
+        "environment",
+        str,
+        "Python interpreter that runs the workers (default: this one)",
+    ),
     ("--compute-target", "compute_target", str, "local (default)"),
     ("--description", "description", str, "free text"),
 ]
@@ -57,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run an Azure ML ParallelRunStep entry script (init() once per worker, "
         "run(mini_batch) per mini-batch) over large inputs on local worker processes.",
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
         "run",
@@ -67,29 +115,61 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 completed, 1 job failed, 2 usage error, 130/143 interrupted "
         "(run the same command again to resume).",
     )
-    run.add_argument("--config", help="a YAML, TOML or JSON file with the step's and the "
-                     "config's keys (flat, or config keys under parallel_run_config:)")
+    run.add_argument(
+        "--config",
+        help="a YAML, TOML or JSON file with the step's and the "
+        "config's keys (flat, or config keys under parallel_run_config:)",
+    )
     run.add_argument("--name", help="step name: 3-32 lowercase letters, digits, dashes")
-    run.add_argument("--input", action="append", dest="inputs", metavar="PATH",
-                     help="a file, folder or glob to split into mini-batches (repeatable)")
-    run.add_argument("--side-input", action="append", dest="side_inputs", metavar="PATH",
-                     help="reference data, not split; pass its path to the script in its "
-                     "arguments (repeatable)")
+    run.add_argument(
+        "--input",
+        action="append",
+        dest="inputs",
+        metavar="PATH",
+        help="a file, folder or glob to split into mini-batches (repeatable)",
+    )
+    run.add_argument(
+        "--side-input",
+        action="append",
+        dest="side_inputs",
+        metavar="PATH",
+        help="reference data, not split; pass its path to the script in its "
+        "arguments (repeatable)",
+    )
     run.add_argument("--output", help="output directory (default ./aprs_output/<name>)")
     for option, key, typ, text in _CONFIG_OPTIONS:
         run.add_argument(option, dest=key, type=typ, help=text, default=None)
-    run.add_argument("--env", action="append", metavar="KEY=VALUE", default=None,
-                     help="environment variable for the workers (repeatable)")
-    run.add_argument("--no-reuse", action="store_true",
-                     help="run afresh even if an identical run completed (allow_reuse=False)")
+    run.add_argument(
+        "--env",
+        action="append",
+        metavar="KEY=VALUE",
+        default=None,
+        help="environment variable for the workers (repeatable)",
+    )
+    run.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="run afresh even if an identical run completed (allow_reuse=False)",
+    )
     progress = run.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="show progress on stderr (default when it is a terminal)")
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress on stderr (default when it is a terminal)",
+    )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
-    run.add_argument("--json", action="store_true",
-                     help="print the result as JSON on stdout instead of text")
-    run.add_argument("script_args", nargs=argparse.REMAINDER,
-                     help="after '--': arguments for the entry script")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout instead of text",
+    )
+    run.add_argument(
+        "script_args",
+        nargs=argparse.REMAINDER,
+        help="after '--': arguments for the entry script",
+    )
     return parser
 
 
@@ -226,7 +306,9 @@ def _build_step(args: argparse.Namespace) -> Any:
         output=args.output or step_data.get("output"),
         side_inputs=args.side_inputs or step_data.get("side_inputs"),
         arguments=arguments or None,
-        allow_reuse=False if args.no_reuse else bool(step_data.get("allow_reuse", True)),
+        allow_reuse=False
+        if args.no_reuse
+        else bool(step_data.get("allow_reuse", True)),
     )
 
 
@@ -294,15 +376,17 @@ def _make_paths_absolute(cfg: dict[str, Any], step: dict[str, Any], base: str) -
         return value
 
     for key in ("source_directory",):
-        if key in cfg and cfg[key]:
+        if cfg.get(key):
             cfg[key] = fix(cfg[key])
-    if "entry_script" in cfg and str(cfg["entry_script"]).endswith(".py") and not cfg.get(
-        "source_directory"
+    if (
+        "entry_script" in cfg
+        and str(cfg["entry_script"]).endswith(".py")
+        and not cfg.get("source_directory")
     ):
         cfg["entry_script"] = fix(cfg["entry_script"])
-    if "output" in step and step["output"]:
+    if step.get("output"):
         step["output"] = fix(step["output"])
     for key in ("inputs", "side_inputs"):
-        if key in step and step[key]:
+        if step.get(key):
             items = step[key] if isinstance(step[key], list) else [step[key]]
             step[key] = [fix(v) for v in items]

@@ -110,8 +110,9 @@ class BatchError(AprsError):
 class WorkerCrashedError(BatchError):
     """The worker process died while running the mini-batch."""
 
-    def __init__(self, message: str, *, pid: int | None = None,
-                 exit_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, pid: int | None = None, exit_code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.pid = pid
         self.exit_code = exit_code

@@ -75,7 +75,11 @@ class Runner:
         environment: str | None = None,
         logging_level: str = "INFO",
     ) -> None:
-        if not entry_script.endswith(".py") or os.path.isabs(entry_script) or source_directory:
+        if (
+            not entry_script.endswith(".py")
+            or os.path.isabs(entry_script)
+            or source_directory
+        ):
             script = entry_script
         else:
             script = os.path.abspath(entry_script)
@@ -93,7 +97,9 @@ class Runner:
             )
         self._spec = WorkerSpec(
             entry_script=script,
-            source_directory=os.path.abspath(source_directory) if source_directory else None,
+            source_directory=os.path.abspath(source_directory)
+            if source_directory
+            else None,
             argv=list(arguments or []),
             env=default_env(environment_variables),
             process_count=process_count_per_node or os.cpu_count() or 1,
@@ -120,7 +126,10 @@ class Runner:
         return self
 
     async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+        self,
+        et: type[BaseException] | None,
+        e: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
@@ -169,8 +178,11 @@ class Runner:
         return await fut
 
     async def map(
-        self, items: Iterable[Any] | AsyncIterable[Any], batch_size: int = 1,
-        *, max_in_flight: int | None = None,
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        batch_size: int = 1,
+        *,
+        max_in_flight: int | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Yield run()'s result per mini-batch, in input order, with bounded read-ahead."""
         limit = max_in_flight or 4 * self._spec.process_count
@@ -197,13 +209,20 @@ class Runner:
         if self._fatal is not None:
             raise self._fatal
         if self._pool is None:
-            raise RunnerClosedError("Use the runner inside `async with` or call start().")
+            raise RunnerClosedError(
+                "Use the runner inside `async with` or call start()."
+            )
 
     def _enqueue(self, items: list[Any], token: Any = None) -> asyncio.Future[Any]:
         self._check_open()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        attempt = Attempt(self._next_id, 1, len(items), pickle.dumps(items, protocol=5),
-                          token if token is not None else fut)
+        attempt = Attempt(
+            self._next_id,
+            1,
+            len(items),
+            pickle.dumps(items, protocol=5),
+            token if token is not None else fut,
+        )
         self._next_id += 1
         if self._pending or not self._pool or not self._pool.try_submit(attempt):
             self._pending.append(attempt)
@@ -236,14 +255,25 @@ class Runner:
             try:
                 result = pickle.loads(outcome.body)
             except Exception as exc:
-                _fail(attempt, RemoteError(type(exc).__name__,
-                                           f"could not unpickle run()'s result: {exc}", ""))
+                _fail(
+                    attempt,
+                    RemoteError(
+                        type(exc).__name__,
+                        f"could not unpickle run()'s result: {exc}",
+                        "",
+                    ),
+                )
                 return
             _resolve(attempt, result)
             return
         if outcome.kind in ("timeout", "crashed") and attempt.attempt < self._max_try:
-            retry = Attempt(attempt.batch_id, attempt.attempt + 1, attempt.size,
-                            attempt.payload, attempt.token)
+            retry = Attempt(
+                attempt.batch_id,
+                attempt.attempt + 1,
+                attempt.size,
+                attempt.payload,
+                attempt.token,
+            )
             self._pending.appendleft(retry)
             return
         _fail(attempt, _rebuild(outcome))
@@ -285,9 +315,13 @@ def _resolve(attempt: Attempt, result: Any) -> None:
             if i < len(values):
                 fut.set_result(values[i])
             else:
-                fut.set_exception(RemoteError(
-                    "ShortResult",
-                    f"run() returned {len(values)} elements for {len(token)} items", ""))
+                fut.set_exception(
+                    RemoteError(
+                        "ShortResult",
+                        f"run() returned {len(values)} elements for {len(token)} items",
+                        "",
+                    )
+                )
     elif not token.done():
         token.set_result(result)
 
@@ -303,7 +337,9 @@ def _rebuild(outcome: Outcome) -> BaseException:
     if outcome.kind == "timeout":
         return BatchTimeoutError(outcome.message)
     if outcome.kind == "crashed":
-        return WorkerCrashedError(outcome.message, pid=outcome.pid, exit_code=outcome.exit_code)
+        return WorkerCrashedError(
+            outcome.message, pid=outcome.pid, exit_code=outcome.exit_code
+        )
     if outcome.body:
         try:
             exc = pickle.loads(outcome.body)

@@ -36,7 +36,6 @@ import orjson
 
 from ._accounting import Accounting, Thresholds
 from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec
-from ._bridge._protocol import RESULT_ROWS
 from ._datasets import FileDataset, IterableInput
 from ._errors import EntryScriptError, InitFailedError
 from ._journal import Journal, JournalState
@@ -80,8 +79,12 @@ class _Job:
         self.acc = Accounting(plan.thresholds)
         start = plan.resume or JournalState()
         if plan.resume is not None:
-            self.acc.restore(start.items_ok, start.items_failed, start.batches_ok,
-                             start.batches_failed)
+            self.acc.restore(
+                start.items_ok,
+                start.items_failed,
+                start.batches_ok,
+                start.batches_failed,
+            )
         self.writer = OrderedWriter(
             partial_path=plan.partial_file,
             journal=Journal(plan.journal_path),
@@ -114,18 +117,28 @@ class _Job:
                 log.warning(
                     "run() returned %d elements for mini-batch %d of %d items; the success "
                     "count is capped at the mini-batch size (all elements are written)",
-                    outcome.returned, attempt.batch_id, attempt.size,
+                    outcome.returned,
+                    attempt.batch_id,
+                    attempt.size,
                 )
-            ok, failed = self.acc.record_done(attempt.batch_id, attempt.size, outcome.returned)
+            ok, failed = self.acc.record_done(
+                attempt.batch_id, attempt.size, outcome.returned
+            )
             if failed:
                 self._log_failure(attempt, outcome, short=failed)
             self.writer.put(attempt.batch_id, outcome.body, ok, failed, failed > 0)
         else:
             self._log_failure(attempt, outcome)
-            if self.acc.record_failed_try(attempt.batch_id, attempt.size, attempt.attempt):
+            if self.acc.record_failed_try(
+                attempt.batch_id, attempt.size, attempt.attempt
+            ):
                 self.pending.appendleft(
-                    Attempt(attempt.batch_id, attempt.attempt + 1, attempt.size,
-                            attempt.payload)
+                    Attempt(
+                        attempt.batch_id,
+                        attempt.attempt + 1,
+                        attempt.size,
+                        attempt.payload,
+                    )
                 )
             else:
                 self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
@@ -185,8 +198,11 @@ class _Job:
             os._exit(130 if signum == signal.SIGINT else 143)
         reason: StopReason = "interrupted" if signum == signal.SIGINT else "terminated"
         name = signal.Signals(signum).name
-        self.stop(reason, f"the job received {name} and stopped; run the same command "
-                          "again to resume where it stopped")
+        self.stop(
+            reason,
+            f"the job received {name} and stopped; run the same command "
+            "again to resume where it stopped",
+        )
 
     # -- producer -----------------------------------------------------------------------
 
@@ -211,7 +227,9 @@ class _Job:
         self.fill()
         self._after_change()
 
-    async def _sync_batches(self, source: FileDataset | IterableInput) -> Iterator[list[Any]]:
+    async def _sync_batches(
+        self, source: FileDataset | IterableInput
+    ) -> Iterator[list[Any]]:
         if isinstance(source, FileDataset):
             base = self.plan.base_dir
             if self.plan.unit == "bytes":
@@ -245,8 +263,11 @@ class _Job:
 
     def _pickle_failed(self, index: int, items: list[Any], exc: Exception) -> None:
         attempt = Attempt(index, self.max_try, len(items), b"")
-        outcome = Outcome("failed", error_type=type(exc).__name__,
-                          message=f"the mini-batch's items could not be pickled: {exc}")
+        outcome = Outcome(
+            "failed",
+            error_type=type(exc).__name__,
+            message=f"the mini-batch's items could not be pickled: {exc}",
+        )
         self._log_failure(attempt, outcome, items=items)
         self.acc.record_failed_try(index, len(items), self.max_try)
         self.writer.put(index, b"", 0, len(items), True)
@@ -254,8 +275,14 @@ class _Job:
 
     # -- failure records ----------------------------------------------------------------
 
-    def _log_failure(self, attempt: Attempt, outcome: Outcome, *, short: int = 0,
-                     items: list[Any] | None = None) -> None:
+    def _log_failure(
+        self,
+        attempt: Attempt,
+        outcome: Outcome,
+        *,
+        short: int = 0,
+        items: list[Any] | None = None,
+    ) -> None:
         if items is None and attempt.payload:
             try:
                 items = pickle.loads(attempt.payload)
@@ -268,7 +295,8 @@ class _Job:
             "max_try": self.max_try,
             "kind": "short_result" if short else outcome.kind,
             "error_type": outcome.error_type or "ShortResult",
-            "message": outcome.message or (
+            "message": outcome.message
+            or (
                 f"run() returned {outcome.returned} elements for {attempt.size} items; "
                 f"{short} items counted as failed"
             ),
@@ -282,8 +310,12 @@ class _Job:
         self.writer.log_failure(orjson.dumps(record) + b"\n")
         if not short:
             log.warning(
-                "mini-batch %d try %d/%d failed: %s: %s", attempt.batch_id, attempt.attempt,
-                self.max_try, outcome.error_type, outcome.message,
+                "mini-batch %d try %d/%d failed: %s: %s",
+                attempt.batch_id,
+                attempt.attempt,
+                self.max_try,
+                outcome.error_type,
+                outcome.message,
             )
 
     # -- summary ------------------------------------------------------------------------
@@ -312,8 +344,8 @@ class _Job:
             mini_batches_total=total_batches,
             mini_batches_succeeded=acc.batches_succeeded,
             mini_batches_failed=acc.batches_failed,
-            items_total=self.items_total + (plan.resume.items_ok + plan.resume.items_failed
-                                            if plan.resume else 0),
+            items_total=self.items_total
+            + (plan.resume.items_ok + plan.resume.items_failed if plan.resume else 0),
             items_succeeded=acc.items_succeeded,
             items_failed=acc.items_failed,
             retries=acc.retries,
@@ -330,7 +362,9 @@ class _Job:
 
 def _show(item: Any) -> Any:
     if isinstance(item, (str, int, float, bool)) or item is None:
-        return item if not isinstance(item, str) or len(item) < 500 else item[:500] + "..."
+        return (
+            item if not isinstance(item, str) or len(item) < 500 else item[:500] + "..."
+        )
     text = repr(item)
     return text if len(text) < 500 else text[:500] + "..."
 
@@ -380,7 +414,9 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
     await job.done.wait()
 
 
-async def _progress(job: _Job, callback: Callable[[JobSummary], None], every: float) -> None:
+async def _progress(
+    job: _Job, callback: Callable[[JobSummary], None], every: float
+) -> None:
     started = time.perf_counter()
     while not job.done.is_set():
         with anyio.move_on_after(every):
@@ -398,7 +434,10 @@ async def _stop_pool(job: _Job) -> None:
 
 
 def _install_signals(job: _Job, plan: JobPlan) -> None:
-    if not plan.handle_signals or threading.current_thread() is not threading.main_thread():
+    if (
+        not plan.handle_signals
+        or threading.current_thread() is not threading.main_thread()
+    ):
         return
     import asyncio
 
@@ -408,7 +447,10 @@ def _install_signals(job: _Job, plan: JobPlan) -> None:
 
 
 def _remove_signals(plan: JobPlan) -> None:
-    if not plan.handle_signals or threading.current_thread() is not threading.main_thread():
+    if (
+        not plan.handle_signals
+        or threading.current_thread() is not threading.main_thread()
+    ):
         return
     import asyncio
 
@@ -416,5 +458,3 @@ def _remove_signals(plan: JobPlan) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(signum)
 
-
-__all__ += ("RESULT_ROWS",)

@@ -109,7 +109,9 @@ class ParallelRunStep:
             )
         self.side_inputs = [os.fspath(_side_path(s)) for s in (side_inputs or [])]
         self.output = os.path.abspath(
-            os.fspath(output) if output is not None else os.path.join("aprs_output", name)
+            os.fspath(output)
+            if output is not None
+            else os.path.join("aprs_output", name)
         )
         self.allow_reuse = bool(allow_reuse)
         spec = self.config.mini_batch_spec()
@@ -131,10 +133,12 @@ class ParallelRunStep:
 
     def run(self) -> JobSummary:
         """Run the job to the end, blocking; returns the summary (raises on failure)."""
-        return run_coroutine(self.arun)
+        summary: JobSummary = run_coroutine(self.arun)
+        return summary
 
-    async def arun(self, *, handle_signals: bool = True, on_progress: Any = None
-                   ) -> JobSummary:
+    async def arun(
+        self, *, handle_signals: bool = True, on_progress: Any = None
+    ) -> JobSummary:
         """Awaitable twin of :meth:`run`, for use inside a running event loop."""
         prep = await anyio.to_thread.run_sync(self._prepare)
         if prep.reused is not None:
@@ -144,7 +148,9 @@ class ParallelRunStep:
         try:
             summary = await run_job(plan)
         except EntryScriptError:
-            await anyio.to_thread.run_sync(self._write_state, prep.fingerprint, "failed")
+            await anyio.to_thread.run_sync(
+                self._write_state, prep.fingerprint, "failed"
+            )
             raise
         await anyio.to_thread.run_sync(self._finish, plan, summary, prep.fingerprint)
         _raise_for(summary)
@@ -170,7 +176,11 @@ class ParallelRunStep:
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
         state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
-        if state is None or fingerprint is None or state.get("fingerprint") != fingerprint:
+        if (
+            state is None
+            or fingerprint is None
+            or state.get("fingerprint") != fingerprint
+        ):
             return prep
         status = state.get("status")
         if status == "completed" and self.allow_reuse:
@@ -185,9 +195,16 @@ class ParallelRunStep:
         if status in ("running", "interrupted") and self.allow_reuse:
             journal = Journal.load(os.path.join(self._log_dir, _JOURNAL_FILE))
             partial = self._partial_path
-            if journal is not None and journal.next > 0 and (
-                partial is None
-                or (os.path.exists(partial) and os.path.getsize(partial) >= journal.offset)
+            if (
+                journal is not None
+                and journal.next > 0
+                and (
+                    partial is None
+                    or (
+                        os.path.exists(partial)
+                        and os.path.getsize(partial) >= journal.offset
+                    )
+                )
             ):
                 prep.resume = journal
         return prep
@@ -281,7 +298,9 @@ class ParallelRunStep:
             unit=spec.unit,
             batch_value=spec.value,
             thresholds=Thresholds(
-                cfg.error_threshold, cfg.allowed_failed_count, cfg.allowed_failed_percent,
+                cfg.error_threshold,
+                cfg.allowed_failed_count,
+                cfg.allowed_failed_percent,
                 cfg.run_max_try,
             ),
             append_row=append_row,
@@ -299,14 +318,22 @@ class ParallelRunStep:
         """The driver arguments Azure puts in sys.argv before the user's arguments."""
         cfg = self.config
         args = [
-            "--mini_batch_size", str(cfg.mini_batch_size or 10),
-            "--error_threshold", str(cfg.error_threshold),
-            "--output_action", cfg.output_action,
-            "--logging_level", cfg.effective_logging_level,
-            "--run_invocation_timeout", f"{cfg.run_invocation_timeout:g}",
-            "--run_max_try", str(cfg.run_max_try),
-            "--output", self.output,
-            "--process_count_per_node", str(cfg.effective_process_count),
+            "--mini_batch_size",
+            str(cfg.mini_batch_size or 10),
+            "--error_threshold",
+            str(cfg.error_threshold),
+            "--output_action",
+            cfg.output_action,
+            "--logging_level",
+            cfg.effective_logging_level,
+            "--run_invocation_timeout",
+            f"{cfg.run_invocation_timeout:g}",
+            "--run_max_try",
+            str(cfg.run_max_try),
+            "--output",
+            self.output,
+            "--process_count_per_node",
+            str(cfg.effective_process_count),
         ]
         if cfg.output_action == "append_row":
             args += ["--append_row_file_name", cfg.effective_append_row_file_name]
@@ -314,7 +341,9 @@ class ParallelRunStep:
 
     # -- finishing ----------------------------------------------------------------------
 
-    def _finish(self, plan: JobPlan, summary: JobSummary, fingerprint: str | None) -> None:
+    def _finish(
+        self, plan: JobPlan, summary: JobSummary, fingerprint: str | None
+    ) -> None:
         if summary.mini_batches_total == 0 and summary.status == "completed":
             self._write_state(fingerprint, "failed")
             raise InputError(
@@ -326,9 +355,13 @@ class ParallelRunStep:
         elif summary.status != "completed" and plan.partial_file:
             summary.output_file = plan.partial_file
         with open(os.path.join(self._log_dir, _RESULT_FILE), "wb") as f:
-            f.write(orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2))
-        status = "completed" if summary.status == "completed" else (
-            "interrupted" if summary.status == "interrupted" else "failed"
+            f.write(
+                orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2)
+            )
+        status = (
+            "completed"
+            if summary.status == "completed"
+            else ("interrupted" if summary.status == "interrupted" else "failed")
         )
         self._write_state(fingerprint, status)
 
@@ -336,16 +369,20 @@ class ParallelRunStep:
         path = os.path.join(self._log_dir, _STATE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
-            f.write(orjson.dumps({"fingerprint": fingerprint, "status": status,
-                                  "name": self.name}))
+            f.write(
+                orjson.dumps(
+                    {"fingerprint": fingerprint, "status": status, "name": self.name}
+                )
+            )
         os.replace(tmp, path)
 
 
 class _Prepared:
     __slots__ = ("fingerprint", "resume", "reused", "script_path", "source_dir")
 
-    def __init__(self, script_path: str, source_dir: str | None, fingerprint: str | None
-                 ) -> None:
+    def __init__(
+        self, script_path: str, source_dir: str | None, fingerprint: str | None
+    ) -> None:
         self.script_path = script_path
         self.source_dir = source_dir
         self.fingerprint = fingerprint
@@ -358,10 +395,14 @@ def _raise_for(summary: JobSummary) -> None:
         return
     msg = f"The job {summary.status}: {summary.message}"
     if summary.status == "interrupted":
-        raise JobInterruptedError(msg, summary, signum=2 if summary.stop_reason ==
-                                  "interrupted" else 15)
-    if summary.stop_reason in ("error_threshold", "allowed_failed_count",
-                               "allowed_failed_percent"):
+        raise JobInterruptedError(
+            msg, summary, signum=2 if summary.stop_reason == "interrupted" else 15
+        )
+    if summary.stop_reason in (
+        "error_threshold",
+        "allowed_failed_count",
+        "allowed_failed_percent",
+    ):
         raise ErrorThresholdError(msg, summary)
     if summary.stop_reason == "init_failed":
         raise InitFailedError(msg, summary)
@@ -379,7 +420,11 @@ def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:
     script = cfg.entry_script
     if not script.endswith(".py"):
         return script, source_dir or os.getcwd()
-    path = script if os.path.isabs(script) else os.path.join(source_dir or os.getcwd(), script)
+    path = (
+        script
+        if os.path.isabs(script)
+        else os.path.join(source_dir or os.getcwd(), script)
+    )
     if not os.path.isfile(path):
         where = f" in source_directory {source_dir}" if source_dir else ""
         raise EntryScriptError(
@@ -418,15 +463,18 @@ def _side_path(obj: Any) -> str | os.PathLike[str]:
 def _code_files(script_path: str, source_dir: str | None, output: str) -> list[str]:
     if source_dir is None:
         return [script_path] if script_path.endswith(".py") else []
-    out = []
+    out: list[str] = []
     skip = os.path.abspath(output)
     for root, dirs, files in os.walk(source_dir):
         dirs[:] = sorted(
-            d for d in dirs
+            d
+            for d in dirs
             if not d.startswith((".", "__pycache__"))
             and os.path.abspath(os.path.join(root, d)) != skip
         )
-        out.extend(os.path.join(root, f) for f in sorted(files) if not f.endswith(".pyc"))
+        out.extend(
+            os.path.join(root, f) for f in sorted(files) if not f.endswith(".pyc")
+        )
         if len(out) > 10_000:
             break
     return out
@@ -435,7 +483,7 @@ def _code_files(script_path: str, source_dir: str | None, output: str) -> list[s
 def _walk(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
-    out = []
+    out: list[str] = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
         out.extend(os.path.join(root, f) for f in sorted(files))
@@ -474,5 +522,6 @@ def _use_uvloop() -> bool:
 
 def run_coroutine(fn: Any, *args: Any) -> Any:
     """Run ``fn(*args)`` on a fresh event loop (uvloop when installed)."""
-    return anyio.run(fn, *args, backend="asyncio",
-                     backend_options={"use_uvloop": _use_uvloop()})
+    return anyio.run(
+        fn, *args, backend="asyncio", backend_options={"use_uvloop": _use_uvloop()}
+    )

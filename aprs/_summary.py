@@ -54,13 +54,18 @@ class JobSummary(msgspec.Struct, kw_only=True):
         """A few human-readable lines for the terminal."""
         head = f"status: {self.status}"
         if self.reused:
-            head += " (reused the output of an identical earlier run; nothing was rerun)"
+            head += (
+                " (reused the output of an identical earlier run; nothing was rerun)"
+            )
         elif self.resumed_from_batch:
             head += f" (resumed at mini-batch {self.resumed_from_batch})"
         lines = [
             head,
-            f"mini-batches: {self.mini_batches_total} total, "
-            f"{self.mini_batches_succeeded} succeeded, {self.mini_batches_failed} failed",
+            (
+                f"mini-batches: {self.mini_batches_total} total, "
+                f"{self.mini_batches_succeeded} succeeded, "
+                f"{self.mini_batches_failed} failed"
+            ),
             f"items: {self.items_succeeded} succeeded, {self.items_failed} failed",
             f"elapsed: {self.elapsed_s:.2f} s",
             f"output: {self.output_file or self.output_dir}",

@@ -75,13 +75,14 @@ class OrderedWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
         self._failures_fd = os.open(failures_path, flags, 0o644)
 
-    def put(self, batch_id: int, rows: bytes, ok: int, failed: int, batch_failed: bool) -> None:
+    def put(
+        self, batch_id: int, rows: bytes, ok: int, failed: int, batch_failed: bool
+    ) -> None:
         """A final result for ``batch_id`` (rows may be empty). Loop thread only."""
         state = self.state
         if batch_id != state.next:
             self._window[batch_id] = (rows, ok, failed, batch_failed)
-            if len(self._window) > self.peak_window:
-                self.peak_window = len(self._window)
+            self.peak_window = max(self.peak_window, len(self._window))
             return
         self._advance(rows, ok, failed, batch_failed)
         window = self._window
@@ -170,4 +171,6 @@ class OrderedWriter:
 
 
 def _copy(state: JournalState) -> JournalState:
-    return JournalState(**{f: getattr(state, f) for f in JournalState.__struct_fields__})
+    return JournalState(
+        **{f: getattr(state, f) for f in JournalState.__struct_fields__}
+    )

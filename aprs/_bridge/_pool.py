@@ -65,7 +65,9 @@ __all__ = (
 log = logging.getLogger("aprs.pool")
 
 _READ_SIZE = 1 << 18  # bytes per os.read: large enough that one read drains many frames
-_PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer wake-ups for large payloads (Linux default max)
+_PIPE_SIZE = (
+    1 << 20
+)  # F_SETPIPE_SZ: fewer wake-ups for large payloads (Linux default max)
 _KILL_GRACE_S = 2.0  # terminate -> kill escalation for hung workers
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for shutdown() before escalation
 _F_SETPIPE_SZ = 1031
@@ -107,7 +109,9 @@ class Attempt:
     attempt: int
     size: int
     payload: bytes
-    token: Any = None  # owner's handle (a future for the runner); never crosses the pipe
+    token: Any = (
+        None  # owner's handle (a future for the runner); never crosses the pipe
+    )
 
 
 @dataclass(slots=True)
@@ -204,11 +208,16 @@ class LocalPool:
         best: _Worker | None = None
         depth = self._depth
         for w in self._workers:
-            if w is not None and w.state is WorkerState.READY and len(w.inflight) < depth:
-                if best is None or len(w.inflight) < len(best.inflight):
-                    best = w
-                    if not w.inflight:
-                        break
+            if (
+                w is None
+                or w.state is not WorkerState.READY
+                or len(w.inflight) >= depth
+            ):
+                continue
+            if best is None or len(w.inflight) < len(best.inflight):
+                best = w
+                if not w.inflight:
+                    break
         if best is None:
             return False
         if not best.inflight:
@@ -282,7 +291,14 @@ class LocalPool:
         for fd in (w_in, r_out):
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-        cmd = [spec.python, "-m", "aprs._bridge._worker", str(r_in), str(w_out), str(r_life)]
+        cmd = [
+            spec.python,
+            "-m",
+            "aprs._bridge._worker",
+            str(r_in),
+            str(w_out),
+            str(r_life),
+        ]
         try:
             proc = subprocess.Popen(
                 cmd,
@@ -405,8 +421,14 @@ class LocalPool:
             attempt = w.inflight.popleft()
             self._listener.on_outcome(
                 attempt,
-                Outcome("done", msg.returned, body, run_s=msg.run_s, pid=w.pid,
-                        worker_index=w.index),
+                Outcome(
+                    "done",
+                    msg.returned,
+                    body,
+                    run_s=msg.run_s,
+                    pid=w.pid,
+                    worker_index=w.index,
+                ),
             )
             self._listener.on_capacity()
         elif type(msg) is BatchFailed:
@@ -414,8 +436,17 @@ class LocalPool:
             attempt = w.inflight.popleft()
             self._listener.on_outcome(
                 attempt,
-                Outcome("failed", 0, body, msg.error_type, msg.message, msg.traceback,
-                        msg.run_s, w.pid, w.index),
+                Outcome(
+                    "failed",
+                    0,
+                    body,
+                    msg.error_type,
+                    msg.message,
+                    msg.traceback,
+                    msg.run_s,
+                    w.pid,
+                    w.index,
+                ),
             )
             self._listener.on_capacity()
         elif type(msg) is Ready:
@@ -426,7 +457,9 @@ class LocalPool:
     def _finish_head(self, w: _Worker, batch_id: int, run_s: float) -> None:
         head = w.inflight[0]
         if head.batch_id != batch_id:  # pragma: no cover - protocol invariant
-            raise RuntimeError(f"worker {w.index} answered {batch_id}, expected {head.batch_id}")
+            raise RuntimeError(
+                f"worker {w.index} answered {batch_id}, expected {head.batch_id}"
+            )
         self._ewma_run_s += 0.1 * (run_s - self._ewma_run_s)
         ewma = self._ewma_run_s
         depth = 4 if ewma < 0.002 else 2 if ewma < 0.05 else 1
@@ -449,8 +482,14 @@ class LocalPool:
         w.state = WorkerState.STOPPING
         self._terminate(w)
         if msg.kind in ("import", "no_run"):
-            what = "failed to import" if msg.kind == "import" else "has no run() function"
-            detail = f"{msg.error_type}: {msg.message}" if msg.kind == "import" else msg.message
+            what = (
+                "failed to import" if msg.kind == "import" else "has no run() function"
+            )
+            detail = (
+                f"{msg.error_type}: {msg.message}"
+                if msg.kind == "import"
+                else msg.message
+            )
             self._set_fatal(
                 EntryScriptError(
                     f"The entry script {self._spec.entry_script} {what} in the worker "
@@ -460,7 +499,9 @@ class LocalPool:
             )
             return
         self._last_init_failure = msg
-        self._init_failed_slot(w.index, f"init() raised {msg.error_type}: {msg.message}")
+        self._init_failed_slot(
+            w.index, f"init() raised {msg.error_type}: {msg.message}"
+        )
 
     def _init_failed_slot(self, slot: int, reason: str) -> None:
         self._init_failures += 1
@@ -498,7 +539,8 @@ class LocalPool:
                 w.state = WorkerState.STOPPING
                 self._terminate(w)
                 self._init_failed_slot(
-                    w.index, f"init() did not finish within {timeout:g} s (worker killed)"
+                    w.index,
+                    f"init() did not finish within {timeout:g} s (worker killed)",
                 )
             return
         if w.state is not WorkerState.READY or not w.inflight:
@@ -517,7 +559,10 @@ class LocalPool:
         log.warning(
             "worker %d (pid %d): run() on mini-batch %d exceeded run_invocation_timeout "
             "(%g s); terminating the worker",
-            w.index, w.pid, head.batch_id, self._spec.run_timeout_s,
+            w.index,
+            w.pid,
+            head.batch_id,
+            self._spec.run_timeout_s,
         )
         self._terminate(w)
         self._listener.on_outcome(
@@ -566,11 +611,15 @@ class LocalPool:
         fut = w.exited
         fut.add_done_callback(lambda f: self._after_crash(w, was, f))
 
-    def _after_crash(self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]) -> None:
+    def _after_crash(
+        self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
+    ) -> None:
         code = fut.result()
         how = _describe_exit(code)
         if was is WorkerState.STARTING:
-            self._init_failed_slot(w.index, f"the worker process died during init(): {how}")
+            self._init_failed_slot(
+                w.index, f"the worker process died during init(): {how}"
+            )
             return
         self._crashed += 1
         inflight = list(w.inflight)
@@ -615,7 +664,9 @@ class LocalPool:
             return
         log.warning(
             "worker %d (pid %d) ignored SIGTERM for %g s; sending SIGKILL",
-            w.index, w.pid, _KILL_GRACE_S,
+            w.index,
+            w.pid,
+            _KILL_GRACE_S,
         )
         with contextlib.suppress(ProcessLookupError):
             w.proc.kill()
@@ -631,7 +682,12 @@ class LocalPool:
             pidfd = os.pidfd_open(w.pid)
         except (AttributeError, OSError):
             waiter = self._loop.run_in_executor(None, w.proc.wait)
-            waiter.add_done_callback(lambda f: fut.done() or fut.set_result(f.result()))
+
+            def on_wait(f: asyncio.Future[int]) -> None:
+                if not fut.done():
+                    fut.set_result(f.result())
+
+            waiter.add_done_callback(on_wait)
             return
 
         def on_exit() -> None:

@@ -36,7 +36,9 @@ PREFIX = struct.Struct("<II")
 """Frame prefix: header length, body length (little-endian u32 each)."""
 
 # Result encodings a worker can be asked for (Init.result_mode).
-RESULT_ROWS = 0  # append_row: "str(element)\n" per element, UTF-8, formatted in the worker
+RESULT_ROWS = (
+    0  # append_row: "str(element)\n" per element, UTF-8, formatted in the worker
+)
 RESULT_COUNT = 1  # summary_only: only the number of returned elements
 RESULT_PICKLE = 2  # service API: the returned list, pickled (protocol 5)
 

@@ -126,7 +126,7 @@ def _redirect_stdio(log_dir: str, name: str) -> None:
         os.close(target)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
-            stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
 
 def _import_script(init: Init) -> Any:
@@ -212,11 +212,17 @@ def _serve(chan: _Channel, module: Any, mode: int) -> None:
         try:
             items = pickle.loads(body)
         except BaseException as exc:
-            chan.send(_failure(msg.batch_id, exc, started, "could not unpickle input: "))
+            chan.send(
+                _failure(msg.batch_id, exc, started, "could not unpickle input: ")
+            )
             continue
         del body
         try:
-            result = run(items, MiniBatchContext(msg.batch_id)) if with_context else run(items)
+            result = (
+                run(items, MiniBatchContext(msg.batch_id))
+                if with_context
+                else run(items)
+            )
         except BaseException as exc:
             if isinstance(exc, SystemExit):
                 exc = RuntimeError(f"run() called sys.exit({exc.code!r})")
@@ -225,8 +231,10 @@ def _serve(chan: _Channel, module: Any, mode: int) -> None:
         try:
             returned, out = _encode_result(result, mode)
         except BaseException as exc:
-            where = "" if isinstance(exc, TypeError) and "run() returned" in str(exc) else (
-                "could not encode run()'s result: "
+            where = (
+                ""
+                if isinstance(exc, TypeError) and "run() returned" in str(exc)
+                else ("could not encode run()'s result: ")
             )
             chan.send(_failure(msg.batch_id, exc, started, where))
             continue

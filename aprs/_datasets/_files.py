@@ -32,8 +32,9 @@ class FileDataset:
         self._resolved: list[str] | None = None
 
     @classmethod
-    def from_files(cls, path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
-                   ) -> FileDataset:
+    def from_files(
+        cls, path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+    ) -> FileDataset:
         """Create a dataset from a path, folder, glob, or a list of them."""
         if isinstance(path, (str, os.PathLike)):
             return cls([os.fspath(path)])
@@ -58,7 +59,9 @@ class FileDataset:
             return self._resolved
         found: set[str] = set()
         for raw in self._paths:
-            pattern = raw if base is None or os.path.isabs(raw) else os.path.join(base, raw)
+            pattern = (
+                raw if base is None or os.path.isabs(raw) else os.path.join(base, raw)
+            )
             found.update(_expand(pattern, raw))
         self._resolved = sorted(found)
         return self._resolved
@@ -85,11 +88,15 @@ def _expand(pattern: str, raw: str) -> list[str]:
     path = Path(pattern)
     if path.is_file():
         if not os.access(path, os.R_OK):
-            raise InputError(f"The input file {raw!r} is not readable. Fix its permissions.")
+            raise InputError(
+                f"The input file {raw!r} is not readable. Fix its permissions."
+            )
         return [str(path.resolve())]
     if path.is_dir():
         if not os.access(path, os.R_OK | os.X_OK):
-            raise InputError(f"The input folder {raw!r} is not readable. Fix its permissions.")
+            raise InputError(
+                f"The input folder {raw!r} is not readable. Fix its permissions."
+            )
         out: list[str] = []
         for root, dirs, files in os.walk(path, onerror=_raise):
             dirs.sort()
