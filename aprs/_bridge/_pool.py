@@ -327,7 +327,7 @@ class LocalPool:
             spec.redirect_stdio,
         )
         self._send(w, init)
-        init_timeout = spec.init_timeout_s or spec.run_timeout_s
+        init_timeout = self._init_timeout_s()
         w.head_started = self._loop.time()
         w.deadline = w.head_started + init_timeout
         w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
@@ -535,7 +535,7 @@ class LocalPool:
         w.timer = None
         if w.state is WorkerState.STARTING:
             if self._loop.time() >= w.deadline:
-                timeout = self._spec.init_timeout_s or self._spec.run_timeout_s
+                timeout = self._init_timeout_s()
                 w.state = WorkerState.STOPPING
                 self._terminate(w)
                 self._init_failed_slot(
@@ -585,6 +585,11 @@ class LocalPool:
         if not self._closing:
             self._spawn(w.index)
         self._listener.on_capacity()
+
+    def _init_timeout_s(self) -> float:
+        # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
+        spec = self._spec
+        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
 
     def _arm_timer(self, w: _Worker) -> None:
         if w.timer is None:
