@@ -90,6 +90,7 @@ class _Job:
             journal=Journal(plan.journal_path),
             start=start,
             window_limit=max(1024, 64 * plan.spec.process_count),
+            on_drained=self.fill,
         )
         self.pending: deque[Attempt] = deque()
         self.pool: LocalPool | None = None

@@ -14,6 +14,7 @@ collect, so the writer naturally writes in large chunks.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
@@ -23,7 +24,7 @@ from ._journal import Journal, JournalState
 __all__ = ("OrderedWriter",)
 
 _SYNC_EVERY_S = 0.25  # fsync + journal at most this often (and at the end)
-_MAX_BUFFERED_BYTES = 64 << 20  # stop dispatching while this much waits to be written
+_MAX_BUFFERED_BYTES = 4 << 20  # stop dispatching while this much waits to be written
 
 
 class OrderedWriter:
@@ -34,11 +35,13 @@ class OrderedWriter:
         journal: Journal,
         start: JournalState,
         window_limit: int,
+        on_drained: Callable[[], None] | None = None,
     ) -> None:
         self._partial_path = partial_path
         self._journal = journal
         self.state = _copy(start)
         self.window_limit = window_limit
+        self._on_drained = on_drained
         self._window: dict[int, tuple[bytes, int, int, bool]] = {}
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -142,6 +145,8 @@ class OrderedWriter:
             await anyio.to_thread.run_sync(self._write_sync, chunks, failures, snapshot)
         self._buffered -= written
         self.state.offset += written
+        if written and self._on_drained is not None:
+            self._on_drained()  # dispatch may have paused on _MAX_BUFFERED_BYTES
 
     def _write_sync(
         self, chunks: list[bytes], failures: list[bytes], snapshot: JournalState | None
