@@ -120,6 +120,12 @@ class ParallelRunStep:
                 f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
                 "only applies to file inputs. For in-memory items give a number of items."
             )
+        if self.config.compute_target != "local" or self.config.node_count != 1:
+            raise ConfigError(
+                f"compute_target={self.config.compute_target!r} with node_count="
+                f"{self.config.node_count}: multi-node runs (the Ray backend) are not "
+                "available yet. Use compute_target='local' and node_count=1."
+            )
         if self.config.partition_keys:
             raise ConfigError(
                 "partition_keys needs tabular (partitioned) inputs, which aprs does not "
