@@ -173,15 +173,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _top_help(parser: argparse.ArgumentParser) -> str:
+    """The top-level help also lists the run command's options, so one --help shows all."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run: argparse.ArgumentParser = sub.choices["run"]
+    return f"{parser.format_help()}\n{run.format_help()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv or list(argv)[:1] in (["-h"], ["--help"]):
+        print(_top_help(parser))
+        return 0 if argv else 2
+    args = parser.parse_args(argv)
     if args.version:
         from . import __version__
 
         print(f"aprs {__version__}")
         return 0
     if args.command != "run":
-        _parser().print_help()
+        print(_top_help(parser), file=sys.stderr)
         return 2
     from ._errors import JobError, UsageError
 

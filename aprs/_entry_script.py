@@ -53,7 +53,8 @@ class EntryScript:
         logger = logging.getLogger(f"entry_script.{self.agent_name}")
         if not getattr(logger, "_aprs_configured", False):
             handler = logging.FileHandler(
-                os.path.join(self.log_dir, f"{self.agent_name}.log.txt"), encoding="utf-8"
+                os.path.join(self.log_dir, f"{self.agent_name}.log.txt"),
+                encoding="utf-8",
             )
             handler.setFormatter(
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -63,7 +64,9 @@ class EntryScript:
         return logger
 
 
-def install_shim(*, agent_name: str, output_dir: str | None, log_dir: str | None) -> None:
+def install_shim(
+    *, agent_name: str, output_dir: str | None, log_dir: str | None
+) -> None:
     """Make ``azureml_user.parallel_run.EntryScript`` importable in this worker."""
     EntryScript._config = {
         "agent_name": agent_name,

@@ -458,4 +458,3 @@ def _remove_signals(plan: JobPlan) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(signum)
-

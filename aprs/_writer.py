@@ -47,6 +47,9 @@ class OrderedWriter:
         self._buffered = 0
         self._failures: list[bytes] = []
         self._wake = anyio.Event()
+        self._lock = (
+            anyio.Lock()
+        )  # one flush at a time: chunks are taken and written in order
         self._closing = False
         self._fd: int | None = None
         self._failures_fd: int | None = None
@@ -130,6 +133,10 @@ class OrderedWriter:
         await self._flush(final=True)
 
     async def _flush(self, *, final: bool) -> None:
+        async with self._lock:
+            await self._flush_locked(final=final)
+
+    async def _flush_locked(self, *, final: bool) -> None:
         chunks, self._chunks = self._chunks, []
         failures, self._failures = self._failures, []
         now = anyio.current_time()
