@@ -16,7 +16,7 @@ It runs them strictly in order, so the parent knows which batch is running (the 
 unanswered one, "the head") and when it started (when the previous one finished), and times
 every run() call on its own. When a worker hangs or dies, only the head counts a failed try; the
 batches queued behind it were never started and go back to the front of the queue untouched.
-``depth`` adapts to the measured run() time: 4 for sub-millisecond batches, 1 for long ones
+``depth`` adapts to the measured run() time: up to 32 for tiny batches, 1 for long ones
 (a long batch queued behind another would hurt the tail while another worker sits idle).
 
 Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED.
@@ -71,6 +71,7 @@ _PIPE_SIZE = (
 _KILL_GRACE_S = 2.0  # terminate -> kill escalation for hung workers
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for shutdown() before escalation
 _F_SETPIPE_SZ = 1031
+_PIPELINE_S = 0.0002  # adaptive depth: 1 + this / mean run() time, capped at max_depth
 _IOV_MAX = 512  # buffers per writev (the OS limit is 1024)
 
 
@@ -189,7 +190,7 @@ class LocalPool:
         self._ready_once = asyncio.Event()
         self._closing = False
         self._ewma_run_s = 0.0
-        self._depth = min(2, spec.max_depth)
+        self._depth = min(4, spec.max_depth)
         self._spawned = self._crashed = self._timed_out = self._init_failures = 0
         self._last_init_failure: InitFailed | None = None
         self._fatal: BaseException | None = None
@@ -497,8 +498,9 @@ class LocalPool:
                 f"worker {w.index} answered {batch_id}, expected {head.batch_id}"
             )
         self._ewma_run_s += 0.1 * (run_s - self._ewma_run_s)
-        ewma = self._ewma_run_s
-        depth = 32 if ewma < 0.0005 else 4 if ewma < 0.002 else 2 if ewma < 0.05 else 1
+        # enough batches queued per worker to cover ~_PIPELINE_S of round trips and
+        # wake-ups; 1 for batches long enough that queueing only hurts the tail
+        depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))
         self._depth = min(depth, self._spec.max_depth)
         w.head_started = self._loop.time()
 
