@@ -198,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from ._errors import JobError, UsageError
 
+    _setup_logging()
     try:
         step = _build_step(args)
         for warning in step.warnings:
@@ -217,6 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _print_summary(summary, args)
     return 0
+
+
+def _setup_logging() -> None:
+    """The parent's warnings (retries, worker deaths, stops) go to stderr, one line each."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("aprs: %(levelname)s: %(message)s"))
+    logger = logging.getLogger("aprs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
 
 
 def _run(step: Any, args: argparse.Namespace) -> Any:

@@ -46,6 +46,9 @@ from ._writer import OrderedWriter
 __all__ = ("JobPlan", "run_job")
 
 log = logging.getLogger("aprs.job")
+logging.getLogger("aprs").addHandler(
+    logging.NullHandler()
+)  # a library: apps choose output
 
 _HIGH = 256  # pending batches before the producer waits: covers every worker's pipeline
 
@@ -70,7 +73,7 @@ class JobPlan:
     handle_signals: bool = True
     on_progress: Callable[[JobSummary], None] | None = None
     progress_interval_s: float = 1.0
-    state_hook: Callable[[str], None] | None = field(default=None)
+    fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
 
 
 class _Job:
@@ -154,7 +157,8 @@ class _Job:
     def on_fatal(self, exc: BaseException) -> None:
         if self.fatal is None:
             self.fatal = exc
-            self.stop("init_failed", str(exc).split("\n\n", 1)[0])
+            # the caller raises exc itself (with the traceback); no log line twice
+            self.stop("init_failed", str(exc).split("\n\n", 1)[0], quiet=True)
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -178,11 +182,12 @@ class _Job:
         if self.source_done and self.writer.next_id >= self.scheduled:
             self.done.set()
 
-    def stop(self, reason: StopReason, message: str) -> None:
+    def stop(self, reason: StopReason, message: str, *, quiet: bool = False) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_message = message
-            log.warning("stopping the job: %s", message)
+            if not quiet:
+                log.warning("stopping the job: %s", message)
             self.space.set()
             self.done.set()
 
@@ -397,6 +402,7 @@ async def run_job(plan: JobPlan) -> JobSummary:
     summary = job.summary(time.perf_counter() - started)
     if isinstance(job.fatal, InitFailedError):
         job.fatal.summary = summary
+        plan.fatal = job.fatal
     return summary
 
 

@@ -159,6 +159,8 @@ class ParallelRunStep:
             )
             raise
         await anyio.to_thread.run_sync(self._finish, plan, summary, prep.fingerprint)
+        if plan.fatal is not None:
+            raise plan.fatal  # InitFailedError with init()'s traceback and .summary
         _raise_for(summary)
         return summary
 

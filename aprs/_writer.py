@@ -120,8 +120,15 @@ class OrderedWriter:
     async def run(self) -> None:
         """Write whatever is contiguous, until close() is called and all is written."""
         while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
+            # Rows written but not yet journaled get their fsync + journal line once the
+            # sync interval has passed, even if no further result arrives (a slow run()).
+            delay = None
+            if self._dirty:
+                delay = max(0.0, self._last_sync + _SYNC_EVERY_S - anyio.current_time())
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = anyio.Event()
             await self._flush(final=False)
             if self._closing:
                 return

@@ -603,6 +603,8 @@ class LocalPool:
             self._spec.run_timeout_s,
         )
         self._terminate(w)
+        if rest:  # never started: back to the queue untouched, behind the head's retry
+            self._listener.on_requeue(rest)
         self._listener.on_outcome(
             head,
             Outcome(
@@ -618,8 +620,6 @@ class LocalPool:
                 worker_index=w.index,
             ),
         )
-        if rest:
-            self._listener.on_requeue(rest)
         if not self._closing:
             self._spawn(w.index)
         self._listener.on_capacity()
@@ -672,6 +672,8 @@ class LocalPool:
             self._spawn(w.index)
         if inflight:
             head, rest = inflight[0], inflight[1:]
+            if rest:  # never started: back to the queue untouched, behind the head's retry
+                self._listener.on_requeue(rest)
             self._listener.on_outcome(
                 head,
                 Outcome(
@@ -687,8 +689,6 @@ class LocalPool:
                     exit_code=code,
                 ),
             )
-            if rest:
-                self._listener.on_requeue(rest)
         self._listener.on_capacity()
 
     # -- stopping and reaping -----------------------------------------------------------
