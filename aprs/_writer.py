@@ -24,7 +24,7 @@ from ._journal import Journal, JournalState
 __all__ = ("OrderedWriter",)
 
 _SYNC_EVERY_S = 0.25  # fsync + journal at most this often (and at the end)
-_MAX_BUFFERED_BYTES = 4 << 20  # stop dispatching while this much waits to be written
+_MAX_BUFFERED_BYTES = 1 << 20  # stop dispatching while this much waits to be written
 
 
 class OrderedWriter:

@@ -1,7 +1,5 @@
-"""The local process-pool backend: wire protocol, parent-side pool, worker entry point."""
+"""The local process-pool backend: wire protocol (_protocol), parent side (_pool), child (_worker).
 
-from __future__ import annotations
-
-from ._pool import Attempt, LocalPool, Outcome, PoolListener, WorkerSpec
-
-__all__ = ("Attempt", "LocalPool", "Outcome", "PoolListener", "WorkerSpec")
+Deliberately empty: a worker process imports ``aprs._bridge._worker``, and importing the parent
+side here would cost it asyncio and subprocess (~45 ms per worker start).
+"""

@@ -453,6 +453,8 @@ class LocalPool:
             w.rbuf = bytearray(view[pos:])
 
     def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
+        if w.timed_out or (type(msg) in (BatchDone, BatchFailed) and not w.inflight):
+            return  # a reply that raced the timeout: the batch was already reported
         if type(msg) is BatchDone:
             self._finish_head(w, msg.batch_id, msg.run_s)
             attempt = w.inflight.popleft()
@@ -590,6 +592,7 @@ class LocalPool:
             return
         self._timed_out += 1
         w.timed_out = True
+        self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
         w.state = WorkerState.STOPPING
         head = w.inflight.popleft()
         rest = list(w.inflight)
