@@ -17,7 +17,8 @@ unanswered one, "the head") and when it started (when the previous one finished)
 every run() call on its own. When a worker hangs or dies, only the head counts a failed try; the
 batches queued behind it were never started and go back to the front of the queue untouched.
 ``depth`` adapts to the measured run() time: up to 32 for tiny batches, 1 for long ones
-(a long batch queued behind another would hurt the tail while another worker sits idle).
+(a long batch queued behind another would hurt the tail while another worker sits idle), and
+drops to 1 after any failure until the next success, so a failing job stops after a few calls.
 
 Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED.
 """
@@ -472,6 +473,10 @@ class LocalPool:
             self._listener.on_capacity()
         elif type(msg) is BatchFailed:
             self._finish_head(w, msg.batch_id, msg.run_s)
+            # After a failure, send one batch at a time until the next success: a job that
+            # is failing fast crosses its threshold after a few run() calls, not after a
+            # pipeline's worth of them.
+            self._depth = 1
             attempt = w.inflight.popleft()
             self._listener.on_outcome(
                 attempt,
@@ -591,6 +596,7 @@ class LocalPool:
             w.timer = self._loop.call_at(deadline, self._on_timer, w)
             return
         self._timed_out += 1
+        self._depth = 1  # one at a time until the next success (see BatchFailed)
         w.timed_out = True
         self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
         w.state = WorkerState.STOPPING
@@ -668,6 +674,7 @@ class LocalPool:
             )
             return
         self._crashed += 1
+        self._depth = 1  # one at a time until the next success (see BatchFailed)
         inflight = list(w.inflight)
         w.inflight.clear()
         log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)
@@ -675,7 +682,9 @@ class LocalPool:
             self._spawn(w.index)
         if inflight:
             head, rest = inflight[0], inflight[1:]
-            if rest:  # never started: back to the queue untouched, behind the head's retry
+            if (
+                rest
+            ):  # never started: back to the queue untouched, behind the head's retry
                 self._listener.on_requeue(rest)
             self._listener.on_outcome(
                 head,

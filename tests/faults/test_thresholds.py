@@ -132,3 +132,16 @@ def test_threshold_exits_1_from_the_cli(faults: Faults) -> None:
     assert "Traceback" not in proc.stderr
     assert len(faults.markers.calls()) < PROMPT
     _check_stopped_job(faults, names)
+
+
+def test_fast_failing_job_stops_after_few_calls(faults: Faults) -> None:
+    """Sub-millisecond failing batches: the pipeline drops to one batch at a time, so the
+    stop comes after a few dozen run() calls (3 tries x 3 batches + what was in flight)."""
+    names = item_names(N, FROM_3)
+    faults.items(names)
+    with pytest.raises(aprs.ErrorThresholdError):
+        faults.step(run_max_try=3, error_threshold=2).run()
+
+    calls = len(faults.markers.calls())
+    assert calls < 30, f"{calls} run() calls for a job failing from its 4th batch"
+    _check_stopped_job(faults, names)
