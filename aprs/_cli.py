@@ -200,9 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _setup_logging()
     try:
-        step = _build_step(args)
-        for warning in step.warnings:
-            print(f"aprs: warning: {warning}", file=sys.stderr)
+        step = _build_step(args)  # its warnings reach stderr through the "aprs" logger
         summary = _run(step, args)
     except UsageError as exc:
         print(f"aprs: error: {exc}", file=sys.stderr)

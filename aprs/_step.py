@@ -17,6 +17,7 @@ Output directory layout:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -47,6 +48,8 @@ from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
 
 __all__ = ("ParallelRunStep", "run_coroutine")
+
+log = logging.getLogger("aprs.step")
 
 _STATE_FILE = "state.json"
 _JOURNAL_FILE = "journal.jsonl"
@@ -93,6 +96,8 @@ class ParallelRunStep:
             )
         self.config = parallel_run_config
         self.arguments, self.warnings = validate_arguments(arguments)
+        for warning in self.warnings:
+            log.warning("%s", warning)
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise ConfigError(
                 f"inputs must be a list of inputs; got {type(inputs).__name__}. Wrap it in a "

@@ -172,6 +172,35 @@ def test_script_args_after_double_dash_and_env(
     ]
 
 
+def test_unimplemented_azure_flag_warns_once_and_reaches_the_script(
+    tmp_path: Path, data: Path, workdir: Path
+) -> None:
+    """An Azure runtime flag aprs does not implement is passed on, with one warning line."""
+    out = tmp_path / "out"
+    proc = ok(
+        aprs_cli(
+            "run",
+            "--entry-script",
+            script_path("args_env"),
+            "--input",
+            data,
+            "--output",
+            out,
+            "--env",
+            "APRS_TEST_VALUE=v",
+            "--",
+            "--greeting",
+            "hi",
+            "--task_overhead_timeout",
+            "1200",
+            cwd=workdir,
+        )
+    )
+    assert proc.stderr.count("does not implement the Azure runtime flag") == 1
+    assert "--task_overhead_timeout" in proc.stderr
+    assert rows(out / "parallel_run_step.txt")[0].startswith("hi:v:")
+
+
 def test_failed_job_exits_1(tmp_path: Path, workdir: Path) -> None:
     """A job where every item fails exits 1 and still prints its summary."""
     make_files(tmp_path / "bad", {"bad1": "", "bad2": ""})
