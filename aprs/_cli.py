@@ -205,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"aprs: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("aprs: interrupted", file=sys.stderr)
+        return 130
     except JobError as exc:
         from ._summary import exit_code_for
 

@@ -392,9 +392,13 @@ async def run_job(plan: JobPlan) -> JobSummary:
             try:
                 await _run(job, tg)
             finally:
-                _remove_signals(plan)
-                await _stop_pool(job)
-                await job.writer.close()
+                # signal handlers stay until the workers are gone: a second Ctrl-C during
+                # this shutdown must kill them at once, not raise KeyboardInterrupt here
+                try:
+                    await _stop_pool(job)
+                    await job.writer.close()
+                finally:
+                    _remove_signals(plan)
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
     if isinstance(job.fatal, EntryScriptError):

@@ -190,8 +190,10 @@ class LocalPool:
         self._dead_slots: set[int] = set()
         self._ready_once = asyncio.Event()
         self._closing = False
-        self._ewma_run_s = 0.0
-        self._depth = min(4, spec.max_depth)
+        self._ewma_run_s: float | None = None  # mean run() time; None until measured
+        # One batch per worker until run() has been timed: the first worker to be ready
+        # must not take a pipeline's worth of possibly long batches from the others.
+        self._depth = 1
         self._spawned = self._crashed = self._timed_out = self._init_failures = 0
         self._last_init_failure: InitFailed | None = None
         self._fatal: BaseException | None = None
@@ -504,7 +506,8 @@ class LocalPool:
             raise RuntimeError(
                 f"worker {w.index} answered {batch_id}, expected {head.batch_id}"
             )
-        self._ewma_run_s += 0.1 * (run_s - self._ewma_run_s)
+        ewma = self._ewma_run_s
+        self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
         # enough batches queued per worker to cover ~_PIPELINE_S of round trips and
         # wake-ups; 1 for batches long enough that queueing only hurts the tail
         depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))

@@ -114,3 +114,32 @@ def test_signal_stops_gracefully_and_resumes(
         assert len(faults.markers.calls(name)) == 1, (
             f"{name} ran again after the resume"
         )
+
+
+def test_second_ctrl_c_stops_at_once(faults: Faults) -> None:
+    """A second SIGINT while workers ignore SIGTERM kills them at once: exit 130, none left."""
+    names = item_names(4, dict.fromkeys(range(4), "block"))
+    faults.items(names)
+    env = cli_env(
+        faults,
+        APRS_FAULTS_GATE=os.fspath(faults.root / "gate"),
+        APRS_FAULTS_IGNORE_TERM="1",
+    )
+    proc = start_cli(faults, cli_args(faults), env=env, new_session=True)
+    try:
+        wait_for(lambda: len(faults.markers.started()) >= 2, "both workers in run()")
+        pids = faults.markers.all_pids()
+        proc.send_signal(signal.SIGINT)
+        wait_for(
+            lambda: faults.markers._files("sigterm-"),
+            "the first SIGINT handled: workers were sent SIGTERM (and ignore it)",
+        )
+        proc.send_signal(signal.SIGINT)
+        _, stderr = stop_cli(proc)
+    finally:
+        kill_tree(proc.pid)
+
+    assert proc.returncode == 130, stderr
+    assert "second signal: stopping at once" in stderr
+    assert_pids_gone(pids, timeout=5.0)
+    assert not (faults.out / OUTPUT_NAME).exists()

@@ -98,6 +98,11 @@ def _inject(fault, where):
 
 def init():
     _mark("init", text=_slot())
+    if os.environ.get("APRS_FAULTS_IGNORE_TERM"):
+        import signal
+
+        # note SIGTERM and carry on: only SIGKILL stops this worker
+        signal.signal(signal.SIGTERM, lambda *_: _mark("sigterm"))
     spec = os.environ.get("APRS_FAULTS_INIT", "")
     if not spec:
         return
