@@ -19,6 +19,7 @@ writer, so memory is bounded by (pending + in flight + window), not by the input
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
@@ -445,26 +446,21 @@ async def _stop_pool(job: _Job) -> None:
 
 
 def _install_signals(job: _Job, plan: JobPlan) -> None:
-    if (
-        not plan.handle_signals
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        return
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum, loop in _signal_loop(plan):
         loop.add_signal_handler(signum, job.on_signal, signum)
 
 
 def _remove_signals(plan: JobPlan) -> None:
+    for signum, loop in _signal_loop(plan):
+        loop.remove_signal_handler(signum)
+
+
+def _signal_loop(plan: JobPlan) -> list[tuple[int, asyncio.AbstractEventLoop]]:
+    """(signal, loop) pairs to (un)install SIGINT/SIGTERM on; none off the main thread."""
     if (
         not plan.handle_signals
         or threading.current_thread() is not threading.main_thread()
     ):
-        return
-    import asyncio
-
+        return []
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(signum)
+    return [(signal.SIGINT, loop), (signal.SIGTERM, loop)]
