@@ -132,7 +132,7 @@ class ParallelRunConfig(
         ConfigError: listing every invalid field, its value, the valid range and the fix.
     """
 
-    entry_script: str
+    entry_script: str  # a pathlib.Path is accepted and stored as str
     source_directory: str | None = None
     mini_batch_size: int | str | None = None
     error_threshold: int = -1
@@ -152,6 +152,10 @@ class ParallelRunConfig(
     compute_target: str = "local"
 
     def __post_init__(self) -> None:
+        for name in ("entry_script", "source_directory", "environment"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):  # pathlib.Path is as good as a str here
+                msgspec.structs.force_setattr(self, name, os.fspath(value))
         problems = _collect_problems(msgspec.structs.asdict(self))
         if problems:
             _fail("ParallelRunConfig", problems)

@@ -7,11 +7,13 @@ input is consumed only as fast as mini-batches are scheduled.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
-__all__ = ("by_bytes", "by_count", "by_count_async")
+from ._errors import InputError
+
+__all__ = ("by_bytes", "by_count", "by_count_async", "by_keys")
 
 
 def by_count(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -45,3 +47,36 @@ async def by_count_async(items: Any, size: int) -> AsyncIterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def by_keys(
+    items: Iterable[Any], keys: list[str]
+) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """One mini-batch per distinct combination of ``keys`` values, as Azure's partition_keys.
+
+    Items are mappings; groups come out in order of first appearance, items in input order.
+    This reads the whole input before the first group (a group is complete only at the end).
+    """
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InputError(
+                f"partition_keys={keys!r} needs items that are mappings (dicts); item "
+                f"{index} is a {type(item).__name__}. Pass dicts, or drop partition_keys "
+                "and set mini_batch_size."
+            )
+        missing = [k for k in keys if k not in item]
+        if missing:
+            raise InputError(
+                f"Item {index} has no key {missing[0]!r}, one of partition_keys={keys!r}. "
+                "Every item must hold every partition key."
+            )
+        try:
+            groups.setdefault(tuple(item[k] for k in keys), []).append(item)
+        except TypeError as exc:
+            raise InputError(
+                f"The partition key values of item {index} cannot be grouped ({exc}); "
+                "they must be hashable (str, int, ...)."
+            ) from exc
+    for values, group in groups.items():
+        yield dict(zip(keys, values, strict=True)), group

@@ -38,9 +38,9 @@ import orjson
 from ._accounting import Accounting, Thresholds
 from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec
 from ._datasets import FileDataset, IterableInput
-from ._errors import EntryScriptError, InitFailedError
+from ._errors import EntryScriptError, InitFailedError, InputError
 from ._journal import Journal, JournalState
-from ._partition import by_bytes, by_count, by_count_async
+from ._partition import by_bytes, by_count, by_count_async, by_keys
 from ._summary import JobSummary, StopReason
 from ._writer import OrderedWriter
 
@@ -70,6 +70,7 @@ class JobPlan:
     log_dir: str
     journal_path: str
     resume: JournalState | None = None
+    partition_keys: list[str] | None = None  # one mini-batch per distinct key values
     base_dir: str | None = None
     handle_signals: bool = True
     on_progress: Callable[[JobSummary], None] | None = None
@@ -143,6 +144,7 @@ class _Job:
                         attempt.attempt + 1,
                         attempt.size,
                         attempt.payload,
+                        keyed=attempt.keyed,
                     )
                 )
             else:
@@ -214,10 +216,33 @@ class _Job:
     # -- producer -----------------------------------------------------------------------
 
     async def produce(self) -> None:
+        """Read the inputs into ``pending``; an input that fails to read stops the job."""
+        try:
+            await self._produce()
+        except InputError as exc:
+            self.fatal = exc
+            self.stop("input_error", str(exc))
+        except Exception as exc:
+            error = InputError(
+                f"Reading the inputs failed after {self.scheduled} mini-batches: "
+                f"{type(exc).__name__}: {exc}. Rows of the mini-batches that finished are "
+                "kept in the partial output; fix the input and run the job again."
+            )
+            error.__cause__ = exc
+            self.fatal = error
+            self.stop("input_error", str(error))
+
+    async def _produce(self) -> None:
         skip = self.plan.resume.next if self.plan.resume else 0
         index = 0
+        keys = self.plan.partition_keys
         for source in self.plan.sources:
-            if isinstance(source, IterableInput) and source.is_async:
+            if keys and isinstance(source, IterableInput):
+                for key_value, items in await self._keyed_batches(source, keys):
+                    index = await self._offer(index, skip, items, key_value)
+                    if self.stop_reason is not None:
+                        return
+            elif isinstance(source, IterableInput) and source.is_async:
                 async for items in by_count_async(source.source, self.plan.batch_value):
                     index = await self._offer(index, skip, items)
                     if self.stop_reason is not None:
@@ -234,6 +259,16 @@ class _Job:
         self.fill()
         self._after_change()
 
+    async def _keyed_batches(
+        self, source: IterableInput, keys: list[str]
+    ) -> list[tuple[dict[str, Any], list[Any]]]:
+        if source.is_async:
+            items = [item async for item in source.source]  # type: ignore[union-attr]
+        else:
+            items = source.source  # type: ignore[assignment]
+        # grouping reads the whole input: do it off the loop
+        return await anyio.to_thread.run_sync(lambda: list(by_keys(items, keys)))
+
     async def _sync_batches(
         self, source: FileDataset | IterableInput
     ) -> Iterator[list[Any]]:
@@ -248,17 +283,24 @@ class _Job:
             return by_count(paths, self.plan.batch_value)
         return by_count(source.source, self.plan.batch_value)  # type: ignore[arg-type]
 
-    async def _offer(self, index: int, skip: int, items: list[Any]) -> int:
+    async def _offer(
+        self,
+        index: int,
+        skip: int,
+        items: list[Any],
+        key_value: dict[str, Any] | None = None,
+    ) -> int:
         if index < skip:
             return index + 1
         self.items_total += len(items)
+        keyed = key_value is not None
         try:
-            payload = pickle.dumps(items, protocol=5)
+            payload = pickle.dumps((items, key_value) if keyed else items, protocol=5)
         except Exception as exc:
             self._pickle_failed(index, items, exc)
             self.scheduled = index + 1
             return index + 1
-        self.pending.append(Attempt(index, 1, len(items), payload))
+        self.pending.append(Attempt(index, 1, len(items), payload, keyed=keyed))
         self.scheduled = index + 1
         if len(self.pending) >= _HIGH:
             self.fill()
@@ -293,6 +335,8 @@ class _Job:
         if items is None and attempt.payload:
             try:
                 items = pickle.loads(attempt.payload)
+                if attempt.keyed:
+                    items = items[0]
             except Exception:
                 items = None
         shown = [_show(i) for i in (items or [])[:100]]
@@ -402,8 +446,8 @@ async def run_job(plan: JobPlan) -> JobSummary:
                     _remove_signals(plan)
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
-    if isinstance(job.fatal, EntryScriptError):
-        raise job.fatal
+    if isinstance(job.fatal, (EntryScriptError, InputError)):
+        plan.fatal = job.fatal
     summary = job.summary(time.perf_counter() - started)
     if isinstance(job.fatal, InitFailedError):
         job.fatal.summary = summary

@@ -131,10 +131,12 @@ class ParallelRunStep:
                 f"{self.config.node_count}: multi-node runs (the Ray backend) are not "
                 "available yet. Use compute_target='local' and node_count=1."
             )
-        if self.config.partition_keys:
+        if self.config.partition_keys and isinstance(self.inputs[0], FileDataset):
             raise ConfigError(
-                "partition_keys needs tabular (partitioned) inputs, which aprs does not "
-                "support yet. Remove partition_keys and set mini_batch_size instead."
+                f"partition_keys={self.config.partition_keys!r} groups in-memory items "
+                "(mappings) by their values; file inputs cannot be partitioned by keys "
+                "yet. Remove partition_keys and set mini_batch_size, or pass the rows as "
+                "an iterable of dicts."
             )
 
     def __repr__(self) -> str:
@@ -156,16 +158,12 @@ class ParallelRunStep:
             return prep.reused
         await anyio.to_thread.run_sync(self._write_state, prep.fingerprint, "running")
         plan = self._plan(prep, handle_signals, on_progress)
-        try:
-            summary = await run_job(plan)
-        except EntryScriptError:
-            await anyio.to_thread.run_sync(
-                self._write_state, prep.fingerprint, "failed"
-            )
-            raise
+        summary = await run_job(plan)
         await anyio.to_thread.run_sync(self._finish, plan, summary, prep.fingerprint)
         if plan.fatal is not None:
-            raise plan.fatal  # InitFailedError with init()'s traceback and .summary
+            # EntryScriptError / InputError (usage, exit 2) or InitFailedError with init()'s
+            # traceback; job_result.json and the partial output are already in place
+            raise plan.fatal
         _raise_for(summary)
         return summary
 
@@ -323,6 +321,7 @@ class ParallelRunStep:
             log_dir=self._log_dir,
             journal_path=os.path.join(self._log_dir, _JOURNAL_FILE),
             resume=prep.resume,
+            partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
             handle_signals=handle_signals,
             on_progress=on_progress,
         )

@@ -16,6 +16,7 @@ StopReason = Literal[
     "allowed_failed_percent",
     "no_successful_items",
     "init_failed",
+    "input_error",
     "interrupted",
     "terminated",
     "internal_error",

@@ -690,3 +690,97 @@ def test_usage_errors_share_a_base() -> None:
     assert issubclass(aprs.ConfigError, ValueError)
     assert issubclass(aprs.InputError, aprs.UsageError)
     assert issubclass(aprs.JobError, aprs.AprsError)
+
+
+# -- partition_keys ----------------------------------------------------------------------
+
+
+def _sales() -> list[dict[str, Any]]:
+    stores = ["s2", "s1", "s2", "s1", "s3", "s2"]
+    brands = ["b", "a", "b", "b", "a", "a"]
+    return [
+        {"id": i, "store": s, "brand": b}
+        for i, (s, b) in enumerate(zip(stores, brands, strict=True))
+    ]
+
+
+def test_partition_keys_make_one_mini_batch_per_key_combination(
+    tmp_path: Path, script: Callable[[str], str]
+) -> None:
+    """partition_keys group mapping items by their values; run() sees partition_key_value."""
+    cfg = aprs.ParallelRunConfig(
+        entry_script=script("partition_probe"),
+        partition_keys=["store", "brand"],
+        process_count_per_node=2,
+    )
+    out = tmp_path / "out"
+    summary = aprs.ParallelRunStep(
+        name="keys", parallel_run_config=cfg, inputs=[iter(_sales())], output=str(out)
+    ).run()
+    assert (summary.mini_batches_total, summary.items_succeeded) == (5, 6)
+    assert (out / "parallel_run_step.txt").read_text().splitlines() == [
+        "0|store=s2,brand=b|0",
+        "0|store=s2,brand=b|2",
+        "1|store=s1,brand=a|1",
+        "2|store=s1,brand=b|3",
+        "3|store=s3,brand=a|4",
+        "4|store=s2,brand=a|5",
+    ]
+
+
+def test_partition_keys_reject_items_without_the_key(
+    tmp_path: Path, script: Callable[[str], str]
+) -> None:
+    """An item that lacks a partition key is an InputError naming the item and the key."""
+    cfg = aprs.ParallelRunConfig(
+        entry_script=script("partition_probe"),
+        partition_keys=["store"],
+        process_count_per_node=1,
+    )
+    items = [{"id": 0, "store": "a"}, {"id": 1}]
+    step = aprs.ParallelRunStep(
+        name="keys", parallel_run_config=cfg, inputs=[items], output=str(tmp_path / "o")
+    )
+    with pytest.raises(aprs.InputError, match="Item 1 has no key 'store'"):
+        step.run()
+
+
+def test_partition_keys_on_files_is_a_config_error(
+    tmp_path: Path, script: Callable[[str], str]
+) -> None:
+    """partition_keys with file inputs fails at construction with a message and the fix."""
+    (tmp_path / "f.txt").write_text("x")
+    cfg = aprs.ParallelRunConfig(
+        entry_script=script("partition_probe"), partition_keys=["store"]
+    )
+    with pytest.raises(aprs.ConfigError, match="file inputs cannot be partitioned"):
+        aprs.ParallelRunStep(
+            name="keys",
+            parallel_run_config=cfg,
+            inputs=[aprs.FileDataset.from_files(str(tmp_path))],
+        )
+
+
+def test_input_generator_that_raises_stops_with_input_error(
+    tmp_path: Path, script: Callable[[str], str]
+) -> None:
+    """A generator input that raises mid-way ends the job with InputError (exit 2), and the
+    rows of the mini-batches that finished before are kept in the partial output."""
+
+    def items() -> Iterator[int]:
+        yield from range(5)
+        raise OSError("the source went away")
+
+    cfg = aprs.ParallelRunConfig(
+        entry_script=script("echo"), mini_batch_size=1, process_count_per_node=1
+    )
+    out = tmp_path / "out"
+    step = aprs.ParallelRunStep(
+        name="gen", parallel_run_config=cfg, inputs=[items()], output=str(out)
+    )
+    with pytest.raises(aprs.InputError, match="OSError: the source went away"):
+        step.run()
+    result = read_job_result(out)
+    assert result["status"] == "failed" and result["stop_reason"] == "input_error"
+    rows = (out / "parallel_run_step.txt.partial").read_text().splitlines()
+    assert rows == [str(i) for i in range(len(rows))]

@@ -112,9 +112,9 @@ class Attempt:
     attempt: int
     size: int
     payload: bytes
-    token: Any = (
-        None  # owner's handle (a future for the runner); never crosses the pipe
-    )
+    # the owner's handle (a future for the runner); never crosses the pipe
+    token: Any = None
+    keyed: bool = False  # payload = pickle((items, partition_key_value))
 
 
 @dataclass(slots=True)
@@ -235,7 +235,10 @@ class LocalPool:
         best.inflight.append(attempt)
         # an idle worker waits for this frame: send it now (latency); busy ones coalesce
         self._send(
-            best, RunBatch(attempt.batch_id, attempt.attempt), attempt.payload, now=idle
+            best,
+            RunBatch(attempt.batch_id, attempt.attempt, attempt.keyed),
+            attempt.payload,
+            now=idle,
         )
         return True
 

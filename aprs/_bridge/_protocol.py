@@ -58,10 +58,15 @@ class Init(msgspec.Struct, tag=True, array_like=True):
 
 
 class RunBatch(msgspec.Struct, tag=True, array_like=True, gc=False):
-    """Run one mini-batch; the body is the pickled list of items."""
+    """Run one mini-batch; the body is the pickled list of items.
+
+    ``keyed``: the body is the pickled pair (items, partition_key_value) of a mini-batch made
+    by ``partition_keys``.
+    """
 
     batch_id: int
     attempt: int
+    keyed: bool = False
 
 
 class Shutdown(msgspec.Struct, tag=True, array_like=True):

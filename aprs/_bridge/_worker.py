@@ -55,9 +55,11 @@ class MiniBatchContext:
 
     __slots__ = ("dataset", "minibatch_index", "partition_key_value")
 
-    def __init__(self, minibatch_index: int) -> None:
+    def __init__(
+        self, minibatch_index: int, partition_key_value: dict[str, Any] | None = None
+    ) -> None:
         self.minibatch_index = minibatch_index
-        self.partition_key_value: dict[str, Any] = {}
+        self.partition_key_value: dict[str, Any] = partition_key_value or {}
         self.dataset: Any = None
 
     def __repr__(self) -> str:
@@ -209,8 +211,11 @@ def _serve(chan: _Channel, module: Any, mode: int) -> None:
         if not isinstance(msg, RunBatch):
             continue
         started = time.perf_counter()
+        key_value: dict[str, Any] = {}
         try:
             items = pickle.loads(body)
+            if msg.keyed:
+                items, key_value = items
         except BaseException as exc:
             chan.send(
                 _failure(msg.batch_id, exc, started, "could not unpickle input: ")
@@ -219,7 +224,7 @@ def _serve(chan: _Channel, module: Any, mode: int) -> None:
         del body
         try:
             result = (
-                run(items, MiniBatchContext(msg.batch_id))
+                run(items, MiniBatchContext(msg.batch_id, key_value))
                 if with_context
                 else run(items)
             )
