@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "run":
         print(_top_help(parser), file=sys.stderr)
         return 2
-    from ._errors import JobError, UsageError
+    from ._errors import AprsError, JobError, UsageError
 
     _setup_logging()
     try:
@@ -216,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"aprs: {exc}", file=sys.stderr)
             return exit_code_for(exc.summary)
         print(f"aprs: {exc}", file=sys.stderr)
+        return 1
+    except AprsError as exc:  # infrastructure (BackendError): not the user's input
+        print(f"aprs: error: {exc}", file=sys.stderr)
         return 1
     _print_summary(summary, args)
     return 0

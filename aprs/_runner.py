@@ -118,6 +118,7 @@ class Runner:
         self._fatal: BaseException | None = None
         self._bucket: list[tuple[Any, asyncio.Future[Any]]] = []
         self._bucket_timer: asyncio.TimerHandle | None = None
+        self._outstanding: set[asyncio.Future[Any]] = set()  # failed on aclose()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -156,6 +157,12 @@ class Runner:
             _fail(self._pending.popleft(), err)
         if self._pool is not None:
             await self._pool.aclose(graceful=True)
+        # batches a worker still held when it was stopped get no outcome: fail them here
+        late = RunnerClosedError("The runner was closed while this mini-batch ran.")
+        for fut in list(self._outstanding):
+            if not fut.done():
+                fut.set_exception(late)
+        self._outstanding.clear()
 
     # -- API ----------------------------------------------------------------------------
 
@@ -168,6 +175,7 @@ class Runner:
         """Score one item; concurrent calls are grouped into micro-batches."""
         self._check_open()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._track(fut)
         self._bucket.append((item, fut))
         if len(self._bucket) >= self._max_batch:
             self._flush_bucket()
@@ -216,6 +224,8 @@ class Runner:
     def _enqueue(self, items: list[Any], token: Any = None) -> asyncio.Future[Any]:
         self._check_open()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if token is None:
+            self._track(fut)
         attempt = Attempt(
             self._next_id,
             1,
@@ -227,6 +237,10 @@ class Runner:
         if self._pending or not self._pool or not self._pool.try_submit(attempt):
             self._pending.append(attempt)
         return fut
+
+    def _track(self, fut: asyncio.Future[Any]) -> None:
+        self._outstanding.add(fut)
+        fut.add_done_callback(self._outstanding.discard)
 
     def _flush_bucket(self) -> None:
         if self._bucket_timer is not None:
@@ -266,7 +280,11 @@ class Runner:
                 return
             _resolve(attempt, result)
             return
-        if outcome.kind in ("timeout", "crashed") and attempt.attempt < self._max_try:
+        if (
+            outcome.kind in ("timeout", "crashed")
+            and attempt.attempt < self._max_try
+            and not self._closed
+        ):
             retry = Attempt(
                 attempt.batch_id,
                 attempt.attempt + 1,

@@ -38,7 +38,14 @@ import orjson
 from ._accounting import Accounting, Thresholds
 from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec
 from ._datasets import FileDataset, IterableInput
-from ._errors import EntryScriptError, InitFailedError, InputError
+from ._errors import (
+    BackendError,
+    EntryScriptError,
+    InitFailedError,
+    InputError,
+    OutputError,
+    UsageError,
+)
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
 from ._summary import JobSummary, StopReason
@@ -96,6 +103,7 @@ class _Job:
             start=start,
             window_limit=max(1024, 64 * plan.spec.process_count),
             on_drained=self.fill,
+            on_error=self.on_write_error,
         )
         self.pending: deque[Attempt] = deque()
         self.pool: LocalPool | None = None
@@ -151,6 +159,17 @@ class _Job:
                 self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
         self._after_change()
 
+    def on_write_error(self, exc: OSError) -> None:
+        error = OutputError(
+            f"Writing the output in {self.plan.output_dir} failed: {exc}. Rows already "
+            "journaled are kept in the partial output; free space or fix the disk, then "
+            "run the same command again to resume."
+        )
+        error.__cause__ = exc
+        if self.fatal is None:
+            self.fatal = error
+        self.stop("internal_error", str(error))
+
     def on_requeue(self, attempts: list[Attempt]) -> None:
         self.pending.extendleft(reversed(attempts))
 
@@ -189,6 +208,8 @@ class _Job:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_message = message
+            if self.pool is not None:
+                self.pool.abort_start()  # no respawns; pool.start() returns now
             if not quiet:
                 log.warning("stopping the job: %s", message)
             self.space.set()
@@ -302,6 +323,7 @@ class _Job:
             return index + 1
         self.pending.append(Attempt(index, 1, len(items), payload, keyed=keyed))
         self.scheduled = index + 1
+        self.fill()  # an idle worker takes it now, not once _HIGH batches are read
         if len(self.pending) >= _HIGH:
             self.fill()
             while len(self.pending) >= _HIGH and self.stop_reason is None:
@@ -358,7 +380,12 @@ class _Job:
             "exit_code": outcome.exit_code,
             "time": time.time(),
         }
-        self.writer.log_failure(orjson.dumps(record) + b"\n")
+        try:
+            line = orjson.dumps(record, default=repr)
+        except Exception:  # the record must never stop the accounting
+            record["items"] = [repr(i)[:500] for i in shown]
+            line = orjson.dumps(record, default=repr)
+        self.writer.log_failure(line + b"\n")
         if not short:
             log.warning(
                 "mini-batch %d try %d/%d failed: %s: %s",
@@ -393,11 +420,12 @@ class _Job:
             stop_reason=reason,
             message=message,
             mini_batches_total=total_batches,
-            mini_batches_succeeded=acc.batches_succeeded,
+            # succeeded = what is in the output (a stopped job drops its reorder window)
+            mini_batches_succeeded=self.writer.state.batches_ok,
             mini_batches_failed=acc.batches_failed,
             items_total=self.items_total
             + (plan.resume.items_ok + plan.resume.items_failed if plan.resume else 0),
-            items_succeeded=acc.items_succeeded,
+            items_succeeded=self.writer.state.items_ok,
             items_failed=acc.items_failed,
             retries=acc.retries,
             elapsed_s=round(elapsed_s, 6),
@@ -412,10 +440,17 @@ class _Job:
 
 
 def _show(item: Any) -> Any:
-    if isinstance(item, (str, int, float, bool)) or item is None:
-        return (
-            item if not isinstance(item, str) or len(item) < 500 else item[:500] + "..."
-        )
+    """A JSON-safe, bounded view of one item for logs/failures.jsonl."""
+    if item is None or isinstance(item, (bool, float)):
+        return item
+    if isinstance(item, int) and -(2**63) <= item < 2**64:
+        return item
+    if isinstance(item, str):
+        try:
+            item.encode()  # file names that are not UTF-8 hold surrogates
+        except UnicodeEncodeError:
+            item = repr(item)
+        return item if len(item) < 500 else item[:500] + "..."
     text = repr(item)
     return text if len(text) < 500 else text[:500] + "..."
 
@@ -444,10 +479,11 @@ async def run_job(plan: JobPlan) -> JobSummary:
                     await job.writer.close()
                 finally:
                     _remove_signals(plan)
+                    tg.cancel_scope.cancel()  # the producer may wait in a slow input
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
-    if isinstance(job.fatal, (EntryScriptError, InputError)):
-        plan.fatal = job.fatal
+    if job.fatal is not None and not isinstance(job.fatal, InitFailedError):
+        plan.fatal = job.fatal  # usage errors (exit 2) and backend errors
     summary = job.summary(time.perf_counter() - started)
     if isinstance(job.fatal, InitFailedError):
         job.fatal.summary = summary
@@ -462,6 +498,11 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
     try:
         await pool.start()
     except (EntryScriptError, InitFailedError):
+        return  # already reported through on_fatal
+    except (UsageError, BackendError) as exc:  # e.g. `environment` is no interpreter
+        job.on_fatal(exc)
+        return
+    if job.stop_reason is not None:  # Ctrl-C / SIGTERM while init() was running
         return
     tg.start_soon(job.produce)
     if plan.on_progress is not None:

@@ -507,7 +507,9 @@ def _hash_file_meta(h: Any, path: str, *, content: bool) -> None:
         st = os.stat(path)
     except OSError:
         return
-    h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    h.update(
+        f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape")
+    )
     if content and st.st_size < (1 << 20):
         with open(path, "rb") as f:
             h.update(f.read())

@@ -36,12 +36,15 @@ class OrderedWriter:
         start: JournalState,
         window_limit: int,
         on_drained: Callable[[], None] | None = None,
+        on_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._partial_path = partial_path
         self._journal = journal
         self.state = _copy(start)
         self.window_limit = window_limit
         self._on_drained = on_drained
+        self._on_error = on_error
+        self.error: OSError | None = None
         self._window: dict[int, tuple[bytes, int, int, bool]] = {}
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -144,6 +147,10 @@ class OrderedWriter:
             await self._flush_locked(final=final)
 
     async def _flush_locked(self, *, final: bool) -> None:
+        if self.error is not None:  # the output cannot be written: keep nothing more
+            self._chunks.clear()
+            self._failures.clear()
+            return
         chunks, self._chunks = self._chunks, []
         failures, self._failures = self._failures, []
         now = anyio.current_time()
@@ -156,7 +163,17 @@ class OrderedWriter:
             self._last_sync = now
         written = sum(map(len, chunks))
         if chunks or failures or snapshot is not None:
-            await anyio.to_thread.run_sync(self._write_sync, chunks, failures, snapshot)
+            try:
+                await anyio.to_thread.run_sync(
+                    self._write_sync, chunks, failures, snapshot
+                )
+            except (
+                OSError
+            ) as exc:  # disk full, I/O error: stop the job, keep the journal
+                self.error = exc
+                if self._on_error is not None:
+                    self._on_error(exc)
+                return
         self._buffered -= written
         self.state.offset += written
         if written and self._on_drained is not None:

@@ -104,3 +104,31 @@ async def test_init_failure_raises_on_enter(tmp_path):
     with pytest.raises(aprs.InitFailedError, match="no model"):
         async with aprs.Runner(str(script), process_count_per_node=1):
             pass
+
+
+async def test_aclose_fails_a_batch_that_is_still_running(tmp_path):
+    """aclose() while run() is busy: the caller gets RunnerClosedError, never a hang."""
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import signal, time\n"
+        "def init():\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "def run(mb):\n"
+        "    open(mb[0], 'w').close()\n"
+        "    time.sleep(3600)\n"
+    )
+    started = tmp_path / "started"
+    r = aprs.Runner(str(script), process_count_per_node=1)
+    await r.start()
+    task = asyncio.ensure_future(r.submit([str(started)]))
+    while not started.exists():
+        await asyncio.sleep(0.01)
+    import aprs._bridge._pool as pool_module
+
+    grace, pool_module._SHUTDOWN_GRACE_S = pool_module._SHUTDOWN_GRACE_S, 0.2
+    try:
+        await r.aclose()
+    finally:
+        pool_module._SHUTDOWN_GRACE_S = grace
+    with pytest.raises(aprs.RunnerClosedError):
+        await asyncio.wait_for(task, 10)

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._errors import EntryScriptError, InitFailedError
+from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
 from ._protocol import (
     PREFIX,
     BatchDone,
@@ -167,6 +167,7 @@ class _Worker:
     deadline: float = 0.0
     timer: asyncio.TimerHandle | None = None
     timed_out: bool = False
+    killed: bool = False  # the pool sent it SIGTERM/SIGKILL (no OOM hint then)
     exited: asyncio.Future[int] | None = None
 
     @property
@@ -205,11 +206,30 @@ class LocalPool:
 
     async def start(self) -> None:
         """Spawn every worker; return once one is READY. Raises if none can start."""
-        for slot in range(self._spec.process_count):
-            self._spawn(slot)
+        try:
+            for slot in range(self._spec.process_count):
+                self._spawn(slot)
+        except OSError as exc:
+            await self.aclose(graceful=False)
+            python = self._spec.python
+            if isinstance(exc, (FileNotFoundError, PermissionError)):
+                raise ConfigError(
+                    f"environment={python!r}: the worker interpreter cannot be started "
+                    f"({exc.strerror}). Set environment to a Python executable that has "
+                    "aprs installed, or leave it unset to use this one."
+                ) from exc
+            raise BackendError(
+                f"Worker processes cannot be started ({exc}). Check the machine's "
+                "process and file limits (ulimit -u / -n) and free memory."
+            ) from exc
         await self._ready_once.wait()
         if self._fatal is not None:
             raise self._fatal
+
+    def abort_start(self) -> None:
+        """The owner is stopping: respawn nothing more, and let start() return now."""
+        self._closing = True
+        self._ready_once.set()
 
     def try_submit(self, attempt: Attempt) -> bool:
         """Send ``attempt`` to the least busy READY worker; False if all are full."""
@@ -321,6 +341,10 @@ class LocalPool:
                 env=spec.env,
                 stdin=subprocess.DEVNULL,
             )
+        except BaseException:
+            for fd in (w_in, r_out, w_life):
+                os.close(fd)
+            raise
         finally:
             for fd in (r_in, w_out, r_life):
                 os.close(fd)
@@ -347,6 +371,29 @@ class LocalPool:
         w.deadline = w.head_started + init_timeout
         w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
         log.debug("spawned worker %d (pid %d)", slot, proc.pid)
+
+    def _respawn(self, slot: int) -> None:
+        """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
+        if self._closing:
+            return
+        try:
+            self._spawn(slot)
+        except OSError as exc:
+            log.error("worker %d could not be started again: %s", slot, exc)
+            self._dead_slots.add(slot)
+            alive = any(
+                w is not None
+                and w.state is WorkerState.READY
+                and i not in self._dead_slots
+                for i, w in enumerate(self._workers)
+            )
+            if not alive:
+                self._set_fatal(
+                    BackendError(
+                        f"No worker process can be started ({exc}). Check the machine's "
+                        "process and file limits (ulimit -u / -n) and free memory."
+                    )
+                )
 
     # -- writing ------------------------------------------------------------------------
 
@@ -459,8 +506,12 @@ class LocalPool:
             w.rbuf = bytearray(view[pos:])
 
     def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
-        if w.timed_out or (type(msg) in (BatchDone, BatchFailed) and not w.inflight):
-            return  # a reply that raced the timeout: the batch was already reported
+        if (
+            w.timed_out
+            or self._workers[w.index] is not w
+            or (type(msg) in (BatchDone, BatchFailed) and not w.inflight)
+        ):
+            return  # a reply that raced a timeout or a replacement: already accounted
         if type(msg) is BatchDone:
             self._finish_head(w, msg.batch_id, msg.run_s)
             attempt = w.inflight.popleft()
@@ -562,7 +613,7 @@ class LocalPool:
         if self._closing:
             return
         if tries < self._spec.max_init_tries:
-            self._spawn(slot)
+            self._respawn(slot)
             return
         self._dead_slots.add(slot)
         if len(self._dead_slots) == self._spec.process_count:
@@ -585,14 +636,17 @@ class LocalPool:
     def _on_timer(self, w: _Worker) -> None:
         w.timer = None
         if w.state is WorkerState.STARTING:
-            if self._loop.time() >= w.deadline:
-                timeout = self._init_timeout_s()
-                w.state = WorkerState.STOPPING
-                self._terminate(w)
-                self._init_failed_slot(
-                    w.index,
-                    f"init() did not finish within {timeout:g} s (worker killed)",
-                )
+            if self._loop.time() < w.deadline:  # uvloop may fire up to 1 ms early
+                w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
+                return
+            timeout = self._init_timeout_s()
+            w.state = WorkerState.STOPPING
+            w.timed_out = True
+            self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
+            self._terminate(w)
+            self._init_failed_slot(
+                w.index, f"init() did not finish within {timeout:g} s (worker killed)"
+            )
             return
         if w.state is not WorkerState.READY or not w.inflight:
             return
@@ -635,8 +689,7 @@ class LocalPool:
                 worker_index=w.index,
             ),
         )
-        if not self._closing:
-            self._spawn(w.index)
+        self._respawn(w.index)
         self._listener.on_capacity()
 
     def _init_timeout_s(self) -> float:
@@ -673,7 +726,7 @@ class LocalPool:
         self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
     ) -> None:
         code = fut.result()
-        how = _describe_exit(code)
+        how = _describe_exit(code, oom_hint=not w.killed)
         if was is WorkerState.STARTING:
             self._init_failed_slot(
                 w.index, f"the worker process died during init(): {how}"
@@ -684,8 +737,6 @@ class LocalPool:
         inflight = list(w.inflight)
         w.inflight.clear()
         log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)
-        if not self._closing:
-            self._spawn(w.index)
         if inflight:
             head, rest = inflight[0], inflight[1:]
             if (
@@ -707,6 +758,7 @@ class LocalPool:
                     exit_code=code,
                 ),
             )
+        self._respawn(w.index)
         self._listener.on_capacity()
 
     # -- stopping and reaping -----------------------------------------------------------
@@ -716,6 +768,7 @@ class LocalPool:
             self._watch_exit(w)
         if w.exited is not None and w.exited.done():
             return
+        w.killed = True
         with contextlib.suppress(ProcessLookupError):
             w.proc.terminate()
         self._loop.call_later(_KILL_GRACE_S, self._kill, w)
@@ -784,7 +837,7 @@ def _skip(parts: list[bytes], n: int) -> list[bytes | memoryview]:
     return rest
 
 
-def _describe_exit(code: int) -> str:
+def _describe_exit(code: int, *, oom_hint: bool = True) -> str:
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -792,7 +845,7 @@ def _describe_exit(code: int) -> str:
             name = f"signal {-code}"
         hint = (
             ", which usually means the machine ran out of memory"
-            if -code == signal.SIGKILL
+            if -code == signal.SIGKILL and oom_hint
             else ""
         )
         return f"killed by {name} (exit code {code}){hint}"
