@@ -35,7 +35,6 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -867,5 +866,3 @@ def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         env.update(extra)
     return ensure_importable_env(env)
 
-
-Callback = Callable[[], None]
