@@ -323,7 +323,10 @@ class _Job:
             return index + 1
         self.pending.append(Attempt(index, 1, len(items), payload, keyed=keyed))
         self.scheduled = index + 1
-        self.fill()  # an idle worker takes it now, not once _HIGH batches are read
+        if len(self.pending) == 1:
+            # the queue was empty, so a worker may be idle: let it take this one now (a
+            # slow input must not wait for _HIGH batches). Otherwise outcomes refill.
+            self.fill()
         if len(self.pending) >= _HIGH:
             self.fill()
             while len(self.pending) >= _HIGH and self.stop_reason is None:
