@@ -865,4 +865,3 @@ def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return ensure_importable_env(env)
-
