@@ -463,11 +463,18 @@ async def run_job(plan: JobPlan) -> JobSummary:
     started = time.perf_counter()
     job = _Job(plan)
     fresh = plan.resume is None
-    await anyio.to_thread.run_sync(
-        lambda: job.writer.open(
-            fresh=fresh, failures_path=os.path.join(plan.log_dir, "failures.jsonl")
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: job.writer.open(
+                fresh=fresh, failures_path=os.path.join(plan.log_dir, "failures.jsonl")
+            )
         )
-    )
+    except OSError as exc:
+        await anyio.to_thread.run_sync(job.writer.release)
+        raise OutputError(
+            f"The output files in {plan.output_dir} cannot be opened for writing: {exc}. "
+            "Choose another --output or fix the directory."
+        ) from exc
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.writer.run)

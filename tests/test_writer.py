@@ -293,3 +293,34 @@ async def test_close_while_run_is_flushing_keeps_order_and_journal(
     assert data == big + b"batch1\n"
     last = Journal.load(str(tmp_path / "journal.jsonl"))
     assert last == JournalState(next=2, offset=len(data), items_ok=2, batches_ok=2)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+async def test_write_error_is_reported_and_stops_writing(tmp_path: Path) -> None:
+    """A failed write (disk full: /dev/full) reaches on_error once; the journal keeps the
+    last durable state instead of claiming rows that were never written."""
+    errors: list[OSError] = []
+    writer = OrderedWriter(
+        partial_path=str(tmp_path / "out.partial"),
+        journal=Journal(str(tmp_path / "journal.jsonl")),
+        start=JournalState(),
+        window_limit=1024,
+        on_error=errors.append,
+    )
+    writer.open(fresh=True, failures_path=str(tmp_path / "failures.jsonl"))
+    import os
+
+    assert writer._fd is not None
+    os.close(writer._fd)
+    writer._fd = os.open("/dev/full", os.O_WRONLY)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            writer.put(0, rows_of(0), 3, 0, False)
+            writer.put(1, rows_of(1), 3, 0, False)
+            await writer.close()
+    finally:
+        writer.release()
+    assert len(errors) == 1 and errors[0].errno == 28  # ENOSPC
+    assert writer.error is errors[0]
+    assert Journal.load(str(tmp_path / "journal.jsonl")) is None
