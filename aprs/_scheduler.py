@@ -405,7 +405,7 @@ class _Job:
         acc, plan = self.acc, self.plan
         reason: StopReason = self.stop_reason or "completed"
         message = self.stop_message
-        total_batches = self.scheduled if self.source_done else max(self.scheduled, 0)
+        total_batches = self.scheduled  # read so far, when the job stopped early
         status = "completed"
         if reason in ("interrupted", "terminated"):
             status = "interrupted"

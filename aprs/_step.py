@@ -279,7 +279,7 @@ class ParallelRunStep:
             for path in inp.resolve():
                 _hash_file_meta(h, path, content=False)
         for side in self.side_inputs:
-            for path in _walk(side):
+            for path in FileDataset([side]).resolve():
                 _hash_file_meta(h, path, content=False)
         return h.hexdigest()
 
@@ -489,16 +489,6 @@ def _code_files(script_path: str, source_dir: str | None, output: str) -> list[s
         )
         if len(out) > 10_000:
             break
-    return out
-
-
-def _walk(path: str) -> list[str]:
-    if os.path.isfile(path):
-        return [path]
-    out: list[str] = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        out.extend(os.path.join(root, f) for f in sorted(files))
     return out
 
 

@@ -261,13 +261,6 @@ class LocalPool:
         )
         return True
 
-    def has_capacity(self) -> bool:
-        depth = self._depth
-        return any(
-            w is not None and w.state is WorkerState.READY and len(w.inflight) < depth
-            for w in self._workers
-        )
-
     def in_flight(self) -> int:
         return sum(len(w.inflight) for w in self._workers if w is not None)
 
