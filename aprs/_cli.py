@@ -147,6 +147,19 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable for the workers (repeatable)",
     )
     run.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME=PATH",
+        help="a local model for Model.get_model_path(NAME) in the entry script (repeatable)",
+    )
+    run.add_argument(
+        "--model-dir",
+        dest="model_dir",
+        metavar="PATH",
+        help="folder exported to the workers as AZUREML_MODEL_DIR",
+    )
+    run.add_argument(
         "--no-reuse",
         action="store_true",
         help="run afresh even if an identical run completed (allow_reuse=False)",
@@ -308,6 +321,7 @@ def _build_step(args: argparse.Namespace) -> Any:
                 )
             env[key] = value
         cfg_data["environment_variables"] = env
+    _apply_models(args, cfg_data)
     if "entry_script" not in cfg_data:
         raise ConfigError(
             "No entry script given. Pass --entry-script score.py (or entry_script in "
@@ -340,6 +354,26 @@ def _build_step(args: argparse.Namespace) -> Any:
         if args.no_reuse
         else bool(step_data.get("allow_reuse", True)),
     )
+
+
+def _apply_models(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    """--model NAME=PATH (added to the file's models:) and --model-dir (wins)."""
+    from ._errors import ConfigError
+
+    if args.model_dir:
+        cfg["model_dir"] = os.path.abspath(args.model_dir)
+    if not args.models:
+        return
+    models = dict(cfg.get("models") or {})
+    for pair in args.models:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(
+                f"--model {pair!r} must look like NAME=PATH, e.g. --model "
+                "mnist=models/mnist (the name the script passes to Model.get_model_path)."
+            )
+        models[name] = os.path.abspath(path)
+    cfg["models"] = models
 
 
 def _default_name(entry_script: str) -> str:
@@ -405,9 +439,11 @@ def _make_paths_absolute(cfg: dict[str, Any], step: dict[str, Any], base: str) -
             return os.path.join(base, value)
         return value
 
-    for key in ("source_directory",):
+    for key in ("source_directory", "model_dir"):
         if cfg.get(key):
             cfg[key] = fix(cfg[key])
+    if isinstance(cfg.get("models"), dict):
+        cfg["models"] = {k: fix(v) for k, v in cfg["models"].items()}
     if (
         "entry_script" in cfg
         and str(cfg["entry_script"]).endswith(".py")

@@ -41,6 +41,7 @@ _MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
 # A Ray client address; without a port, Ray uses 10001.
 _RAY_RE = re.compile(rf"ray://{_HOST}(?::(?P<port>[0-9]{{1,5}}))?")
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _STEP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ALIASES = {  # Azure v2 name -> v1 name (azure-prs.md 6.6)
@@ -79,6 +80,7 @@ _MESSAGES = {
     "environment_variables": 'must be a dict of names (non-empty, without "=") to string values, or None; got {got}. Quote values and fix names, as in {{"MY_FLAG": "1"}}.',
     "partition_keys": 'must be a non-empty list of distinct non-empty strings, or None; got {got}. List the partition columns, as in ["Store", "Brand"].',
     "partition_keys_and_size": "cannot be set together with `mini_batch_size` (as in Azure v1); got {got}. Remove mini_batch_size: each partition is one mini-batch.",
+    "models": 'must be a dict of model names (letters, digits, "._-") to paths, or None; got {got}. Give each model as NAME=PATH, as in --model mnist=models/mnist (or models: {{mnist: models/mnist}} in a job file).',
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
     "text": "must be a non-empty string or None; got {got}. Set it to a path or name, or leave it unset.",
     "arg_type": "`arguments[{i}]` must be a str, int, float or path; got {got}. Convert it to a string (json.dumps for structured values).",
@@ -124,6 +126,10 @@ class ParallelRunConfig(
 ):
     """The settings of one parallel run, named and bounded as in Azure ML v1.
 
+    Two aprs additions stand in for Azure's model registry: ``models`` (``{name: path}``,
+    answered by ``Model.get_model_path(name)`` in the workers) and ``model_dir`` (exported
+    as ``AZUREML_MODEL_DIR``).
+
     Example:
         >>> ParallelRunConfig(entry_script="score.py", mini_batch_size="1MB").mini_batch_spec()
         MiniBatchSpec(unit='bytes', value=1048576)
@@ -150,9 +156,11 @@ class ParallelRunConfig(
     description: str | None = None
     environment: str | None = None
     compute_target: str = "local"
+    models: dict[str, str] | None = None
+    model_dir: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("entry_script", "source_directory", "environment"):
+        for name in ("entry_script", "source_directory", "environment", "model_dir"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):  # pathlib.Path is as good as a str here
                 msgspec.structs.force_setattr(self, name, os.fspath(value))
@@ -350,6 +358,13 @@ def _keys_ok(v: object) -> bool:
     return bool(v) and strings and len(set(v)) == len(v)
 
 
+def _models_ok(v: object) -> bool:
+    if not isinstance(v, dict):
+        return v is None
+    names_ok = all(isinstance(k, str) and _MODEL_NAME_RE.fullmatch(k) for k in v)
+    return names_ok and all(isinstance(p, str) and p.strip() for p in v.values())
+
+
 def _target_ok(v: object) -> bool:
     match = _RAY_RE.fullmatch(v) if isinstance(v, str) else None
     port_ok = match is not None and 1 <= int(match["port"] or 10001) <= 65535
@@ -375,8 +390,10 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "description": _text_ok,
     "environment": _text_ok,
     "compute_target": _target_ok,
+    "models": _models_ok,
+    "model_dir": _text_ok,
 }
-_TEXT_FIELDS = frozenset({"source_directory", "description", "environment"})
+_TEXT_FIELDS = frozenset({"source_directory", "description", "environment", "model_dir"})
 
 
 def _collect_problems(v: Mapping[str, Any]) -> list[str]:

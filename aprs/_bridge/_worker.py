@@ -304,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
     )
     sys.argv = [init.entry_script, *init.argv]
-    from .._entry_script import install_shim
+    from .._compat import activate  # Azure ML compatibility layer, last on sys.path
 
-    install_shim(agent_name=name, output_dir=init.output_dir, log_dir=init.log_dir)
+    activate(
+        worker_index=init.worker_index, output_dir=init.output_dir, log_dir=init.log_dir
+    )
     module = _load_and_init(chan, init)
     if module is None:
         chan.recv()  # wait for the parent to stop us, so it can read the failure first

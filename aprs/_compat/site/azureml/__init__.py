@@ -1,0 +1,5 @@
+"""aprs's stand-in for the ``azureml`` package (only used when no Azure ML SDK is installed)."""
+
+from aprs._compat._guard import install_finder
+
+install_finder()
