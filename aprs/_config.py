@@ -393,7 +393,9 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "models": _models_ok,
     "model_dir": _text_ok,
 }
-_TEXT_FIELDS = frozenset({"source_directory", "description", "environment", "model_dir"})
+_TEXT_FIELDS = frozenset(
+    {"source_directory", "description", "environment", "model_dir"}
+)
 
 
 def _collect_problems(v: Mapping[str, Any]) -> list[str]:

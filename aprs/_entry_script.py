@@ -32,7 +32,7 @@ class EntryScript:
             self.logger.setLevel(logging_level.upper())
 
     @property
-    def AZUREML_BI_OUTPUT_PATH(self) -> str:  # noqa: N802 - Azure's name
+    def AZUREML_BI_OUTPUT_PATH(self) -> str:
         """The step's output directory, as the environment variable of that name."""
         return os.environ.get("AZUREML_BI_OUTPUT_PATH", self.output_dir)
 

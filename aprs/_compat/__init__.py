@@ -65,8 +65,8 @@ def activate(*, worker_index: int, output_dir: str | None, log_dir: str | None) 
 
 def serves_real_azureml_core(path: list[str]) -> bool:
     """True when a folder on ``path`` holds an ``azureml/core`` package (a real install)."""
-    for entry in path:
-        if entry and entry != SITE_DIR:
-            if os.path.isfile(os.path.join(entry, "azureml", "core", "__init__.py")):
-                return True
-    return False
+    marker = os.path.join("azureml", "core", "__init__.py")
+    return any(
+        entry and entry != SITE_DIR and os.path.isfile(os.path.join(entry, marker))
+        for entry in path
+    )

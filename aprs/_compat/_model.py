@@ -25,7 +25,7 @@ __all__ = ("Model", "ModelNotFoundException", "job_models")
 _CACHE_DIR = "azureml-models"
 
 
-class ModelNotFoundException(Exception):  # noqa: N818 - azureml-core's name
+class ModelNotFoundException(Exception):
     """No model of that name exists on this machine."""
 
 
@@ -54,8 +54,12 @@ class Model:
             ModelNotFoundException: the model is in none of the places searched.
         """
         if not isinstance(model_name, str) or not model_name:
-            raise ModelNotFoundException(f"model_name must be a non-empty str; got {model_name!r}")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise ModelNotFoundException(
+                f"model_name must be a non-empty str; got {model_name!r}"
+            )
+        if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool)
+        ):
             raise ModelNotFoundException(f"version should be an int; got {version!r}")
         found = _lookup(model_name, version)
         if found is None:
@@ -64,7 +68,9 @@ class Model:
 
     @staticmethod
     def register(*args: Any, **kwargs: Any) -> NoReturn:
-        raise unsupported("azureml.core.Model.register (use Run.register_model offline)")
+        raise unsupported(
+            "azureml.core.Model.register (use Run.register_model offline)"
+        )
 
 
 def _lookup(name: str, version: int | None) -> str | None:

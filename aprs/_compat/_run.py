@@ -34,10 +34,14 @@ def _write(record: dict[str, Any]) -> None:
     if not log_dir:
         return
     line = orjson.dumps(
-        record, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+        record,
+        default=str,
+        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
     )
     fd = os.open(
-        os.path.join(log_dir, METRICS_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        os.path.join(log_dir, METRICS_FILE),
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        0o644,
     )
     try:
         os.write(fd, line)
@@ -77,7 +81,9 @@ class Run:
 class _OfflineRun(Run):
     """The run an entry script gets from ``Run.get_context()``."""
 
-    def __init__(self, run_id: str, role: str, parent: _OfflineRun | None = None) -> None:
+    def __init__(
+        self, run_id: str, role: str, parent: _OfflineRun | None = None
+    ) -> None:
         self.id = run_id
         self.name = self.display_name = run_id
         self._role = role
@@ -118,7 +124,9 @@ class _OfflineRun(Run):
             self._metrics[name] = value
 
     # -- metrics ----------------------------------------------------------------------
-    def log(self, name: str, value: Any, description: str = "", step: Any = None) -> None:
+    def log(
+        self, name: str, value: Any, description: str = "", step: Any = None
+    ) -> None:
         self._keep(name, value)
         self._record("log", name, value)
 
@@ -134,7 +142,9 @@ class _OfflineRun(Run):
         self._keep(name, value)
         self._record("log_table", name, value)
 
-    def log_image(self, name: str, path: str | None = None, plot: Any = None, **kw: Any) -> None:
+    def log_image(
+        self, name: str, path: str | None = None, plot: Any = None, **kw: Any
+    ) -> None:
         self._record("log_image", name, path if path is not None else repr(plot))
 
     def get_metrics(self, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -178,7 +188,9 @@ class _OfflineRun(Run):
                 full = os.path.join(root, file)
                 self.upload_file(os.path.join(name, os.path.relpath(full, path)), full)
 
-    def register_model(self, model_name: str, model_path: str | None = None, **kw: Any) -> Any:
+    def register_model(
+        self, model_name: str, model_path: str | None = None, **kw: Any
+    ) -> Any:
         """Record the registration (offline there is no registry) and return its details."""
         info = {"name": model_name, "path": model_path, **kw}
         self._record("register_model", model_name, info)
@@ -186,7 +198,11 @@ class _OfflineRun(Run):
 
     def _keep_file(self, name: str, source: Any) -> str | None:
         log_dir = settings().get("log_dir")
-        if not log_dir or os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        if (
+            not log_dir
+            or os.path.isabs(name)
+            or ".." in name.replace("\\", "/").split("/")
+        ):
             return None
         target = os.path.join(log_dir, "user", "run_files", name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
