@@ -198,13 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if not argv or list(argv)[:1] in (["-h"], ["--help"]):
-        print(_top_help(parser))
+        _print(_top_help(parser))
         return 0 if argv else 2
     args = parser.parse_args(argv)
     if args.version:
         from . import __version__
 
-        print(f"aprs {__version__}")
+        _print(f"aprs {__version__}")
         return 0
     if args.command != "run":
         print(_top_help(parser), file=sys.stderr)
@@ -281,9 +281,21 @@ def _print_summary(summary: Any, args: argparse.Namespace) -> None:
     if args.json:
         import msgspec
 
-        print(msgspec.json.encode(summary).decode())
+        _print(msgspec.json.encode(summary).decode())
     else:
-        print(summary.render())
+        _print(summary.render())
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a closed stdout (``| head -1``) ends quietly, same exit code."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader is gone: send the rest (and the interpreter's final flush) nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _build_step(args: argparse.Namespace) -> Any:

@@ -44,6 +44,7 @@ from ._errors import (
     OutputError,
 )
 from ._journal import Journal
+from ._runtime_flags import apply_runtime_flags
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
 
@@ -94,7 +95,8 @@ class ParallelRunStep:
                 f"{type(parallel_run_config).__name__}. Build one with "
                 "ParallelRunConfig(entry_script=..., ...)."
             )
-        self.config = parallel_run_config
+        # Azure runtime flags among the arguments (--error_threshold 5 ...) set the config
+        self.config, arguments = apply_runtime_flags(parallel_run_config, arguments)
         self.arguments, self.warnings = validate_arguments(arguments)
         for warning in self.warnings:
             log.warning("%s", warning)

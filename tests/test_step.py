@@ -596,9 +596,6 @@ def test_valid_step_names(name: str) -> None:
             id="first-not-keyword",
         ),
         pytest.param(
-            ["--mini_batch_size", "3"], "reserved name --mini_batch_size", id="reserved"
-        ),
-        pytest.param(
             ["--output", "/tmp/x"], "reserved name --output", id="reserved-output"
         ),
         pytest.param(

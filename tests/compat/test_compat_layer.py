@@ -157,3 +157,32 @@ def test_a_missing_model_is_a_usage_error_before_any_worker(tmp_path: Path) -> N
         "--model", "no-equals-sign", cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 2 and "NAME=PATH" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "code"), [("azure_surface.py", 0), ("raises_on_odd.py", 1)]
+)
+def test_a_closed_stdout_ends_quietly_with_the_jobs_exit_code(
+    tmp_path: Path, script: str, code: int
+) -> None:
+    """``python -m aprs run ... | head -1``: no BrokenPipeError traceback, same exit code."""
+    import subprocess
+    import sys
+
+    data = numbered_files(tmp_path / "data", 3)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "factor.txt").write_text("1")
+    args = [
+        sys.executable, "-m", "aprs", "run", "--entry-script", str(SCRIPTS / script),
+        "--input", str(data), "--output", str(tmp_path / "out"), "--run-max-try", "1",
+        "--process-count-per-node", "1", "--model", f"scaler={model}", "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before aprs prints its summary
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == code
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
