@@ -95,6 +95,7 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 _STEP_KEYS = {"name", "inputs", "output", "side_inputs", "arguments", "allow_reuse"}
+# (models: / model_dir: in a file are config keys: ParallelRunConfig.models / .model_dir)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,6 +120,15 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         help="a YAML, TOML or JSON file with the step's and the "
         "config's keys (flat, or config keys under parallel_run_config:)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the --config file by its dotted path, e.g. --set "
+        "inputs.images.path=data/ for an Azure v2 job file (repeatable)",
     )
     run.add_argument("--name", help="step name: 3-32 lowercase letters, digits, dashes")
     run.add_argument(
@@ -310,6 +320,11 @@ def _build_step(args: argparse.Namespace) -> Any:
     if args.config:
         data, base = _load_config_file(args.config)
         where = f"config file {args.config}"
+        data = _translate_job_file(data, base, args)
+    elif args.sets:
+        raise ConfigError(
+            "--set changes keys of a --config file; pass --config FILE too."
+        )
     config_keys = {key for _, key, _, _ in _CONFIG_OPTIONS}
     nested = data.pop("parallel_run_config", None)
     if nested is not None and not isinstance(nested, dict):
@@ -366,6 +381,23 @@ def _build_step(args: argparse.Namespace) -> Any:
         if args.no_reuse
         else bool(step_data.get("allow_reuse", True)),
     )
+
+
+def _translate_job_file(
+    data: dict[str, Any], base: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Azure v1 / v2 job files become aprs keys; what is ignored is logged once."""
+    import logging
+
+    from ._jobfile import apply_sets, translate_job_file
+
+    data = apply_sets(data, args.sets, os.getcwd())
+    flat, notes = translate_job_file(
+        data, base, args.config, output=args.output, default_name=_default_name
+    )
+    for note in notes:
+        logging.getLogger("aprs").warning("%s", note)
+    return flat
 
 
 def _apply_models(args: argparse.Namespace, cfg: dict[str, Any]) -> None:

@@ -87,6 +87,7 @@ _MESSAGES = {
     "arg_first": 'The first argument must be a keyword starting with "-" (Azure passes keyword arguments only); got {got}. Put the option name first, as in ["--name", "{text}"].',
     "arg_reserved": "`arguments[{i}]` {got} uses the reserved name --{flag}, which aprs passes to the entry script itself. Set {fix} instead of passing it in arguments.",
     "arg_flag": "aprs accepts but does not implement the Azure runtime flag --{flag}; it is passed to the entry script unchanged.",
+    "arg_flags": "aprs accepts but does not implement the Azure runtime flags {flags}; they are passed to the entry script unchanged.",
     "step_name": 'The step `name` must be 3-32 lowercase letters, digits and dashes, starting with a letter and not ending with a dash; got {got}. Rename it, for example to "{example}".',
     "twice": "`{field}` is given twice: as `{first}` and as `{key}`. Keep one of them.",
     "unknown": "Unknown key {got}{place}.{hint} Valid keys: {valid}.",
@@ -249,8 +250,8 @@ def validate_arguments(
     """Check the user's ``arguments`` for the entry script as Azure v1 does.
 
     Returns:
-        (argv, warnings): the arguments as strings, and one warning per Azure runtime
-        flag that aprs accepts but does not implement.
+        (argv, warnings): the arguments as strings, and one warning naming the Azure
+        runtime flags that aprs accepts but does not implement (if any).
 
     Raises:
         ConfigError: listing every element that is not str/int/float/path, every reserved
@@ -263,6 +264,7 @@ def validate_arguments(
     argv: list[str] = []
     warnings: list[str] = []
     problems: list[str] = []
+    flags: list[str] = []
     for i, arg in enumerate(arguments):
         text = _arg_text(arg)
         if text is None:
@@ -278,10 +280,15 @@ def validate_arguments(
                 _say("arg_reserved", i=i, got=_got(text), flag=flag, fix=fix)
             )
         elif flag in KNOWN_RUNTIME_FLAGS:
-            warnings.append(_say("arg_flag", flag=flag))
+            flags.append(flag)
         argv.append(text)
     if problems:
         _fail("arguments", problems)
+    if len(flags) == 1:
+        warnings.append(_say("arg_flag", flag=flags[0]))
+    elif flags:  # one warning for all of them (v2 jobs often pass five or six)
+        listed = ", ".join(f"--{f}" for f in flags)
+        warnings.append(_say("arg_flags", flags=listed))
     return argv, warnings
 
 

@@ -186,3 +186,21 @@ def test_a_closed_stdout_ends_quietly_with_the_jobs_exit_code(
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == code
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+def test_models_in_a_config_file_are_relative_to_it(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    (job / "models" / "scaler").mkdir(parents=True)
+    (job / "models" / "scaler" / "factor.txt").write_text("2")
+    (job / "job.yaml").write_text(
+        f"entry_script: {SCRIPTS / 'azure_surface.py'}\n"
+        "models:\n  scaler: models/scaler\nprocess_count_per_node: 1\n"
+    )
+    data = numbered_files(tmp_path / "data", 2)
+    done = cli(
+        "run", "--config", job / "job.yaml", "--input", data,
+        "--output", tmp_path / "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["f01.txt 2", "f02.txt 4"]
