@@ -1,6 +1,6 @@
 """Worker side, transport independent: host an entry script and run mini-batches through it.
 
-    setup_process(init)             stdio to log files, logging, sys.argv, Azure's EntryScript shim
+    setup_process(init)             stdio to log files, logging, sys.argv, the azureml layer
     load(init) ──► import the script (source_directory on sys.path), init()
                ──► (ScriptRuntime, Ready) | (None, InitFailed)
     runtime.run_batch(batch_id, kind, payload)
