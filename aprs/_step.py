@@ -559,7 +559,9 @@ def _compat_env(cfg: ParallelRunConfig, name: str) -> dict[str, str]:
 
     from ._compat import EXPERIMENT_ENV, MODELS_ENV, RUN_ID_ENV
 
-    env = {RUN_ID_ENV: f"{name}_{uuid.uuid4().hex[:12]}", EXPERIMENT_ENV: name}
+    # "OfflineRun_": scripts that test run.id.startswith("OfflineRun") skip workspace calls
+    run_id = f"OfflineRun_{name}_{uuid.uuid4().hex[:12]}"
+    env = {RUN_ID_ENV: run_id, EXPERIMENT_ENV: name}
     if cfg.models:
         models = {k: os.path.abspath(v) for k, v in cfg.models.items()}
         env[MODELS_ENV] = orjson.dumps(models).decode()

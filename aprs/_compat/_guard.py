@@ -9,10 +9,11 @@ installed only by the layer's own ``azureml`` package, so a real install is neve
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from importlib.machinery import ModuleSpec
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 __all__ = ("SUPPORTED", "install_finder", "unsupported", "unsupported_getattr")
@@ -26,13 +27,16 @@ SUPPORTED = (
 _PREFIXES = ("azureml.", "azureml_user.")
 
 
-def unsupported(what: str, error: type[ImportError] = ImportError) -> ImportError:
+def unsupported(
+    what: str, error: type[ImportError] = ImportError, name: str | None = None
+) -> ImportError:
     """The error for ``what`` (a module or a name), naming the layer and what it covers."""
     return error(
         f"{what} is not available: no Azure ML SDK is installed, so aprs's Azure ML "
         f"compatibility layer answers azureml imports, and it supports only {SUPPORTED}. "
         "Install the real package (pip install azureml-core) in the environment that "
-        "runs the workers, or remove that import from the entry script."
+        "runs the workers, or remove that import from the entry script.",
+        name=name,
     )
 
 
@@ -42,7 +46,13 @@ def unsupported_getattr(module: str) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise unsupported(f"{module}.{name}")
+        full = f"{module}.{name}"
+        try:  # a submodule of ours not imported yet (``from azureml.core import model``)
+            return importlib.import_module(full)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                raise
+        raise unsupported(full)
 
     return __getattr__
 
@@ -58,8 +68,22 @@ class _UnsupportedFinder:
         target: ModuleType | None = None,
     ) -> ModuleSpec | None:
         if fullname.startswith(_PREFIXES):
-            raise unsupported(f"The module {fullname}", ModuleNotFoundError)
+            if _probing():
+                return None  # importlib.util.find_spec(...) asks; only an import fails
+            raise unsupported(f"The module {fullname}", ModuleNotFoundError, fullname)
         return None
+
+
+def _probing() -> bool:
+    """Is this lookup an ``importlib.util.find_spec`` probe rather than an import?"""
+    frame: FrameType | None = sys._getframe(2)  # 0: ours, 1: importlib._bootstrap
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_globals.get("__name__") == "importlib.util":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install_finder() -> None:

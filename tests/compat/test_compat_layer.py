@@ -43,6 +43,7 @@ def test_model_run_and_entry_script_work_offline(tmp_path: Path) -> None:
     assert {"log", "log_row", "log_list", "log_table", "tag", "upload_file"} <= kinds
     run_ids = {r["run_id"] for r in records if r["run"] == "step"}
     assert len(run_ids) == 1  # one step run, shared by every worker
+    assert next(iter(run_ids)).startswith("OfflineRun_aprs-azure-surface_")
     parent = [r for r in records if r["run"] == "parent"]
     assert parent and all(
         r["run_id"] == f"{next(iter(run_ids))}_parent" for r in parent

@@ -1,10 +1,13 @@
 """Uses every offline part of the compatibility layer; one output row per input file."""
 
+import importlib.util
 import json
 import os
 import sys
 
+import azureml.core
 from azureml.core import Model, Run
+from azureml.core import model as model_module
 from azureml.core.model import Model as ModelFromModule
 from azureml.core.run import Run as RunFromModule
 from azureml_user.parallel_run import EntryScript
@@ -13,6 +16,8 @@ from azureml_user.parallel_run import EntryScript
 def init():
     global current_run, factor
     assert ModelFromModule is Model and RunFromModule is Run
+    assert model_module.Model is Model and azureml.core.VERSION
+    assert importlib.util.find_spec("azureml.mlflow") is None  # a probe, not an import
     with open(os.path.join(Model.get_model_path("scaler"), "factor.txt")) as f:
         factor = int(f.read())
     current_run = Run.get_context()
