@@ -114,3 +114,53 @@ def test_set_changes_plain_keys_and_outputs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "elsewhere" / "result.txt").read_text().splitlines()
     assert rows == ["2 0.txt", "2 1.txt", "2 2.txt", "2 3.txt"]
+
+
+def test_a_parallel_component_file_with_inputs_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """The component form: typed inputs without paths, defaults, an optional input left
+    unset ($[[...]] drops out), is_deterministic: false (no reuse)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text(
+        "import argparse, os\n"
+        "def init():\n"
+        "    global args\n"
+        "    p = argparse.ArgumentParser()\n"
+        "    p.add_argument('--label'); p.add_argument('--extra', default='none')\n"
+        "    args, _ = p.parse_known_args()\n"
+        "def run(mini_batch):\n"
+        "    return [f'{os.path.basename(f)} {args.label} {args.extra}' for f in mini_batch]\n"
+    )
+    (tmp_path / "component.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/parallelComponent.schema.json\n"
+        "type: parallel\nname: score_component\nversion: 1\nis_deterministic: false\n"
+        "inputs:\n"
+        "  data: {type: uri_folder}\n"
+        "  label: {type: string, default: seen}\n"
+        "  extra: {type: string, optional: true}\n"
+        "outputs:\n  scored: {type: uri_folder}\n"
+        "input_data: ${{inputs.data}}\nmini_batch_size: '2'\n"
+        "task:\n  type: run_function\n  code: ./src\n  entry_script: score.py\n"
+        "  environment: azureml:sklearn-env@latest\n"
+        "  program_arguments: --label ${{inputs.label}} $[[--extra ${{inputs.extra}}]]\n"
+        "  append_row_to: ${{outputs.scored}}\n"
+    )
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "in" / f"{name}.txt").write_text(name)
+    missing = cli("run", "--config", "component.yml", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "inputs.data has no path or value" in " ".join(missing.stderr.split())
+    done = cli(
+        "run", "--config", "component.yml", "--set", "inputs.data.path=in",
+        "--output", "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["a.txt seen none", "b.txt seen none", "c.txt seen none"]
+    again = cli(
+        "run", "--config", "component.yml", "--set", "inputs.data.path=in",
+        "--output", "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0 and "reused" not in again.stdout  # run afresh
