@@ -378,39 +378,70 @@ class _V2:
         job = self.job
         for key in ("mini_batch_size", "error_threshold", "logging_level", "description",
                     "mini_batch_error_threshold", "max_concurrency_per_instance",
-                    "retry_settings", "partition_keys"):  # fmt: skip
+                    "partition_keys"):  # fmt: skip
             if job.get(key) is not None:
-                out[key] = job[key]
+                out[key] = self._scalar(job[key], key)
+        retry = job.get("retry_settings")
+        if isinstance(retry, dict):
+            out["retry_settings"] = {
+                k: self._scalar(v, f"retry_settings.{k}") for k, v in retry.items()
+            }
+        elif retry is not None:
+            out["retry_settings"] = retry  # the config check reports it
         if "partition_keys" in out and out.pop("mini_batch_size", None) is not None:
             self.ignored.append("mini_batch_size (partition_keys win, as in v2)")
-        if (
-            isinstance(out.get("mini_batch_size"), str)
-            and out["mini_batch_size"].isdigit()
-        ):
-            out["mini_batch_size"] = int(out["mini_batch_size"])
+        size = out.get("mini_batch_size")
+        if isinstance(size, str) and size.isdigit():
+            out["mini_batch_size"] = int(size)
         env = job.get("environment_variables")
         if isinstance(env, dict):
-            out["environment_variables"] = {str(k): _text(v) for k, v in env.items()}
+            out["environment_variables"] = {
+                str(k): _text(self._scalar(v, f"environment_variables.{k}"))
+                for k, v in env.items()
+            }
         elif env is not None:
             out["environment_variables"] = env  # the config check reports it
-        resources = _mapping(job.get("resources"))
-        for key, value in resources.items():
+        for key, value in _mapping(job.get("resources")).items():
             if key != "instance_count" or value not in (None, 1):
                 self.ignored.append(f"resources.{key}={value}")
-        models = job.get("models")
-        if isinstance(models, dict):  # aprs's own keys, for Model.get_model_path
+        if job.get("is_deterministic") is False:
+            out["allow_reuse"] = False
+        self._models(out)
+
+    def _scalar(self, value: Any, label: str) -> Any:
+        """A setting bound to ``${{parent.inputs.x}}`` or ``${{inputs.x}}``: its value."""
+        match = _BINDING.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            return value
+        if match[1].startswith("parent.inputs."):
+            spec = self._parent(value)
+            if isinstance(spec, dict):
+                spec = spec.get("value", spec.get("default"))
+            if spec is not None and not (isinstance(spec, str) and "${{" in spec):
+                return spec
+        elif match[1].startswith("inputs."):
+            text = self.input_value(match[1].removeprefix("inputs."))
+            return value if text is None else text
+        self.problems.append(
+            f"{label} is bound to {value}, which only exists in Azure. Give a value with "
+            f"--set {label}=VALUE."
+        )
+        return value
+
+    def _models(self, out: dict[str, Any]) -> None:
+        """aprs's own ``models:`` / ``model_dir:`` keys, for Model.get_model_path."""
+        models = self.job.get("models")
+        if isinstance(models, dict):
             out["models"] = {
                 k: self._local(v, f"models.{k}", "a local path")
                 for k, v in models.items()
             }
         elif models is not None:
             out["models"] = models  # the config check reports it
-        if job.get("model_dir") is not None:
+        if self.job.get("model_dir") is not None:
             out["model_dir"] = self._local(
-                job["model_dir"], "model_dir", "a local folder"
+                self.job["model_dir"], "model_dir", "a local folder"
             )
-        if job.get("is_deterministic") is False:
-            out["allow_reuse"] = False
 
     def _arguments(self, out: dict[str, Any]) -> None:
         raw = self.task.get("program_arguments", self.task.get("args"))

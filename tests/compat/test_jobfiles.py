@@ -164,3 +164,38 @@ def test_a_parallel_component_file_with_inputs_from_the_command_line(
         "--output", "out", cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0 and "reused" not in again.stdout  # run afresh
+
+
+def test_settings_bound_to_pipeline_inputs(tmp_path: Path) -> None:
+    """mini_batch_size, retry_settings and environment variables may be bindings."""
+    (tmp_path / "score.py").write_text(
+        "import os\ndef run(mini_batch):\n"
+        "    tag = os.environ['LABEL']\n"
+        "    return [f'{len(mini_batch)} {tag} {os.path.basename(p)}' for p in mini_batch]\n"
+    )
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    pipeline = (
+        "type: pipeline\ninputs:\n  batch: 2\n  tries: {type: integer, default: 1}\n"
+        "jobs:\n  score:\n    type: parallel\n"
+        "    inputs:\n      data: {path: data}\n      label: tagged\n"
+        "    input_data: ${{inputs.data}}\n"
+        "    mini_batch_size: ${{parent.inputs.batch}}\n"
+        "    retry_settings: {max_retries: '${{parent.inputs.tries}}', timeout: 30}\n"
+        "    environment_variables: {LABEL: '${{inputs.label}}'}\n"
+        "    error_threshold: ${{parent.jobs.prep.outputs.limit}}\n"
+        "    outputs: {rows: {type: uri_folder}}\n"
+        "    task: {code: ., entry_script: score.py, append_row_to: '${{outputs.rows}}'}\n"
+    )
+    (tmp_path / "pipeline.yml").write_text(pipeline)
+    unresolved = cli("run", "--config", "pipeline.yml", "--output", "out", cwd=tmp_path)
+    assert unresolved.returncode == 2
+    assert "--set error_threshold=VALUE" in " ".join(unresolved.stderr.split())
+    done = cli(
+        "run", "--config", "pipeline.yml", "--output", "out",
+        "--set", "error_threshold=-1", "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["2 tagged 0.txt", "2 tagged 1.txt", "1 tagged 2.txt"]
