@@ -29,6 +29,9 @@ __all__ = ("METRICS_FILE", "Run")
 METRICS_FILE = "metrics.jsonl"
 
 
+_fds: dict[str, int] = {}  # metrics file -> its fd, opened once per process
+
+
 def _write(record: dict[str, Any]) -> None:
     log_dir = settings().get("log_dir")
     if not log_dir:
@@ -38,15 +41,12 @@ def _write(record: dict[str, Any]) -> None:
         default=str,
         option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
     )
-    fd = os.open(
-        os.path.join(log_dir, METRICS_FILE),
-        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-        0o644,
-    )
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    path = os.path.join(log_dir, METRICS_FILE)
+    fd = _fds.get(path)
+    if fd is None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        fd = _fds[path] = os.open(path, flags, 0o644)
+    os.write(fd, line)  # one write per record: lines of several workers never mix
 
 
 class _Experiment:
