@@ -37,6 +37,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .._backends._base import (
     Attempt,
     BackendListener,
@@ -50,15 +52,17 @@ from .._backends._base import (
 )
 from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
 from ._protocol import (
-    PREFIX,
     BatchDone,
     BatchFailed,
+    FrameDecoder,
+    FrameTooLarge,
     Init,
     InitFailed,
     Ready,
     RunBatch,
+    SendBuffer,
     Shutdown,
-    encode_header,
+    ToParent,
     parent_decoder,
 )
 
@@ -93,9 +97,12 @@ class _Worker:
     lifeline: int
     state: WorkerState = WorkerState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
-    wbuf: deque[bytes | memoryview] = field(default_factory=deque)
-    outq: list[bytes] = field(default_factory=list)
-    rbuf: bytearray = field(default_factory=bytearray)
+    out: SendBuffer = field(default_factory=SendBuffer)
+    writing: bool = False  # the pipe was full: a writer callback drains ``out``
+    dirty: bool = False  # in the pool's list of workers to flush this loop turn
+    decoder: FrameDecoder[ToParent] = field(
+        default_factory=lambda: FrameDecoder(parent_decoder)
+    )
     head_started: float = 0.0
     deadline: float = 0.0
     timer: asyncio.TimerHandle | None = None
@@ -347,16 +354,17 @@ class LocalPool:
         """Queue a frame; every worker's queued frames go out in one writev per loop turn.
 
         Coalescing matters: a pipe write that wakes the reader costs several microseconds,
-        more than everything else the parent does per mini-batch.
+        more than everything else the parent does per mini-batch. ``now``: an idle worker
+        waits for this frame, so write it at once when nothing is queued ahead of it.
         """
-        w.outq.append(encode_header(msg, len(body)))
-        if body:
-            w.outq.append(body)
-        if now and not w.wbuf and len(w.outq) <= 2:
-            parts, w.outq = w.outq, []
-            self._write_parts(w, parts)
-            return
-        if len(w.outq) <= 2:
+        out = w.out
+        out.add(msg, body)
+        if w.writing:
+            return  # the pipe is full: _on_writable sends it
+        if now and len(out) <= 2:
+            self._write(w)
+        elif not w.dirty:
+            w.dirty = True
             self._dirty.append(w)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -366,53 +374,25 @@ class LocalPool:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         for w in dirty:
-            parts, w.outq = w.outq, []  # may be empty: sent at once by try_submit
-            if not parts or w.state is WorkerState.EXITED:
-                continue
-            if w.wbuf:
-                w.wbuf.extend(parts)
-                continue
-            self._write_parts(w, parts)
+            w.dirty = False
+            if w.out and not w.writing and w.state is not WorkerState.EXITED:
+                self._write(w)
 
-    def _write_parts(self, w: _Worker, parts: list[bytes]) -> None:
-        n = 0
+    def _write(self, w: _Worker) -> None:
+        """Write what the pipe takes; when it is full, wait for it to drain (add_writer)."""
+        out = w.out
         try:
-            while n < len(parts):
-                chunk = parts[n : n + _IOV_MAX]
-                written = os.writev(w.wfd, chunk)
-                total = sum(map(len, chunk))
-                if written < total:
-                    rest = _skip(chunk, written)
-                    w.wbuf.extend(rest)
-                    w.wbuf.extend(parts[n + _IOV_MAX :])
-                    self._loop.add_writer(w.wfd, self._on_writable, w)
-                    return
-                n += _IOV_MAX
+            while out:
+                out.advance(os.writev(w.wfd, out.head(_IOV_MAX)))
         except BlockingIOError:
-            w.wbuf.extend(parts[n:])
-            self._loop.add_writer(w.wfd, self._on_writable, w)
-        except OSError:
-            return  # the worker is gone; EOF on its read pipe handles it
-
-    def _on_writable(self, w: _Worker) -> None:
-        parts = [w.wbuf[i] for i in range(min(len(w.wbuf), _IOV_MAX))]
-        try:
-            n = os.writev(w.wfd, parts)
-        except BlockingIOError:
+            if not w.writing:
+                w.writing = True
+                self._loop.add_writer(w.wfd, self._write, w)
             return
         except OSError:
-            w.wbuf.clear()
-            self._loop.remove_writer(w.wfd)
-            return
-        while n and w.wbuf:
-            head = w.wbuf[0]
-            if n >= len(head):
-                n -= len(head)
-                w.wbuf.popleft()
-            else:
-                w.wbuf[0] = memoryview(head)[n:]
-                n = 0
-        if not w.wbuf:
+            out.clear()  # the worker is gone; EOF on its read pipe handles it
+        if w.writing:
+            w.writing = False
             self._loop.remove_writer(w.wfd)
 
     # -- reading ------------------------------------------------------------------------
@@ -427,27 +407,31 @@ class LocalPool:
         if not data:
             self._on_eof(w)
             return
-        buf = w.rbuf
-        if buf:
-            buf += data
-            view: bytes | bytearray = buf
-        else:
-            view = data
-        pos, size = 0, len(view)
-        while size - pos >= 8:
-            header_len, body_len = PREFIX.unpack_from(view, pos)
-            start = pos + 8
-            end = start + header_len + body_len
-            if end > size:
-                break
-            msg = parent_decoder.decode(view[start : start + header_len])
-            body = bytes(view[start + header_len : end]) if body_len else b""
-            pos = end
+        try:
+            frames = w.decoder.feed(data)
+        except (FrameTooLarge, msgspec.DecodeError) as exc:
+            for msg, body in getattr(exc, "frames", ()):
+                self._dispatch(w, msg, body)
+            self._on_corrupt(w, exc)
+            return
+        for msg, body in frames:
             self._dispatch(w, msg, body)
-        if view is buf:
-            del buf[:pos]
-        elif pos < size:
-            w.rbuf = bytearray(view[pos:])
+
+    def _on_corrupt(self, w: _Worker, exc: Exception) -> None:
+        """The worker's stream cannot be read: kill it and treat it as a crash."""
+        if self._workers[w.index] is not w or w.state not in (
+            WorkerState.STARTING,
+            WorkerState.READY,
+        ):
+            return
+        log.error(
+            "worker %d (pid %d) sent an unreadable frame (%s); killing it",
+            w.index,
+            w.pid,
+            exc,
+        )
+        self._terminate(w)
+        self._on_eof(w)
 
     def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
         if (
@@ -727,25 +711,14 @@ class LocalPool:
         w.state = WorkerState.EXITED
         with contextlib.suppress(Exception):
             self._loop.remove_reader(w.rfd)
-        if w.wbuf:
-            w.wbuf.clear()
+        w.out.clear()
+        if w.writing:
+            w.writing = False
             with contextlib.suppress(Exception):
                 self._loop.remove_writer(w.wfd)
         for fd in (w.rfd, w.wfd, w.lifeline):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def _skip(parts: list[bytes], n: int) -> list[bytes | memoryview]:
-    """The unwritten rest of ``parts`` after ``n`` bytes went out."""
-    rest: list[bytes | memoryview] = []
-    for part in parts:
-        if n >= len(part):
-            n -= len(part)
-            continue
-        rest.append(memoryview(part)[n:] if n else part)
-        n = 0
-    return rest
 
 
 def _describe_exit(code: int, *, oom_hint: bool = True) -> str:
