@@ -515,19 +515,14 @@ class LocalPool:
         w.state = WorkerState.STOPPING
         self._terminate(w)
         if msg.kind in ("import", "no_run"):
-            what = (
-                "failed to import" if msg.kind == "import" else "has no run() function"
-            )
-            detail = (
-                f"{msg.error_type}: {msg.message}"
-                if msg.kind == "import"
-                else msg.message
-            )
+            no_run = msg.kind == "no_run"
+            detail = msg.message if no_run else f"{msg.error_type}: {msg.message}"
             self._set_fatal(
-                EntryScriptError(
-                    f"The entry script {self._spec.entry_script} {what} in the worker "
-                    f"process ({detail}). Fix the script and run the job again.\n\n"
-                    f"{msg.traceback}".rstrip()
+                EntryScriptError.in_worker(
+                    self._spec.entry_script,
+                    no_run=no_run,
+                    detail=detail,
+                    traceback_text=msg.traceback,
                 )
             )
             return
@@ -536,25 +531,32 @@ class LocalPool:
             w.index, f"init() raised {msg.error_type}: {msg.message}"
         )
 
-    def _init_failed_slot(self, slot: int, reason: str) -> None:
+    def _init_failed_slot(self, slot: int, reason: str, *, hung: bool = False) -> None:
+        """A worker of ``slot`` did not get through init(): try again, or give the slot up.
+
+        init() raising or the process dying is retried up to ``max_init_tries`` times per
+        slot. A hung init() is not: each slot waits for it once, so a job whose init() hangs
+        fails after one init timeout, not after ``max_init_tries`` of them.
+        """
         self._init_failures += 1
         self._init_tries[slot] += 1
         tries = self._init_tries[slot]
         log.warning("worker %d: %s (init attempt %d)", slot, reason, tries)
         if self._closing:
             return
-        if tries < self._spec.max_init_tries:
+        if tries < self._spec.max_init_tries and not hung:
             self._respawn(slot)
             return
         self._dead_slots.add(slot)
         if len(self._dead_slots) == self._spec.process_count:
-            tb = self._last_init_failure.traceback if self._last_init_failure else ""
+            last = self._last_init_failure
             self._set_fatal(
-                InitFailedError(
-                    f"init() failed in every worker ({self._init_failures} attempts on "
-                    f"{self._spec.process_count} worker slots); last failure: {reason}. "
-                    "Fix init() in the entry script (its traceback follows) and run the "
-                    f"job again.\n\n{tb}".rstrip()
+                InitFailedError.in_every_slot(
+                    attempts=self._init_failures,
+                    slots=self._spec.process_count,
+                    last_failure=reason,
+                    traceback_text=last.traceback if last and not hung else "",
+                    hung=hung,
                 )
             )
 
@@ -576,7 +578,10 @@ class LocalPool:
             self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
             self._terminate(w)
             self._init_failed_slot(
-                w.index, f"init() did not finish within {timeout:g} s (worker killed)"
+                w.index,
+                f"init() did not finish within {timeout:g} s, {self._init_bound()} "
+                "(worker killed)",
+                hung=True,
             )
             return
         if w.state is not WorkerState.READY or not w.inflight:
@@ -603,6 +608,11 @@ class LocalPool:
             self._spec.run_timeout_s, now - w.head_started, w.pid, w.index
         )
         self._settle(w, timed_out, lost=True)
+
+    def _init_bound(self) -> str:
+        if self._spec.init_timeout_s:
+            return "the init timeout"
+        return "the init timeout of 3 * run_invocation_timeout + 30 s"
 
     def _init_timeout_s(self) -> float:
         # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
