@@ -270,41 +270,12 @@ class LocalPool:
     # -- spawning -----------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
+        """Start the worker of ``slot``, send it Init and arm its init timeout."""
         spec = self._spec
-        r_in, w_in = os.pipe()
-        r_out, w_out = os.pipe()
-        r_life, w_life = os.pipe()
-        for fd in (w_in, r_out):
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-        cmd = [
-            spec.python,
-            "-m",
-            "aprs._bridge._worker",
-            str(r_in),
-            str(w_out),
-            str(r_life),
-        ]
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                pass_fds=(r_in, w_out, r_life),
-                env=spec.env,
-                stdin=subprocess.DEVNULL,
-            )
-        except BaseException:
-            for fd in (w_in, r_out, w_life):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (r_in, w_out, r_life):
-                os.close(fd)
-        os.set_blocking(w_in, False)
-        os.set_blocking(r_out, False)
-        w = _Worker(slot, proc, w_in, r_out, w_life)
+        w = _start_process(slot, spec)
         self._workers[slot] = w
         self._spawned += 1
-        self._loop.add_reader(r_out, self._on_readable, w)
+        self._loop.add_reader(w.rfd, self._on_readable, w)
         init = Init(
             spec.entry_script,
             spec.source_directory,
@@ -317,11 +288,10 @@ class LocalPool:
             spec.redirect_stdio,
         )
         self._send(w, init)
-        init_timeout = self._init_timeout_s()
         w.head_started = self._loop.time()
-        w.deadline = w.head_started + init_timeout
+        w.deadline = w.head_started + self._init_timeout_s()
         w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
-        log.debug("spawned worker %d (pid %d)", slot, proc.pid)
+        log.debug("spawned worker %d (pid %d)", slot, w.pid)
 
     def _respawn(self, slot: int) -> None:
         """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
@@ -729,6 +699,41 @@ class LocalPool:
         for fd in (w.rfd, w.wfd, w.lifeline):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
+    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    r_life, w_life = os.pipe()
+    for fd in (w_in, r_out):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    cmd = [
+        spec.python,
+        "-m",
+        "aprs._bridge._worker",
+        str(r_in),
+        str(w_out),
+        str(r_life),
+    ]
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            pass_fds=(r_in, w_out, r_life),
+            env=spec.env,
+            stdin=subprocess.DEVNULL,
+        )
+    except BaseException:
+        for fd in (w_in, r_out, w_life):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (r_in, w_out, r_life):
+            os.close(fd)
+    os.set_blocking(w_in, False)
+    os.set_blocking(r_out, False)
+    return _Worker(slot, proc, w_in, r_out, w_life)
 
 
 def _describe_exit(code: int, *, oom_hint: bool = True) -> str:
