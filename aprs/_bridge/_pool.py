@@ -1,15 +1,17 @@
-"""Parent side of the bridge: the local process pool and the lifecycle of each worker.
+"""Parent side of the local backend: the process pool and the lifecycle of each worker.
 
-    submit(Attempt) ──► pick the READY worker with the fewest batches in flight
-                        ──► frame written to its pipe (non-blocking; rest queued on add_writer)
-    worker pipe readable (loop.add_reader) ──► parse frames ──► listener.on_outcome(...)
-    pipe EOF (the worker died) ──► reap via pidfd ──► crashed outcome, requeue, respawn
-    head deadline passed (one lazy timer per worker) ──► timed-out outcome, kill, respawn
+    try_submit(Attempt) ──► the READY worker with the fewest batches in flight
+                        ──► SendBuffer ──► one writev per worker per loop turn (rest: add_writer)
+    worker pipe readable (loop.add_reader) ──► FrameDecoder ──► _dispatch
+    BatchDone / BatchFailed                 ──┐
+    head deadline passed (one lazy timer)   ──┼─► _settle: the one place a try ends
+    pipe EOF (died; reaped via pidfd)       ──┘   head -> Done | Failed | TimedOut | Crashed,
+                                                  lost worker: requeue the rest, respawn
 
 Why callbacks and not one task per worker: a task wake-up per frame costs more than the frame
 itself at 50k batches/s; a persistent ``add_reader`` callback parses every frame that arrived in
 one ``os.read`` (the approach of asyncio's own transports). All state is touched only from the
-event loop thread, so there are no locks.
+event loop thread, so there are no locks. See docs/architecture.md for the measured numbers.
 
 Pipelining: each worker gets up to ``depth`` batches at once so it never waits for a round trip.
 It runs them strictly in order, so the parent knows which batch is running (the oldest
@@ -20,7 +22,8 @@ batches queued behind it were never started and go back to the front of the queu
 (a long batch queued behind another would hurt the tail while another worker sits idle), and
 drops to 1 after any failure until the next success, so a failing job stops after a few calls.
 
-Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED.
+Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED. init()
+raising or dying is retried ``max_init_tries`` times per slot; a hung init() once per slot.
 """
 
 from __future__ import annotations
