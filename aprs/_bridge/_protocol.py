@@ -182,8 +182,11 @@ class FrameDecoder(Generic[M]):
         """Bytes of an incomplete frame held back."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[tuple[M, bytes]]:
+    def feed(self, data: bytes | memoryview) -> list[tuple[M, bytes]]:
         """Every frame completed by ``data``, in order (possibly none).
+
+        Nothing refers to ``data`` afterwards (bodies and a partial frame are copied), so
+        callers may read into one reused buffer and pass a view of it.
 
         Raises:
             FrameTooLarge: a prefix announced more than ``limit`` bytes.
@@ -192,7 +195,7 @@ class FrameDecoder(Generic[M]):
         buf = self._buf
         if buf:
             buf += data
-            view: bytes | bytearray = buf
+            view: bytes | bytearray | memoryview = buf
         else:
             view = data  # the common case: no copy until a frame is cut in two
         frames: list[tuple[M, bytes]] = []

@@ -38,7 +38,7 @@ from ._runtime import MiniBatchContext, ScriptRuntime, load, setup_process
 __all__ = ("MiniBatchContext", "main")
 
 _EXIT_PARENT_GONE = 70
-_READ_SIZE = 1 << 18  # bytes per os.read: the parent pipelines several frames at once
+_READ_SIZE = 1 << 18  # bytes per read, into one reused buffer (no allocation per read)
 _IOV_MAX = 512  # buffers per writev
 
 
@@ -50,16 +50,18 @@ class _Channel:
         self._out = out_fd
         self._decoder = FrameDecoder(child_decoder)
         self._ready: deque[tuple[Any, bytes]] = deque()
+        self._rbufs = [bytearray(_READ_SIZE)]
+        self._rview = memoryview(self._rbufs[0])
         self._send = SendBuffer()
 
     def recv(self) -> tuple[Any, bytes] | None:
         """The next frame; None at end of input (a frame cut short counts as the end)."""
         ready = self._ready
         while not ready:
-            data = os.read(self._in, _READ_SIZE)
-            if not data:
+            n = os.readv(self._in, self._rbufs)
+            if not n:
                 return None
-            ready.extend(self._decoder.feed(data))
+            ready.extend(self._decoder.feed(self._rview[:n]))
         return ready.popleft()
 
     def send(self, msg: Any, body: bytes = b"") -> None:
