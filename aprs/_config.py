@@ -56,6 +56,7 @@ _INT_FIELDS = {  # field -> (lowest valid value, None allowed)
     "process_count_per_node": (1, True),
     "node_count": (1, False),
     "run_max_try": (1, False),
+    "mini_batch_rows": (1, True),
 }
 _FLOAT_FIELDS = frozenset({"allowed_failed_percent", "run_invocation_timeout"})
 
@@ -78,6 +79,8 @@ _MESSAGES = {
     "logging_level": f"must be one of {', '.join(_LEVELS)} (any case); got {{got}}. Use INFO unless you need more or less detail.",
     "environment_variables": 'must be a dict of names (non-empty, without "=") to string values, or None; got {got}. Quote values and fix names, as in {{"MY_FLAG": "1"}}.',
     "partition_keys": 'must be a non-empty list of distinct non-empty strings, or None; got {got}. List the partition columns, as in ["Store", "Brand"].',
+    "mini_batch_rows": "must be an integer >= 1 or None; got {got}. Set it to the number of table rows each run() call should receive (tabular inputs only).",
+    "mini_batch_rows_and_size": "cannot be set together with `mini_batch_size`; got {got}. Keep one: rows per mini-batch, or an approximate byte size.",
     "partition_keys_and_size": "cannot be set together with `mini_batch_size` (as in Azure v1); got {got}. Remove mini_batch_size: each partition is one mini-batch.",
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
     "text": "must be a non-empty string or None; got {got}. Set it to a path or name, or leave it unset.",
@@ -103,7 +106,7 @@ KNOWN_RUNTIME_FLAGS = frozenset((
     "resource_monitor_interval", "copy_logs_to_parent", "metrics_name_prefix",
     "push_metrics_to_parent", "profiling_module", "nice", "cleanup_leaked_queues",
     "append_row_safe_output", "amlbi_async_mode", "resume_from", "rank_mini_batch_count",
-    "append_row_dataframe_header", "client_sdk_version", "create_snapshot_at_runtime",
+    "client_sdk_version", "create_snapshot_at_runtime",
     "run_id", "run_context_type",
 ))
 # fmt: on
@@ -135,6 +138,7 @@ class ParallelRunConfig(
     entry_script: str  # a pathlib.Path is accepted and stored as str
     source_directory: str | None = None
     mini_batch_size: int | str | None = None
+    mini_batch_rows: int | None = None  # aprs: rows per mini-batch for tabular inputs
     error_threshold: int = -1
     allowed_failed_count: int | None = None
     allowed_failed_percent: float | None = None
@@ -385,6 +389,13 @@ def _collect_problems(v: Mapping[str, Any]) -> list[str]:
     problems = [_bad("text" if f in _TEXT_FIELDS else f, v[f], f) for f in bad]
     keys, size = v["partition_keys"], v["mini_batch_size"]
     file_name, nodes = v["append_row_file_name"], v["node_count"]
+    rows = v["mini_batch_rows"]
+    if rows is not None and size is not None:
+        got = f"{_got(rows)} and mini_batch_size={_got(size)}"
+        problems.append(_bad("mini_batch_rows_and_size", rows, "mini_batch_rows", got))
+    if keys is not None and rows is not None:
+        got = f"{_got(keys)} and mini_batch_rows={_got(rows)}"
+        problems.append(_bad("partition_keys_and_size", keys, "partition_keys", got))
     if keys is not None and size is not None:
         got = f"{_got(keys)} and mini_batch_size={_got(size)}"
         problems.append(_bad("partition_keys_and_size", keys, "partition_keys", got))

@@ -32,7 +32,7 @@ from ._accounting import Thresholds
 from ._bridge._pool import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
-from ._datasets import FileDataset, IterableInput, as_input
+from ._datasets import FileDataset, IterableInput, TabularDataset, as_input
 from ._errors import (
     ConfigError,
     EntryScriptError,
@@ -54,6 +54,7 @@ log = logging.getLogger("aprs.step")
 _STATE_FILE = "state.json"
 _JOURNAL_FILE = "journal.jsonl"
 _RESULT_FILE = "job_result.json"
+_TABULAR_DEFAULT_BYTES = 1 << 20  # Azure's default mini_batch_size for tables: "1MB"
 
 
 class ParallelRunStep:
@@ -108,10 +109,13 @@ class ParallelRunStep:
         self.inputs = [as_input(obj, i) for i, obj in enumerate(inputs)]
         kinds = {type(i) for i in self.inputs}
         if len(kinds) > 1:
+            names = " and ".join(sorted(k.__name__ for k in kinds))
             raise ConfigError(
-                "All inputs of a ParallelRunStep must be of one type (as in Azure ML); got "
-                "both FileDataset and in-memory iterables. Run them as two steps."
+                "All inputs of a ParallelRunStep must be of one type (as in Azure ML: file "
+                f"and tabular inputs cannot be mixed); got {names}. Run them as separate "
+                "steps."
             )
+        self.tabular = isinstance(self.inputs[0], TabularDataset)
         self.side_inputs = [os.fspath(_side_path(s)) for s in (side_inputs or [])]
         self.output = os.path.abspath(
             os.fspath(output)
@@ -120,7 +124,13 @@ class ParallelRunStep:
         )
         self.allow_reuse = bool(allow_reuse)
         spec = self.config.mini_batch_spec()
-        if spec.unit == "bytes" and not isinstance(self.inputs[0], FileDataset):
+        if self.config.mini_batch_rows is not None and not self.tabular:
+            raise ConfigError(
+                f"mini_batch_rows={self.config.mini_batch_rows} counts table rows, which "
+                "only applies to tabular inputs (TabularDataset, --input-type tabular). Set "
+                "mini_batch_size instead."
+            )
+        if spec.unit == "bytes" and isinstance(self.inputs[0], IterableInput):
             raise ConfigError(
                 f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
                 "only applies to file inputs. For in-memory items give a number of items."
@@ -131,11 +141,12 @@ class ParallelRunStep:
                 f"{self.config.node_count}: multi-node runs (the Ray backend) are not "
                 "available yet. Use compute_target='local' and node_count=1."
             )
-        if self.config.partition_keys and isinstance(self.inputs[0], FileDataset):
+        if self.config.partition_keys and not isinstance(self.inputs[0], IterableInput):
             raise ConfigError(
                 f"partition_keys={self.config.partition_keys!r} groups in-memory items "
-                "(mappings) by their values; file inputs cannot be partitioned by keys "
-                "yet. Remove partition_keys and set mini_batch_size, or pass the rows as "
+                "(mappings) by their values; file and table inputs cannot be partitioned "
+                "by keys yet. Remove partition_keys and set mini_batch_size, or pass the "
+                "rows as "
                 "an iterable of dicts."
             )
 
@@ -173,7 +184,7 @@ class ParallelRunStep:
         script_path, source_dir = _check_script(self.config)
         self._check_output()
         for i, inp in enumerate(self.inputs):
-            if isinstance(inp, FileDataset) and not inp.resolve():
+            if isinstance(inp, (FileDataset, TabularDataset)) and not inp.resolve():
                 raise InputError(
                     f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
                     "the empty input."
@@ -275,7 +286,9 @@ class ParallelRunStep:
         for path in _code_files(script_path, source_dir, self.output):
             _hash_file_meta(h, path, content=path.endswith(".py"))
         for inp in self.inputs:
-            assert isinstance(inp, FileDataset)
+            assert isinstance(inp, (FileDataset, TabularDataset))
+            if isinstance(inp, TabularDataset):
+                h.update(repr((inp.options, inp.name)).encode())
             for path in inp.resolve():
                 _hash_file_meta(h, path, content=False)
         for side in self.side_inputs:
@@ -287,7 +300,7 @@ class ParallelRunStep:
         cfg = self.config
         env = dict(cfg.environment_variables or {})
         env["AZUREML_BI_OUTPUT_PATH"] = self.output
-        spec = cfg.mini_batch_spec()
+        unit, batch_value = self._batching()
         append_row = cfg.output_action == "append_row"
         worker = WorkerSpec(
             entry_script=prep.script_path,
@@ -306,8 +319,8 @@ class ParallelRunStep:
         return JobPlan(
             spec=worker,
             sources=self.inputs,
-            unit=spec.unit,
-            batch_value=spec.value,
+            unit=unit,
+            batch_value=batch_value,
             thresholds=Thresholds(
                 cfg.error_threshold,
                 cfg.allowed_failed_count,
@@ -326,12 +339,24 @@ class ParallelRunStep:
             on_progress=on_progress,
         )
 
+    def _batching(self) -> tuple[str, int]:
+        """(unit, value): "count" items, "bytes" (files, tables) or "rows" (tables)."""
+        cfg = self.config
+        if not self.tabular:
+            spec = cfg.mini_batch_spec()
+            return spec.unit, spec.value
+        if cfg.mini_batch_rows is not None:
+            return "rows", cfg.mini_batch_rows
+        if cfg.mini_batch_size is None:
+            return "bytes", _TABULAR_DEFAULT_BYTES
+        return "bytes", cfg.mini_batch_spec().value  # a plain number is bytes here
+
     def _runtime_args(self) -> list[str]:
         """The driver arguments Azure puts in sys.argv before the user's arguments."""
         cfg = self.config
         args = [
             "--mini_batch_size",
-            str(cfg.mini_batch_size or 10),
+            str(cfg.mini_batch_size or ("1MB" if self.tabular else 10)),
             "--error_threshold",
             str(cfg.error_threshold),
             "--output_action",

@@ -16,7 +16,8 @@ class FileDataset:
     """Files to process, as ``FileDataset.from_files(...)`` in Azure ML.
 
     A mini-batch is a list of absolute file path strings, files in sorted path order.
-    Folders are walked recursively; globs may use ``**``. Resolution happens when the job
+    Folders are walked recursively; globs may use ``**``; a folder holding an ``MLTable``
+    file stands for the data files its ``paths:`` name (never the MLTable file itself). Resolution happens when the job
     starts (so the listing reflects the files present then).
 
     Example:
@@ -93,6 +94,10 @@ def _expand(pattern: str, raw: str) -> list[str]:
             )
         return [str(path.resolve())]
     if path.is_dir():
+        if (path / "MLTable").is_file():  # an MLTable folder lists its data files
+            from ._mltable import load_mltable
+
+            return load_mltable(str(path)).files
         if not os.access(path, os.R_OK | os.X_OK):
             raise InputError(
                 f"The input folder {raw!r} is not readable. Fix its permissions."
