@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -37,7 +38,8 @@ import orjson
 
 from ._accounting import Accounting, Thresholds
 from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec
-from ._datasets import FileDataset, IterableInput
+from ._datasets import FileDataset, IterableInput, TabularDataset
+from ._datasets._table_plan import plan as plan_table
 from ._errors import (
     BackendError,
     EntryScriptError,
@@ -49,6 +51,7 @@ from ._errors import (
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
 from ._summary import JobSummary, StopReason
+from ._tabular._batch import KIND_TABLE, describe
 from ._writer import OrderedWriter
 
 __all__ = ("JobPlan", "run_job")
@@ -66,8 +69,8 @@ class JobPlan:
     """Everything run_job needs; built and validated by ParallelRunStep."""
 
     spec: WorkerSpec
-    sources: list[FileDataset | IterableInput]
-    unit: str  # "count" | "bytes"
+    sources: list[FileDataset | TabularDataset | IterableInput]
+    unit: str  # "count" | "bytes" | "rows" (tables)
     batch_value: int
     thresholds: Thresholds
     append_row: bool
@@ -82,6 +85,7 @@ class JobPlan:
     handle_signals: bool = True
     on_progress: Callable[[JobSummary], None] | None = None
     progress_interval_s: float = 1.0
+    framed_output: bool = False  # bodies carry a header to write once (TableOutput)
     fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
 
 
@@ -104,6 +108,7 @@ class _Job:
             window_limit=max(1024, 64 * plan.spec.process_count),
             on_drained=self.fill,
             on_error=self.on_write_error,
+            framed=plan.framed_output,
         )
         self.pending: deque[Attempt] = deque()
         self.pool: LocalPool | None = None
@@ -125,6 +130,10 @@ class _Job:
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
         if self.stop_reason is not None:
             return
+        if outcome.items >= 0 and outcome.items != attempt.size:
+            # a table's rows are known once a worker read them: count those as items
+            self.items_total += outcome.items - attempt.size
+            attempt.size = outcome.items
         if outcome.kind == "done":
             if outcome.returned > attempt.size and not self.warned_extra:
                 self.warned_extra = True
@@ -153,6 +162,7 @@ class _Job:
                         attempt.size,
                         attempt.payload,
                         keyed=attempt.keyed,
+                        kind=attempt.kind,
                     )
                 )
             else:
@@ -263,6 +273,10 @@ class _Job:
                     index = await self._offer(index, skip, items, key_value)
                     if self.stop_reason is not None:
                         return
+            elif isinstance(source, TabularDataset):
+                index = await self._offer_tables(source, index, skip)
+                if self.stop_reason is not None:
+                    return
             elif isinstance(source, IterableInput) and source.is_async:
                 async for items in by_count_async(source.source, self.plan.batch_value):
                     index = await self._offer(index, skip, items)
@@ -279,6 +293,25 @@ class _Job:
         self.acc.scheduling_finished(index)
         self.fill()
         self._after_change()
+
+    async def _offer_tables(self, source: TabularDataset, index: int, skip: int) -> int:
+        """Plan the table in a thread, a few slices at a time; offer each as a batch."""
+        plan = self.plan
+        slices = plan_table(source, plan.base_dir, plan.unit, plan.batch_value)
+        while True:
+            chunk = await anyio.to_thread.run_sync(lambda: list(islice(slices, 64)))
+            if not chunk:
+                return index
+            for part in chunk:
+                if index < skip:
+                    index += 1
+                    continue
+                payload = pickle.dumps(part, protocol=5)
+                # rows not known yet (byte ranges) count as 1 until a worker reads them
+                attempt = Attempt(index, 1, max(1, part.rows), payload, kind=KIND_TABLE)
+                index = await self._enqueue(attempt)
+                if self.stop_reason is not None:
+                    return index
 
     async def _keyed_batches(
         self, source: IterableInput, keys: list[str]
@@ -313,15 +346,21 @@ class _Job:
     ) -> int:
         if index < skip:
             return index + 1
-        self.items_total += len(items)
         keyed = key_value is not None
         try:
             payload = pickle.dumps((items, key_value) if keyed else items, protocol=5)
         except Exception as exc:
+            self.items_total += len(items)
             self._pickle_failed(index, items, exc)
             self.scheduled = index + 1
             return index + 1
-        self.pending.append(Attempt(index, 1, len(items), payload, keyed=keyed))
+        return await self._enqueue(Attempt(index, 1, len(items), payload, keyed=keyed))
+
+    async def _enqueue(self, attempt: Attempt) -> int:
+        """Queue a new batch (waits while the queue is full); returns the next index."""
+        index = attempt.batch_id
+        self.items_total += attempt.size
+        self.pending.append(attempt)
         self.scheduled = index + 1
         if len(self.pending) == 1:
             # the queue was empty, so a worker may be idle: let it take this one now (a
@@ -357,7 +396,9 @@ class _Job:
         short: int = 0,
         items: list[Any] | None = None,
     ) -> None:
-        if items is None and attempt.payload:
+        if items is None and attempt.payload and attempt.kind == KIND_TABLE:
+            items = describe(attempt.payload)
+        elif items is None and attempt.payload:
             try:
                 items = pickle.loads(attempt.payload)
                 if attempt.keyed:

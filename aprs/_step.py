@@ -46,6 +46,7 @@ from ._errors import (
 from ._journal import Journal
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
+from ._tabular._output import TableOutput
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
@@ -197,6 +198,7 @@ class ParallelRunStep:
                 )
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
+        prep.framed = self._table_output(source_dir).framed
         state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
         if (
             state is None
@@ -230,6 +232,14 @@ class ParallelRunStep:
             ):
                 prep.resume = journal
         return prep
+
+    def _table_output(self, source_dir: str | None) -> TableOutput:
+        """How workers format DataFrames (checks parallel_run_step.settings.json)."""
+        argv = [*self._runtime_args(), *self.arguments]
+        try:
+            return TableOutput.from_run_args(argv, source_dir)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} Fix the file or remove it.") from None
 
     @property
     def _log_dir(self) -> str:
@@ -335,6 +345,7 @@ class ParallelRunStep:
             journal_path=os.path.join(self._log_dir, _JOURNAL_FILE),
             resume=prep.resume,
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
+            framed_output=prep.framed and append_row,
             handle_signals=handle_signals,
             on_progress=on_progress,
         )
@@ -415,7 +426,14 @@ class ParallelRunStep:
 
 
 class _Prepared:
-    __slots__ = ("fingerprint", "resume", "reused", "script_path", "source_dir")
+    __slots__ = (
+        "fingerprint",
+        "framed",
+        "resume",
+        "reused",
+        "script_path",
+        "source_dir",
+    )
 
     def __init__(
         self, script_path: str, source_dir: str | None, fingerprint: str | None
@@ -425,6 +443,7 @@ class _Prepared:
         self.fingerprint = fingerprint
         self.resume: Any = None
         self.reused: JobSummary | None = None
+        self.framed = False
 
 
 def _raise_for(summary: JobSummary) -> None:

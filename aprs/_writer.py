@@ -20,6 +20,7 @@ import anyio
 import anyio.to_thread
 
 from ._journal import Journal, JournalState
+from ._tabular._output import split_header
 
 __all__ = ("OrderedWriter",)
 
@@ -37,6 +38,7 @@ class OrderedWriter:
         window_limit: int,
         on_drained: Callable[[], None] | None = None,
         on_error: Callable[[OSError], None] | None = None,
+        framed: bool = False,
     ) -> None:
         self._partial_path = partial_path
         self._journal = journal
@@ -60,6 +62,8 @@ class OrderedWriter:
         self._last_sync = 0.0
         self._dirty = False
         self.peak_window = 0
+        # bodies are "u32 len + header + rows": the first header goes before any row
+        self._framed = framed
 
     @property
     def next_id(self) -> int:
@@ -104,6 +108,10 @@ class OrderedWriter:
 
     def _advance(self, rows: bytes, ok: int, failed: int, batch_failed: bool) -> None:
         state = self.state
+        if self._framed and rows:
+            header, rows = split_header(rows)
+            if state.offset + self._buffered == 0:  # nothing written yet
+                rows = header + rows
         if rows:
             self._chunks.append(rows)
             self._buffered += len(rows)

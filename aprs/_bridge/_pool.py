@@ -114,6 +114,7 @@ class Attempt:
     # the owner's handle (a future for the runner); never crosses the pipe
     token: Any = None
     keyed: bool = False  # payload = pickle((items, partition_key_value))
+    kind: int = 0  # 2: a table slice the worker reads (aprs._tabular._batch)
 
 
 @dataclass(slots=True)
@@ -130,6 +131,7 @@ class Outcome:
     pid: int = 0
     worker_index: int = -1
     exit_code: int | None = None
+    items: int = -1  # items the worker found (table rows); -1: attempt.size holds
 
 
 class PoolListener(Protocol):
@@ -255,7 +257,7 @@ class LocalPool:
         # an idle worker waits for this frame: send it now (latency); busy ones coalesce
         self._send(
             best,
-            RunBatch(attempt.batch_id, attempt.attempt, attempt.keyed),
+            RunBatch(attempt.batch_id, attempt.attempt, attempt.keyed, attempt.kind),
             attempt.payload,
             now=idle,
         )
@@ -516,6 +518,7 @@ class LocalPool:
                     run_s=msg.run_s,
                     pid=w.pid,
                     worker_index=w.index,
+                    items=msg.items,
                 ),
             )
             self._listener.on_capacity()
@@ -538,6 +541,7 @@ class LocalPool:
                     msg.run_s,
                     w.pid,
                     w.index,
+                    items=msg.items,
                 ),
             )
             self._listener.on_capacity()

@@ -67,6 +67,7 @@ class RunBatch(msgspec.Struct, tag=True, array_like=True, gc=False):
     batch_id: int
     attempt: int
     keyed: bool = False
+    kind: int = 0  # 2: the body is a pickled table slice the worker reads (issue #8)
 
 
 class Shutdown(msgspec.Struct, tag=True, array_like=True):
@@ -95,6 +96,7 @@ class BatchDone(msgspec.Struct, tag=True, array_like=True, gc=False):
     batch_id: int
     returned: int
     run_s: float
+    items: int = -1  # items the worker found in the batch (table rows); -1: as sent
 
 
 class BatchFailed(msgspec.Struct, tag=True, array_like=True):
@@ -108,6 +110,7 @@ class BatchFailed(msgspec.Struct, tag=True, array_like=True):
     message: str
     traceback: str
     run_s: float
+    items: int = -1  # items the worker found in the batch (table rows); -1: as sent
 
 
 ToChild = Init | RunBatch | Shutdown

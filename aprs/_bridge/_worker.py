@@ -30,10 +30,14 @@ import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from .._tabular._batch import KIND_TABLE, read_table_batch
+from .._tabular._output import TableOutput
+from .._tabular._read import TableReadError
 from ._protocol import (
     PREFIX,
     RESULT_COUNT,
     RESULT_PICKLE,
+    RESULT_ROWS,
     BatchDone,
     BatchFailed,
     Init,
@@ -197,7 +201,34 @@ def _encode_result(result: Any, mode: int) -> tuple[int, bytes]:
     )
 
 
-def _serve(chan: _Channel, module: Any, mode: int) -> None:
+def _decode(
+    chan: _Channel, msg: RunBatch, body: bytes, started: float
+) -> tuple[Any, MiniBatchContext] | None:
+    """(items, context) of a batch, or None when a failure was reported instead."""
+    key_value: dict[str, Any] = {}
+    dataset = None
+    try:
+        if msg.kind == KIND_TABLE:
+            items, key_value, dataset = read_table_batch(body)
+        else:
+            items = pickle.loads(body)
+            if msg.keyed:
+                items, key_value = items
+    except TableReadError as exc:  # the message names file and line: no traceback
+        run_s = time.perf_counter() - started
+        failed = BatchFailed(msg.batch_id, "TableReadError", str(exc), "", run_s)
+        failed.items = exc.items
+        chan.send(failed)
+        return None
+    except BaseException as exc:
+        chan.send(_failure(msg.batch_id, exc, started, "could not unpickle input: "))
+        return None
+    context = MiniBatchContext(msg.batch_id, key_value)
+    context.dataset = dataset
+    return items, context
+
+
+def _serve(chan: _Channel, module: Any, mode: int, output: TableOutput) -> None:
     """The worker's main loop: one RunBatch at a time, in arrival order."""
     run = module.run
     with_context = _takes_context(run)
@@ -211,30 +242,29 @@ def _serve(chan: _Channel, module: Any, mode: int) -> None:
         if not isinstance(msg, RunBatch):
             continue
         started = time.perf_counter()
-        key_value: dict[str, Any] = {}
-        try:
-            items = pickle.loads(body)
-            if msg.keyed:
-                items, key_value = items
-        except BaseException as exc:
-            chan.send(
-                _failure(msg.batch_id, exc, started, "could not unpickle input: ")
-            )
-            continue
+        decoded = _decode(chan, msg, body, started)
         del body
+        if decoded is None:
+            continue
+        items, context = decoded
+        count = len(items) if msg.kind == KIND_TABLE else -1
+        if count == 0:  # an empty DataFrame: run() is not called (as in Azure)
+            chan.send(BatchDone(msg.batch_id, 0, 0.0, 0))
+            continue
         try:
-            result = (
-                run(items, MiniBatchContext(msg.batch_id, key_value))
-                if with_context
-                else run(items)
-            )
+            result = run(items, context) if with_context else run(items)
         except BaseException as exc:
             if isinstance(exc, SystemExit):
                 exc = RuntimeError(f"run() called sys.exit({exc.code!r})")
-            chan.send(_failure(msg.batch_id, exc, started), _pickle_exc(exc, mode))
+            failed = _failure(msg.batch_id, exc, started)
+            failed.items = count
+            chan.send(failed, _pickle_exc(exc, mode))
             continue
         try:
-            returned, out = _encode_result(result, mode)
+            if mode == RESULT_ROWS:
+                returned, out = output.encode(result)
+            else:
+                returned, out = _encode_result(result, mode)
         except BaseException as exc:
             where = (
                 ""
@@ -244,7 +274,8 @@ def _serve(chan: _Channel, module: Any, mode: int) -> None:
             chan.send(_failure(msg.batch_id, exc, started, where))
             continue
         del result, items
-        chan.send(BatchDone(msg.batch_id, returned, time.perf_counter() - started), out)
+        run_s = time.perf_counter() - started
+        chan.send(BatchDone(msg.batch_id, returned, run_s, count), out)
 
 
 def _pickle_exc(exc: BaseException, mode: int) -> bytes:
@@ -311,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         chan.recv()  # wait for the parent to stop us, so it can read the failure first
         return 0
-    _serve(chan, module, init.result_mode)
+    output = TableOutput.from_run_args(init.argv, init.source_directory)
+    _serve(chan, module, init.result_mode, output)
     shutdown = getattr(module, "shutdown", None)
     if callable(shutdown):
         try:

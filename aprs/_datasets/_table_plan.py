@@ -29,9 +29,13 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def plan(
-    ds: TabularDataset, base: str | None, unit: Unit, value: int
+    ds: TabularDataset, base: str | None, unit: str, value: int
 ) -> Iterator[TableSlice]:
-    """Slices of every file of ``ds`` in path order (blocking: run in a thread)."""
+    """Slices of every file of ``ds`` in path order (blocking: run in a thread).
+
+    ``unit`` is "rows" (``value`` rows per slice) or "bytes" (about ``value`` bytes).
+    """
+    by: Unit = "rows" if unit == "rows" else "bytes"
     files = ds.resolve(base)
     first = files[0] if files else None
     columns = _parquet_columns(first) if ds.options.format == "parquet" else None
@@ -46,9 +50,9 @@ def plan(
             dataset=ds.name,
         )
         if ds.options.format == "parquet":
-            yield from _parquet(proto, unit, value)
+            yield from _parquet(proto, by, value)
         else:
-            yield from _text(proto, ds.options.has_header(index == 0), unit, value)
+            yield from _text(proto, ds.options.has_header(index == 0), by, value)
 
 
 # -- delimited and JSON Lines: byte ranges at line ends ------------------------------------

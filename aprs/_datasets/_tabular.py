@@ -50,12 +50,19 @@ _SUFFIXES: dict[str, TableFormat] = {
 
 def require_tabular_extra() -> None:
     """Raise UsageError naming the extra when pyarrow or pandas is missing."""
-    missing = [m for m in ("pyarrow", "pandas") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("pyarrow", "pandas") if not _installed(m)]
     if missing:
         raise UsageError(
             f"Tabular inputs need {' and '.join(missing)}, which are not installed. "
             "Install the tabular extra: pip install 'aprs[tabular]'."
         )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked install counts as missing
+        return False
 
 
 def format_for_path(path: str) -> TableFormat | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def test_byte_batches_round_trip_and_stay_near_the_budget(
     if fmt != "parquet":  # byte ranges: contiguous, at line ends, <= budget + one line
         assert slices[-1].stop == os.path.getsize(path)
         longest = max(len(line) for line in path.read_bytes().split(b"\n"))
-        for a, b in zip(slices, slices[1:], strict=False):
+        for a, b in itertools.pairwise(slices):
             assert a.stop == b.start
             assert a.stop - a.start <= 16 * 1024 + longest
         assert all(s.stop - s.start >= 16 * 1024 for s in slices[:-1])
@@ -68,7 +69,7 @@ def test_slices_never_cross_files(tmp_path: Path) -> None:
         write(part, tmp_path / f"p{i}.csv", "csv")
     ds = TabularDataset.from_delimited_files(str(tmp_path / "*.csv"))
     slices = list(plan(ds, None, "bytes", 8 * 1024))
-    assert [Path(s.path).name for s in slices][0] == "p0.csv"
+    assert next(Path(s.path).name for s in slices) == "p0.csv"
     assert sorted({Path(s.path).name for s in slices}) == ["p0.csv", "p1.csv", "p2.csv"]
     for part, name in zip(parts, ["p0.csv", "p1.csv", "p2.csv"], strict=True):
         mine = [s for s in slices if Path(s.path).name == name]
@@ -132,7 +133,7 @@ def test_header_only_file_has_no_batches(tmp_path: Path) -> None:
 
 
 def one_slice(ds: TabularDataset) -> Any:
-    (s,) = [s for s in plan(ds, None, "bytes", 1 << 20)]
+    (s,) = list(plan(ds, None, "bytes", 1 << 20))
     return s
 
 
@@ -199,6 +200,6 @@ def test_schema_mismatch_between_files(tmp_path: Path) -> None:
         first, second = list(plan(ds, None, "bytes", 1 << 20))
         same(read_slice(first), df)
         with pytest.raises(
-            TableReadError, match="has the columns .* but the first file"
+            TableReadError, match=r"has the columns .* but the first file"
         ):
             read_slice(second)
