@@ -214,6 +214,7 @@ def test_defaults_match_azure():
         "entry_script": "score.py",
         "source_directory": None,
         "mini_batch_size": None,
+        "mini_batch_rows": None,
         "error_threshold": -1,
         "allowed_failed_count": None,
         "allowed_failed_percent": None,
