@@ -3,7 +3,8 @@
     payload (pickled TableSlice, or a list of them for a partition spanning files)
         ──► read_slice per part ──► one DataFrame + partition_key_value + dataset name
 
-``KIND_TABLE`` is the Attempt / RunBatch kind of such payloads (0 and 1 are the item lists).
+Such payloads travel with ``KIND_TABLE`` (aprs._bridge._protocol) as their Attempt / RunBatch
+kind.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from typing import Any
 from ._read import read_slice
 from ._slice import TableSlice
 
-__all__ = ("KIND_TABLE", "describe", "read_table_batch")
-
-KIND_TABLE = 2
-"""Attempt.kind: the payload is a pickled TableSlice (or list of them), read by the worker."""
+__all__ = ("describe", "read_table_batch")
 
 
 def read_table_batch(payload: bytes) -> tuple[Any, dict[str, Any], str]:
