@@ -164,6 +164,13 @@ def _parser() -> argparse.ArgumentParser:
         help="column separator of delimited tabular inputs (default , or a tab for .tsv)",
     )
     run.add_argument(
+        "--partition-format",
+        default=None,
+        metavar="TEMPLATE",
+        help="file inputs: the varying parts of the paths below the input folder, as "
+        "'{user}/{season}/{genres}.wav', for --partition-keys (key=value folders need none)",
+    )
+    run.add_argument(
         "--no-header",
         action="store_true",
         help="delimited tabular inputs have no header line (columns Column1, Column2...)",
@@ -421,6 +428,7 @@ def _input_defaults(args: argparse.Namespace) -> Any:
         format=args.input_format,
         separator=args.separator,
         header=not args.no_header,
+        partition_format=args.partition_format,
     )
 
 

@@ -51,6 +51,7 @@ from ._backends import (
     create_backend,
 )
 from ._datasets import FileDataset, IterableInput, TabularDataset
+from ._datasets._partitions import file_groups, table_groups
 from ._datasets._table_plan import plan as plan_table
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
@@ -241,7 +242,7 @@ class _Job:
         """Read the inputs into ``pending``; an input that fails to read stops the job."""
         try:
             await self._produce()
-        except InputError as exc:
+        except UsageError as exc:  # InputError, or partition keys not in the paths
             self.fatal = exc
             self.stop("input_error", str(exc))
         except Exception as exc:
@@ -264,6 +265,10 @@ class _Job:
                     index = await self._offer(index, skip, items, key_value)
                     if self.stop_reason is not None:
                         return
+            elif keys and isinstance(source, (FileDataset, TabularDataset)):
+                index = await self._offer_partitions(source, keys, index, skip)
+                if self.stop_reason is not None:
+                    return
             elif isinstance(source, TabularDataset):
                 index = await self._offer_tables(source, index, skip)
                 if self.stop_reason is not None:
@@ -307,6 +312,35 @@ class _Job:
                 index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
                 if self.stop_reason is not None:
                     return index
+
+    async def _offer_partitions(
+        self,
+        source: FileDataset | TabularDataset,
+        keys: list[str],
+        index: int,
+        skip: int,
+    ) -> int:
+        """One batch per key combination; grouping runs in a thread (it lists or reads
+        the key columns of every file before the first batch)."""
+        base = self.plan.base_dir
+        if isinstance(source, FileDataset):
+            groups = await anyio.to_thread.run_sync(file_groups, source, base, keys)
+            for key_value, files in groups:
+                index = await self._offer(index, skip, files, key_value)
+                if self.stop_reason is not None:
+                    break
+            return index
+        tables = await anyio.to_thread.run_sync(table_groups, source, base, keys)
+        for _key_value, parts, size in tables:
+            if index < skip:
+                index += 1
+                continue
+            self.items_total += size
+            payload = pickle.dumps(parts, protocol=5)
+            index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
+            if self.stop_reason is not None:
+                break
+        return index
 
     async def _keyed_batches(
         self, source: IterableInput, keys: list[str]

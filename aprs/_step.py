@@ -145,14 +145,6 @@ class ParallelRunStep:
                 "available yet. Use compute_target='local' and node_count=1."
             )
         _check_models(self.config)
-        if self.config.partition_keys and not isinstance(self.inputs[0], IterableInput):
-            raise ConfigError(
-                f"partition_keys={self.config.partition_keys!r} groups in-memory items "
-                "(mappings) by their values; file and table inputs cannot be partitioned "
-                "by keys yet. Remove partition_keys and set mini_batch_size, or pass the "
-                "rows as "
-                "an iterable of dicts."
-            )
 
     def __repr__(self) -> str:
         return f"ParallelRunStep(name={self.name!r}, output={self.output!r})"

@@ -32,7 +32,7 @@ _FORMATS: dict[str, tuple[TableFormat, str | None]] = {
     "json": ("json_lines", None),
     "json_lines": ("json_lines", None),
 }
-_KEYS = ("path", "type", "format", "separator", "header", "name")
+_KEYS = ("path", "type", "format", "separator", "header", "name", "partition_format")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,7 @@ class InputDefaults:
     format: str | None = None
     separator: str | None = None
     header: bool | str = True
+    partition_format: str | None = None
 
 
 def input_from_spec(
@@ -64,16 +65,18 @@ def input_from_spec(
         separator = spec.get("separator", defaults.separator)
         header = spec.get("header", defaults.header)
         name = spec.get("name")
+        template = spec.get("partition_format", defaults.partition_format)
     elif isinstance(spec, str):
         path, kind, fmt = spec, defaults.type, defaults.format
         separator, header, name = defaults.separator, defaults.header, None
+        template = defaults.partition_format
     else:
         raise ConfigError(
             f"An input must be a path or a mapping with path:; got {spec!r}."
         )
     kind = _kind(path, kind, fmt)
     if kind == "file":
-        return FileDataset.from_files(path)
+        return FileDataset.from_files(path, partition_format=template)
     table_format, implied_sep = _format(fmt)
     ds = TabularDataset.from_path(
         path, format=table_format, separator=separator or implied_sep, header=header

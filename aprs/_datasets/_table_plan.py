@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Literal
 from .._tabular import TableSlice
 from ._tabular import TabularDataset
 
-__all__ = ("Unit", "plan")
+__all__ = ("Unit", "data_start", "plan")
 
 Unit = Literal["bytes", "rows"]
 _BLOCK = 1 << 20
@@ -37,6 +37,8 @@ def plan(
     """
     by: Unit = "rows" if unit == "rows" else "bytes"
     files = ds.resolve(base)
+    if ds.options.format != "parquet":  # an empty text file has no rows (nor header)
+        files = [f for f in files if os.path.getsize(f) > 0]
     first = files[0] if files else None
     columns = _parquet_columns(first) if ds.options.format == "parquet" else None
     for index, path in enumerate(files):
@@ -69,6 +71,12 @@ def _text(
             yield from _by_bytes(f, proto, start, size, value)
         else:
             yield from _by_rows(f, proto, start, size, value)
+
+
+def data_start(path: str, header: bool) -> int:
+    """Byte offset of the first data row of ``path``."""
+    with open(path, "rb") as f:
+        return _data_start(f, header)
 
 
 def _data_start(f: BinaryIO, header: bool) -> int:
@@ -161,6 +169,7 @@ def _with(proto: TableSlice, start: int, stop: int, rows: int) -> TableSlice:
         proto.dataset,
         proto.key_value,
         proto.constants,
+        proto.match,
     )
 
 

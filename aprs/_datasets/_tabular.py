@@ -169,8 +169,13 @@ class TabularDataset:
         return self._files.patterns
 
     def resolve(self, base: str | None = None) -> list[str]:
-        """Sorted absolute paths of the data files (blocking)."""
-        return self._files.resolve(base)
+        """Sorted absolute paths of the data files (blocking).
+
+        Hidden files and files whose name starts with "_" (``_SUCCESS`` markers of Spark
+        and Hadoop) are not data and are skipped.
+        """
+        files = self._files.resolve(base)
+        return [f for f in files if not os.path.basename(f).startswith((".", "_"))]
 
     def __repr__(self) -> str:
         return f"TabularDataset({self.options.format}, {self._files.patterns!r})"

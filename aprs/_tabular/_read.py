@@ -19,10 +19,10 @@ from typing import Any
 
 from ._slice import TableSlice
 
-__all__ = ("TableReadError", "read_slice")
+__all__ = ("TableReadError", "column_names", "key_batches", "read_slice")
 
 _BOM = b"\xef\xbb\xbf"
-_cache: dict[tuple[str, int, int], Any] = {}  # the last Parquet row group read
+_cache: dict[tuple[Any, ...], Any] = {}  # the last row group (or whole file) read
 
 
 class TableReadError(Exception):
@@ -35,16 +35,132 @@ class TableReadError(Exception):
 
 def read_slice(s: TableSlice) -> Any:
     """The rows of ``s`` as a pandas DataFrame (raises TableReadError)."""
-    fmt = s.options.format
-    if fmt == "parquet":
-        table = _read_parquet(s)
+    if s.match:
+        table = _matching(s, _whole_file(s))
     else:
-        data = _read_bytes(s)
-        table = _read_delimited(s, data) if fmt == "delimited" else _read_json(s, data)
+        table = _read_table(s)
     df = _to_pandas(table)
     for key, value in s.constants.items():
         df[key] = value
     return df
+
+
+def _read_table(s: TableSlice) -> Any:
+    if s.options.format == "parquet":
+        return _read_parquet(s)
+    data = _read_bytes(s)
+    if s.options.format == "delimited":
+        return _read_delimited(s, data)
+    return _read_json(s, data)
+
+
+def _whole_file(s: TableSlice) -> Any:
+    """A whole file's table, cached: partitions of one file are read once per worker."""
+    try:
+        key = ("whole", s.path, os.stat(s.path).st_mtime_ns, s.start)
+    except OSError as exc:
+        raise TableReadError(f"{s.path}: the file cannot be read: {exc}.") from None
+    table = _cache.get(key)
+    if table is None:
+        table = _read_table(s)
+        _cache.clear()
+        _cache[key] = table
+    return table
+
+
+def _matching(s: TableSlice, table: Any) -> Any:
+    """The rows whose key columns equal ``s.key_value`` (None matches nulls)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = None
+    for key, value in (s.key_value or {}).items():
+        if key not in table.column_names:
+            raise TableReadError(
+                f"{s.path} has no column {key!r}, one of partition_keys "
+                f"{list(s.key_value or {})}; its columns are {table.column_names}. Add the "
+                "column to the file or remove the file from the input."
+            )
+        column = table.column(key)
+        if value is None:
+            cond = pc.is_null(column)
+        else:
+            cond = pc.equal(column, pa.scalar(value, column.type))
+        mask = cond if mask is None else pc.and_(mask, cond)
+    return table if mask is None else table.filter(mask)
+
+
+def column_names(s: TableSlice) -> list[str] | None:
+    """The columns of the slice's file, without reading rows (None: not known cheaply)."""
+    if s.options.format == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(s.path).names)
+        except Exception:
+            return None  # unreadable: the worker reports it
+    if s.options.format == "delimited":
+        return _columns(s)
+    return None
+
+
+def key_batches(s: TableSlice, keys: list[str]) -> Any:
+    """Yield tables of only the ``keys`` columns of the slice's whole file, streamed."""
+    import pyarrow as pa
+
+    if s.options.format == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(s.path).iter_batches(1 << 16, columns=keys):
+            yield pa.Table.from_batches([batch])
+    elif s.options.format == "delimited":
+        import pyarrow.csv as pacsv
+
+        names = _columns(s)
+        reader = pacsv.open_csv(
+            _open_at(s),
+            read_options=pacsv.ReadOptions(
+                encoding=s.options.encoding,
+                column_names=names,
+                autogenerate_column_names=names is None,
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=s.options.separator),
+            convert_options=pacsv.ConvertOptions(include_columns=keys),
+        )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+    else:
+        yield from _json_key_batches(s, keys)
+
+
+def _open_at(s: TableSlice) -> Any:
+    f = open(s.path, "rb")  # noqa: SIM115 - closed by pyarrow's reader at its end
+    f.seek(s.start)
+    return f
+
+
+def _json_key_batches(s: TableSlice, keys: list[str]) -> Any:
+    import pyarrow as pa
+
+    with open(s.path, "rb") as f:
+        rest = b""
+        while True:
+            block = f.read(8 << 20)
+            data, _, rest = (
+                (rest + block).rpartition(b"\n") if block else (rest, b"", b"")
+            )
+            if data.strip():
+                table = _read_json(s, data + b"\n")
+                yield pa.table(
+                    {
+                        k: table.column(k)
+                        if k in table.column_names
+                        else pa.nulls(len(table))
+                        for k in keys
+                    }
+                )
+            if not block:
+                return
 
 
 def _read_bytes(s: TableSlice) -> bytes:

@@ -59,6 +59,8 @@ class TableSlice:
         dataset: the input's name, for ``mini_batch_context.dataset``.
         key_value: the partition key values of this mini-batch, or None.
         constants: columns added to every row (Hive ``key=value`` folder names).
+        match: keep only the rows whose columns equal ``key_value`` (partition_keys that
+            are columns; the slice is then a whole file).
     """
 
     path: str
@@ -71,6 +73,7 @@ class TableSlice:
     dataset: str = ""
     key_value: dict[str, Any] | None = None
     constants: dict[str, str] = field(default_factory=dict)
+    match: bool = False
 
     def where(self) -> str:
         """A human description of the slice, for error messages."""
