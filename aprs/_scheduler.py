@@ -66,6 +66,7 @@ from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
 from ._summary import JobSummary, StopReason
 from ._tabular._batch import describe
+from ._tabular._parquet_out import ParquetSink
 from ._writer import OrderedWriter
 
 __all__ = ("JobPlan", "run_job")
@@ -101,6 +102,7 @@ class JobPlan:
     progress_interval_s: float = 1.0
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
     framed_output: bool = False  # bodies carry a header to write once (TableOutput)
+    parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
     fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
 
 
@@ -124,6 +126,7 @@ class _Job:
             on_drained=self.fill,
             on_error=self.on_write_error,
             framed=plan.framed_output,
+            sink=ParquetSink() if plan.parquet_output else None,
         )
         self.dispatch = Dispatcher(self, self.acc, gate=self.writer.accepts)
         self.pending = self.dispatch.pending

@@ -193,7 +193,9 @@ class ParallelRunStep:
                 )
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
-        prep.framed = self._table_output(source_dir).framed
+        output = self._table_output(source_dir)
+        prep.framed = output.framed
+        prep.parquet = output.kind == "parquet"
         state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
         if (
             state is None
@@ -211,7 +213,12 @@ class ParallelRunStep:
                 summary.elapsed_s = 0.0
                 prep.reused = summary
             return prep
-        if status in ("running", "interrupted") and self.allow_reuse:
+        # a Parquet file cannot be appended after its footer: such a job restarts afresh
+        if (
+            status in ("running", "interrupted")
+            and self.allow_reuse
+            and not prep.parquet
+        ):
             journal = Journal.load(os.path.join(self._log_dir, _JOURNAL_FILE))
             partial = self._partial_path
             if (
@@ -342,6 +349,7 @@ class ParallelRunStep:
             resume=prep.resume,
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
             framed_output=prep.framed and append_row,
+            parquet_output=prep.parquet and append_row,
             handle_signals=handle_signals,
             on_progress=on_progress,
             compute_target=cfg.compute_target,
@@ -426,6 +434,7 @@ class _Prepared:
     __slots__ = (
         "fingerprint",
         "framed",
+        "parquet",
         "resume",
         "reused",
         "script_path",
@@ -441,6 +450,7 @@ class _Prepared:
         self.resume: Any = None
         self.reused: JobSummary | None = None
         self.framed = False
+        self.parquet = False
 
 
 def _raise_for(summary: JobSummary) -> None:

@@ -6,7 +6,8 @@
     run() result: list | tuple | DataFrame | pyarrow Table ──► TableOutput.encode ──► body
 
 Formats, chosen by the file name's extension: ``.csv`` (comma separated, one header line),
-``.jsonl`` (one JSON object per row, orjson), anything else Azure's text format (a DataFrame
+``.jsonl`` (one JSON object per row, orjson), ``.parquet`` (Arrow IPC bodies the parent
+appends as row groups, see _parquet_out), anything else Azure's text format (a DataFrame
 as space separated values, no header, no index; ``--append_row_dataframe_header True`` or the
 settings file's ``{"append_row": {"pandas.DataFrame.to_csv": {...}}}`` change it). A list is
 written one ``str(element)`` per line (``.jsonl``: one JSON value per line).
@@ -34,13 +35,13 @@ _TEXT_DEFAULTS: dict[str, Any] = {"sep": " ", "header": False, "index": False}
 class TableOutput:
     """How DataFrames (and lists) become output rows for one job."""
 
-    kind: Literal["text", "csv", "jsonl"] = "text"
+    kind: Literal["text", "csv", "jsonl", "parquet"] = "text"
     to_csv: dict[str, Any] = field(default_factory=lambda: dict(_TEXT_DEFAULTS))
 
     @property
     def framed(self) -> bool:
         """Bodies carry a header to write once (see split_header)."""
-        return self.kind != "jsonl" and bool(self.to_csv.get("header"))
+        return self.kind in ("text", "csv") and bool(self.to_csv.get("header"))
 
     @classmethod
     def from_run_args(
@@ -51,6 +52,8 @@ class TableOutput:
         ext = os.path.splitext(name)[1].lower()
         if ext == ".jsonl":
             return cls("jsonl", {})
+        if ext == ".parquet":
+            return cls("parquet", {})
         kwargs = dict(_TEXT_DEFAULTS)
         if ext == ".csv":
             kwargs.update(sep=",", header=True)
@@ -65,11 +68,17 @@ class TableOutput:
         """(elements, body) for a list or DataFrame; TypeError for anything else."""
         if type(result) is tuple:
             result = list(result)
+        if self.kind == "parquet" and (
+            isinstance(result, list) or _is_arrow_table(result) or _is_frame(result)
+        ):
+            from ._parquet_out import to_ipc
+
+            return to_ipc(result)
         if isinstance(result, list):
             return len(result), self._frame(b"", self._list_rows(result))
         if _is_arrow_table(result):
             result = result.to_pandas()
-        if hasattr(result, "to_csv") and hasattr(result, "columns"):
+        if _is_frame(result):
             return len(result), self._frame(*self._frame_rows(result))
         raise TypeError(
             f"run() returned {type(result).__module__}.{type(result).__qualname__}; it "
@@ -135,6 +144,10 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+def _is_frame(value: Any) -> bool:
+    return hasattr(value, "to_csv") and hasattr(value, "columns")
 
 
 def _is_arrow_table(value: Any) -> bool:

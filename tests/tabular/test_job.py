@@ -221,3 +221,23 @@ def test_missing_extra_is_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'aprs[tabular]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_parquet_output_round_trip(tmp_path: Path, job: Callable[..., Any]) -> None:
+    """.parquet: one row group per mini-batch, in order, types kept (nullable ints too)."""
+    import pyarrow.parquet as pq
+
+    df = table(900)
+    write(df, tmp_path / "t.csv", "csv")
+    ran = job(
+        SCORE,
+        [TabularDataset.from_delimited_files(str(tmp_path / "t.csv"))],
+        mini_batch_rows=200,
+        append_row_file_name="scores.parquet",
+    )
+    assert ran.summary.output_file is not None
+    path = ran.summary.output_file
+    assert pq.ParquetFile(path).metadata.num_row_groups == 5
+    back = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(back[list(df.columns)], df)
+    assert back["batch"].tolist() == [i // 200 for i in range(900)]
