@@ -109,10 +109,13 @@ KNOWN_RUNTIME_FLAGS = frozenset((
     "resource_monitor_interval", "copy_logs_to_parent", "metrics_name_prefix",
     "push_metrics_to_parent", "profiling_module", "nice", "cleanup_leaked_queues",
     "append_row_safe_output", "amlbi_async_mode", "resume_from", "rank_mini_batch_count",
-    "client_sdk_version", "create_snapshot_at_runtime",
+    "append_row_dataframe_header", "client_sdk_version", "create_snapshot_at_runtime",
     "run_id", "run_context_type",
 ))
 # fmt: on
+_IMPLEMENTED_FLAGS = frozenset(
+    ("append_row_dataframe_header",)
+)  # read by the workers (#8)
 
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 80
@@ -312,7 +315,7 @@ def validate_arguments(
             problems.append(
                 _say("arg_reserved", i=i, got=_got(text), flag=flag, fix=fix)
             )
-        elif flag in KNOWN_RUNTIME_FLAGS:
+        elif flag in KNOWN_RUNTIME_FLAGS and flag not in _IMPLEMENTED_FLAGS:
             flags.append(flag)
         argv.append(text)
     if problems:
