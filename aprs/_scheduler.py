@@ -46,14 +46,19 @@ from ._errors import (
     OutputError,
     UsageError,
 )
+from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
+from ._progress import LiveStats
 from ._summary import JobSummary, StopReason
 from ._writer import OrderedWriter
 
 __all__ = ("JobPlan", "run_job")
 
 log = logging.getLogger("aprs.job")
+failure_log = logging.getLogger(
+    "aprs.failures"
+)  # one line per failed try (CLI coalesces)
 logging.getLogger("aprs").addHandler(
     logging.NullHandler()
 )  # a library: apps choose output
@@ -80,8 +85,10 @@ class JobPlan:
     partition_keys: list[str] | None = None  # one mini-batch per distinct key values
     base_dir: str | None = None
     handle_signals: bool = True
-    on_progress: Callable[[JobSummary], None] | None = None
-    progress_interval_s: float = 1.0
+    on_progress: Callable[[LiveStats], None] | None = None  # the CLI's display
+    progress_interval_s: float = 0.1
+    items_expected: int | None = None  # totals when known before reading (files, lists)
+    batches_expected: int | None = None
     fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
 
 
@@ -119,10 +126,29 @@ class _Job:
         self.max_try = plan.thresholds.run_max_try
         self.warned_extra = False
         self.signals = 0
+        self.started = time.perf_counter()
+        self.items_at_start = start.items_ok + start.items_failed
+        self.joblog = JobLog(
+            plan.log_dir,
+            fresh=plan.resume is None,
+            workers=plan.spec.process_count,
+            logging_level=plan.spec.logging_level,
+            resumed_from=start.next,
+        )
 
     # -- PoolListener -------------------------------------------------------------------
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
+        self.joblog.record(
+            attempt.batch_id,
+            attempt.attempt,
+            attempt.size,
+            outcome.worker_index,
+            outcome.pid,
+            outcome.run_s,
+            outcome.returned,
+            outcome.kind,
+        )
         if self.stop_reason is not None:
             return
         if outcome.kind == "done":
@@ -390,7 +416,7 @@ class _Job:
             line = orjson.dumps(record, default=repr)
         self.writer.log_failure(line + b"\n")
         if not short:
-            log.warning(
+            failure_log.warning(
                 "mini-batch %d try %d/%d failed: %s: %s",
                 attempt.batch_id,
                 attempt.attempt,
@@ -400,6 +426,32 @@ class _Job:
             )
 
     # -- summary ------------------------------------------------------------------------
+
+    def live(self) -> LiveStats:
+        """A snapshot for the progress display and the overview log (cheap: no I/O)."""
+        acc, plan, writer = self.acc, self.plan, self.writer
+        stats = self.pool.statistics() if self.pool is not None else None
+        batches_total = self.scheduled if self.source_done else plan.batches_expected
+        items_total = (
+            self.items_at_start + self.items_total if self.source_done else None
+        )
+        return LiveStats(
+            elapsed_s=time.perf_counter() - self.started,
+            batches_done=acc.batches_succeeded + acc.batches_failed,
+            batches_failed=acc.batches_failed,
+            batches_total=batches_total,
+            items_done=acc.items_succeeded + acc.items_failed,
+            items_failed=acc.items_failed,
+            items_total=items_total if items_total is not None else plan.items_expected,
+            retries=acc.retries,
+            failed_tries=acc.retries + acc.batches_failed,
+            workers_alive=stats.workers_ready if stats else 0,
+            workers=plan.spec.process_count,
+            in_flight=stats.batches_in_flight if stats else 0,
+            reorder_window=writer.window_size,
+            items_at_start=self.items_at_start,
+            stopping=self.stop_reason is not None,
+        )
 
     def summary(self, elapsed_s: float) -> JobSummary:
         acc, plan = self.acc, self.plan
@@ -469,6 +521,7 @@ async def run_job(plan: JobPlan) -> JobSummary:
                 fresh=fresh, failures_path=os.path.join(plan.log_dir, "failures.jsonl")
             )
         )
+        await anyio.to_thread.run_sync(job.joblog.open)
     except OSError as exc:
         await anyio.to_thread.run_sync(job.writer.release)
         raise OutputError(
@@ -478,6 +531,7 @@ async def run_job(plan: JobPlan) -> JobSummary:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.writer.run)
+            tg.start_soon(job.joblog.run, job.live)
             _install_signals(job, plan)
             try:
                 await _run(job, tg)
@@ -495,6 +549,9 @@ async def run_job(plan: JobPlan) -> JobSummary:
     if job.fatal is not None and not isinstance(job.fatal, InitFailedError):
         plan.fatal = job.fatal  # usage errors (exit 2) and backend errors
     summary = job.summary(time.perf_counter() - started)
+    if plan.on_progress is not None:
+        plan.on_progress(job.live())  # the display ends on the final counts
+    await anyio.to_thread.run_sync(job.joblog.close, overview_final_line(summary))
     if isinstance(job.fatal, InitFailedError):
         job.fatal.summary = summary
         plan.fatal = job.fatal
@@ -522,13 +579,12 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
 
 
 async def _progress(
-    job: _Job, callback: Callable[[JobSummary], None], every: float
+    job: _Job, callback: Callable[[LiveStats], None], every: float
 ) -> None:
-    started = time.perf_counter()
     while not job.done.is_set():
         with anyio.move_on_after(every):
             await job.done.wait()
-        callback(job.summary(time.perf_counter() - started))
+        callback(job.live())
 
 
 async def _stop_pool(job: _Job) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,9 @@ from ._errors import (
     JobInterruptedError,
     OutputError,
 )
+from ._joblog import write_result_files
 from ._journal import Journal
+from ._plan import expected_totals
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
 
@@ -289,6 +292,9 @@ class ParallelRunStep:
         env["AZUREML_BI_OUTPUT_PATH"] = self.output
         spec = cfg.mini_batch_spec()
         append_row = cfg.output_action == "append_row"
+        items_expected, batches_expected = expected_totals(
+            self.inputs, spec.unit, spec.value, keyed=bool(cfg.partition_keys)
+        )
         worker = WorkerSpec(
             entry_script=prep.script_path,
             source_directory=prep.source_dir,
@@ -324,6 +330,8 @@ class ParallelRunStep:
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
             handle_signals=handle_signals,
             on_progress=on_progress,
+            items_expected=items_expected,
+            batches_expected=batches_expected,
         )
 
     def _runtime_args(self) -> list[str]:
@@ -370,6 +378,7 @@ class ParallelRunStep:
             f.write(
                 orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2)
             )
+        write_result_files(self._log_dir, summary)
         status = (
             "completed"
             if summary.status == "completed"
@@ -383,7 +392,13 @@ class ParallelRunStep:
         with open(tmp, "wb") as f:
             f.write(
                 orjson.dumps(
-                    {"fingerprint": fingerprint, "status": status, "name": self.name}
+                    {
+                        "fingerprint": fingerprint,
+                        "status": status,
+                        "name": self.name,
+                        "pid": os.getpid(),  # `aprs status` tells running from stopped
+                        "time": time.time(),
+                    }
                 )
             )
         os.replace(tmp, path)
