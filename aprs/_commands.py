@@ -131,11 +131,14 @@ def display_for_run(
     failures = logging.getLogger("aprs.failures")
     display = make_display(progress=progress, quiet=quiet)
     if display is None:  # --quiet: no failure lines either (they are in the logs)
+        null = logging.NullHandler()
+        failures.addHandler(null)
         failures.propagate = False
         try:
             yield None
         finally:
             failures.propagate = True
+            failures.removeHandler(null)
         return
     handler = DisplayHandler(display)
     handler.setLevel(logging.WARNING)

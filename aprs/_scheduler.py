@@ -86,7 +86,7 @@ class JobPlan:
     base_dir: str | None = None
     handle_signals: bool = True
     on_progress: Callable[[LiveStats], None] | None = None  # the CLI's display
-    progress_interval_s: float = 0.1
+    progress_interval_s: float = 0.25
     items_expected: int | None = None  # totals when known before reading (files, lists)
     batches_expected: int | None = None
     fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
