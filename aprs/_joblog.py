@@ -37,6 +37,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from ._backends._base import Attempt, Crashed, Done, Failed, Outcome, TimedOut
 from ._progress import LiveStats, format_duration
 
 __all__ = (
@@ -63,6 +64,12 @@ MINIBATCH_COLUMNS = (
 )
 MINIBATCHES_FILE = "minibatches.jsonl"
 OVERVIEW_FILE = "job_progress_overview.txt"
+_STATUS: dict[type, str] = {
+    Done: "done",
+    Failed: "failed",
+    TimedOut: "timeout",
+    Crashed: "crashed",
+}
 _FLUSH_S = 0.5
 _OVERVIEW_S = 5.0
 
@@ -121,20 +128,21 @@ class JobLog:
 
     # -- loop side ----------------------------------------------------------------------
 
-    def record(
-        self,
-        batch_id: int,
-        attempt: int,
-        size: int,
-        worker: int,
-        pid: int,
-        run_s: float,
-        returned: int,
-        status: str,
-    ) -> None:
+    def record(self, attempt: Attempt, outcome: Outcome) -> None:
         """One try ended (hot path: call from the loop, never blocks)."""
+        kind = type(outcome)
         self.rows.append(
-            (batch_id, attempt, worker, pid, time.time(), run_s, size, returned, status)
+            (
+                attempt.batch_id,
+                attempt.attempt,
+                outcome.worker_index,
+                outcome.pid,
+                time.time(),
+                outcome.run_s,
+                attempt.size,
+                outcome.returned if kind is Done else 0,  # type: ignore[union-attr]
+                _STATUS.get(kind, "failed"),
+            )
         )
 
     async def run(self, live: Callable[[], LiveStats]) -> None:

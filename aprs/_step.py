@@ -30,7 +30,7 @@ import msgspec
 import orjson
 
 from ._accounting import Thresholds
-from ._bridge._pool import WorkerSpec, default_env
+from ._backends import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
 from ._datasets import FileDataset, IterableInput, as_input
@@ -332,6 +332,7 @@ class ParallelRunStep:
             on_progress=on_progress,
             items_expected=items_expected,
             batches_expected=batches_expected,
+            compute_target=cfg.compute_target,
         )
 
     def _runtime_args(self) -> list[str]:
