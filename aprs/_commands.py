@@ -19,11 +19,8 @@ import logging
 import os
 import shlex
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import orjson
 
 __all__ = (
     "add_commands",
@@ -33,8 +30,6 @@ __all__ = (
     "run_command",
     "validate_step",
 )
-
-COMMAND_FILE = "command.json"
 
 
 def add_commands(sub: Any) -> None:
@@ -99,18 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def record_command(step: Any, argv: list[str]) -> None:
-    """Remember how this job was started, for `aprs status` (best effort)."""
-    logs = os.path.join(step.output, "logs")
-    record = {
-        "argv": ["python", "-m", "aprs", *argv],
-        "cwd": os.getcwd(),
-        "pid": os.getpid(),
-        "time": time.time(),
-    }
-    with contextlib.suppress(OSError):
-        os.makedirs(logs, exist_ok=True)
-        with open(os.path.join(logs, COMMAND_FILE), "wb") as f:
-            f.write(orjson.dumps(record))
+    """Remember how this job was started; the step keeps it in logs/state.json."""
+    step.command = {"argv": ["python", "-m", "aprs", *argv], "cwd": os.getcwd()}
 
 
 def resume_command(record: dict[str, Any]) -> str:

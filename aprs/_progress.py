@@ -199,7 +199,7 @@ class PlainProgress:
             self.message(shown)
 
     def close(self) -> None:
-        if self._stats is not None:
+        if self._stats is not None and _worth_showing(self._stats):
             self._emit(self._stats)
 
 
@@ -253,7 +253,7 @@ class RichProgress:
             self._next_draw = 0.0  # show the new count with the next tick
 
     def close(self) -> None:
-        if self._stats is not None:
+        if self._stats is not None and _worth_showing(self._stats):
             self._live.update(self._render(self._stats), refresh=True)
         self._live.stop()
 
@@ -290,6 +290,11 @@ class RichProgress:
         if self.failures.more:
             text.append(f"\n{self.failures.more_line()}", style="red")
         return text
+
+
+def _worth_showing(stats: LiveStats) -> bool:
+    """A job that stopped before any try ended (a usage error) gets no final line."""
+    return stats.batches_done > 0 or stats.failed_tries > 0 or stats.elapsed_s >= 5.0
 
 
 def _pct(done: int, total: int) -> str:

@@ -3,7 +3,7 @@
     logs/state.json (status, pid) ─┐
     logs/journal.jsonl (durable) ──┼──► JobStatus ──► text (or --json)
     logs/minibatches.jsonl (tries) ┤                  + the exact command that resumes it
-    logs/failures.jsonl, command.json, job_result.json
+    logs/failures.jsonl, job_result.json
 
 Only reads files; works while the job runs (every file is appended whole lines, a torn last
 line is skipped). "running" means the state says so and the recorded process is alive;
@@ -56,7 +56,7 @@ def collect_status(output_dir: str) -> dict[str, Any]:
             f"{output_dir} is not the output directory of an aprs job (there is no "
             "logs/state.json). Pass the --output directory of a job that has started."
         )
-    command = _read(os.path.join(logs, "command.json")) or {}
+    command = state.get("command") or {}
     result = _read(os.path.join(logs, "job_result.json"))
     journal = Journal.load(os.path.join(logs, "journal.jsonl"))
     runs, rows = read_minibatches(logs)

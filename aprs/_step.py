@@ -122,6 +122,8 @@ class ParallelRunStep:
             else os.path.join("aprs_output", name)
         )
         self.allow_reuse = bool(allow_reuse)
+        # how the CLI started this job (argv, cwd), kept in state.json for `aprs status`
+        self.command: dict[str, Any] | None = None
         spec = self.config.mini_batch_spec()
         if spec.unit == "bytes" and not isinstance(self.inputs[0], FileDataset):
             raise ConfigError(
@@ -399,6 +401,7 @@ class ParallelRunStep:
                         "name": self.name,
                         "pid": os.getpid(),  # `aprs status` tells running from stopped
                         "time": time.time(),
+                        "command": self.command,
                     }
                 )
             )

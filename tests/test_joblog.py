@@ -46,12 +46,14 @@ def run_job(
         *extra,
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=90)
+    return subprocess.run(
+        cmd, check=False, capture_output=True, text=True, env=env, timeout=90
+    )
 
 
 def status(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "aprs", "status", str(out), *extra],
         capture_output=True,
         text=True,
@@ -71,7 +73,7 @@ def check_logs(logs: Path) -> tuple[list[dict[str, Any]], list[list[Any]]]:
     raw = (logs / "minibatches.jsonl").read_bytes().splitlines()
     assert len(raw) == len(runs) + len(rows)  # every line parses
     assert runs and runs[0]["columns"] == list(MINIBATCH_COLUMNS)
-    for index, attempt, worker, pid, start, end, n_in, n_out, st in rows:
+    for _index, attempt, worker, pid, start, end, n_in, _n_out, st in rows:
         assert st in STATUSES and 0 <= worker < 2 and pid > 0
         assert start <= end and n_in == 1 and attempt in (1, 2)
     assert (logs / "sys" / "job.txt").is_file()
@@ -136,7 +138,7 @@ def test_interrupted_job_and_its_resume_command(tmp_path: Path) -> None:
     assert resume.startswith("resume with: cd ")
     assert "python -m aprs run --entry-script" in resume
     info = orjson.loads(status(out, "--json").stdout)
-    assert info["journal"]["next"] >= 3
+    assert info["status"].startswith("stopped") and info["journal"]["next"] < 34
 
 
 def test_killed_job_still_readable(tmp_path: Path) -> None:

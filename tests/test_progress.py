@@ -85,7 +85,7 @@ def test_terminal_shows_totals_rate_eta_and_coalesced_failures(tmp_path: Path) -
 
 
 def test_pipe_gets_plain_lines_and_failures_coalesce(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         _cmd(tmp_path), capture_output=True, text=True, env=_env(), timeout=60
     )
     assert proc.returncode == 0, proc.stderr
@@ -100,7 +100,7 @@ def test_pipe_gets_plain_lines_and_failures_coalesce(tmp_path: Path) -> None:
 
 
 def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         _cmd(tmp_path, "--quiet"),
         capture_output=True,
         text=True,
@@ -113,21 +113,21 @@ def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
 
 
 def _stats(**kw: object) -> LiveStats:
-    base: dict[str, object] = dict(
-        elapsed_s=10.0,
-        batches_done=5,
-        batches_failed=1,
-        batches_total=20,
-        items_done=50,
-        items_failed=2,
-        items_total=200,
-        retries=3,
-        failed_tries=4,
-        workers_alive=2,
-        workers=2,
-        in_flight=3,
-        reorder_window=1,
-    )
+    base: dict[str, object] = {
+        "elapsed_s": 10.0,
+        "batches_done": 5,
+        "batches_failed": 1,
+        "batches_total": 20,
+        "items_done": 50,
+        "items_failed": 2,
+        "items_total": 200,
+        "retries": 3,
+        "failed_tries": 4,
+        "workers_alive": 2,
+        "workers": 2,
+        "in_flight": 3,
+        "reorder_window": 1,
+    }
     base.update(kw)
     return LiveStats(**base)  # type: ignore[arg-type]
 

@@ -62,7 +62,7 @@ def open_page(page: Any, html: Path) -> tuple[Any, list[str]]:
 
 def aprs(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "aprs", *args],
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def aprs(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "aprs", *args],
         capture_output=True,
         text=True,
