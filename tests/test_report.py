@@ -28,26 +28,21 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A page in a fresh headless Chromium, closed (with all its processes) after the test."""
     from playwright.sync_api import sync_playwright
 
     exe = _chromium()
     assert exe is not None, "chromium is not installed (.ci/run installs it)"
     with sync_playwright() as p:
-        b = p.chromium.launch(
+        browser = p.chromium.launch(
             executable_path=exe, args=["--no-sandbox", "--disable-gpu"]
         )
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page, closed before the process-leak check (its renderer is a child)."""
-    new = browser.new_page()
-    yield new
-    new.close()
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 def open_page(page: Any, html: Path) -> tuple[Any, list[str]]:
