@@ -16,6 +16,8 @@ import orjson
 import pytest
 from conftest import make_files, script_path
 
+from aprs._joblog import read_minibatches
+
 pytestmark = pytest.mark.timeout(150)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +42,9 @@ def page() -> Iterator[Any]:
             executable_path=exe, args=["--no-sandbox", "--disable-gpu"]
         )
         try:
-            yield browser.new_page()
+            new = browser.new_page()
+            new.set_default_timeout(120_000)  # a hang guard on a loaded machine
+            yield new
         finally:
             browser.close()
 
@@ -105,7 +109,10 @@ def test_report_of_a_finished_job_renders_in_chromium(
     page, errors = open_page(page, html)
     page.wait_for_selector("#timeline .main-svg")
     assert errors == []
-    # 12 files: 11 done + 2 failed tries + 1 crashed try = 14 bars, one lane per worker
+    # one bar per try recorded: 12 files, 2 failed tries of "bad", a crashed first try
+    # of "crash" (its retry is done) -> 14 tries
+    _, rows = read_minibatches(str(finished / "logs"))
+    assert len(rows) == 14, rows
     assert page.locator("#timeline g.point").count() == 14
     lanes = page.locator("#timeline .ytick text").all_text_contents()
     assert lanes and set(lanes) <= {"worker000", "worker001"}
