@@ -140,8 +140,8 @@ def dry_run(step: Any) -> int:
     """Print the mini-batch plan of a step, run nothing."""
     from ._plan import describe_plan
 
-    spec = step.config.mini_batch_spec()
-    print(describe_plan(step.inputs, spec.unit, spec.value))
+    unit, value = step._batching()
+    print(describe_plan(step.inputs, unit, value))
     return 0
 
 

@@ -22,7 +22,7 @@ __all__ = ("describe_plan", "expected_totals")
 
 
 def expected_totals(
-    inputs: Sequence[FileDataset | IterableInput],
+    inputs: Sequence[Any],
     unit: str,
     value: int,
     *,
@@ -38,11 +38,13 @@ def expected_totals(
     for source in inputs:
         if isinstance(source, FileDataset):
             n = len(source.resolve(base))
-        else:
+        elif isinstance(source, IterableInput):
             try:
                 n = len(source.source)  # type: ignore[arg-type]
             except TypeError:
                 return None, None  # a generator: lazy, count as we go
+        else:
+            return None, None  # tables: rows are known only once the files are read
         items += n
         if batches is not None:
             batches = None if unit != "count" or keyed else batches + -(-n // value)
@@ -50,7 +52,7 @@ def expected_totals(
 
 
 def describe_plan(
-    inputs: Sequence[FileDataset | IterableInput],
+    inputs: Sequence[Any],
     unit: str,
     value: int,
     *,
@@ -62,7 +64,8 @@ def describe_plan(
     total_batches = total_items = 0
     for i, source in enumerate(inputs):
         if not isinstance(source, FileDataset):
-            lines.append(f"input {i}: in-memory items (split lazily while running)")
+            what = "in-memory items" if isinstance(source, IterableInput) else "a table"
+            lines.append(f"input {i}: {what} (split while running)")
             continue
         if unit == "bytes":
             batches = list(by_bytes(source.iter_sized(base), value))

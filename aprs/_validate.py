@@ -57,8 +57,9 @@ def _check_inputs(step: Any, lines: list[str]) -> bool:
             ok = False
             lines.append(f"side input {path}: FAIL: does not exist")
     if ok:
-        spec = step.config.mini_batch_spec()
-        items, batches = expected_totals(step.inputs, spec.unit, spec.value)
+        unit, value = step._batching()
+        keyed = bool(step.config.partition_keys)
+        items, batches = expected_totals(step.inputs, unit, value, keyed=keyed)
         if batches is not None:
             lines.append(f"plan: ok ({items} items in {batches} mini-batches)")
     return ok
