@@ -220,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         help="show progress on stderr (default when it is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_run_extras(run)
     run.add_argument(
         "--json",
         action="store_true",
@@ -230,7 +231,30 @@ def _parser() -> argparse.ArgumentParser:
         nargs=argparse.REMAINDER,
         help="after '--': arguments for the entry script",
     )
+    _add_commands(sub)
     return parser
+
+
+def _add_run_extras(run: argparse.ArgumentParser) -> None:
+    """Issue 10: --quiet and --dry-run (kept apart from the job's own options)."""
+    run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the final summary (no progress, no failure lines)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the mini-batch plan (how many, sizes, first items) and exit",
+    )
+
+
+def _add_commands(sub: Any) -> None:
+    """Issue 10: the report, status and validate commands (in aprs/_commands.py)."""
+    from ._commands import add_commands
+
+    add_commands(sub)
 
 
 def _top_help(parser: argparse.ArgumentParser) -> str:
@@ -247,20 +271,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or list(argv)[:1] in (["-h"], ["--help"]):
         _print(_top_help(parser))
         return 0 if argv else 2
+    validate = list(argv)[:1] == ["validate"]
+    if validate:  # `validate` takes exactly run's options
+        argv = ["run", *list(argv)[1:]]
     args = parser.parse_args(argv)
+    if validate:
+        args.command = "validate"
+    args.argv = list(argv)  # `aprs status` prints the command that resumes the job
     if args.version:
         from . import __version__
 
         _print(f"aprs {__version__}")
         return 0
-    if args.command != "run":
+    if args.command in ("report", "status"):
+        from ._commands import run_command
+
+        return run_command(args)
+    if args.command not in ("run", "validate"):
         print(_top_help(parser), file=sys.stderr)
         return 2
     from ._errors import AprsError, JobError, UsageError
 
-    _setup_logging()
+    _setup_logging(quiet=args.quiet)
     try:
         step = _build_step(args)  # its warnings reach stderr through the "aprs" logger
+        if args.command == "validate" or args.dry_run:
+            from ._commands import dry_run, validate_step
+
+            return validate_step(step) if args.command == "validate" else dry_run(step)
         summary = _run(step, args)
     except UsageError as exc:
         print(f"aprs: error: {exc}", file=sys.stderr)
@@ -284,11 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _setup_logging() -> None:
+def _setup_logging(*, quiet: bool = False) -> None:
     """The parent's warnings (retries, worker deaths, stops) go to stderr, one line each."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR if quiet else logging.WARNING)
     handler.setFormatter(logging.Formatter("aprs: %(levelname)s: %(message)s"))
     logger = logging.getLogger("aprs")
     logger.addHandler(handler)
@@ -297,31 +336,16 @@ def _setup_logging() -> None:
 
 
 def _run(step: Any, args: argparse.Namespace) -> Any:
+    from ._commands import display_for_run, record_command
     from ._step import run_coroutine
 
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-    on_progress = _progress_printer() if show else None
+    record_command(step, args.argv)
+    with display_for_run(progress=args.progress, quiet=args.quiet) as on_progress:
 
-    async def go() -> Any:
-        return await step.arun(on_progress=on_progress)
+        async def go() -> Any:
+            return await step.arun(on_progress=on_progress)
 
-    try:
         return run_coroutine(go)
-    finally:
-        if show:
-            sys.stderr.write("\n")
-
-
-def _progress_printer() -> Any:
-    def show(s: Any) -> None:
-        done = s.mini_batches_succeeded + s.mini_batches_failed
-        sys.stderr.write(
-            f"\r{done} mini-batches done ({s.mini_batches_failed} failed), "
-            f"{s.items_succeeded} items ok, {s.elapsed_s:.0f} s   "
-        )
-        sys.stderr.flush()
-
-    return show
 
 
 def _print_summary(summary: Any, args: argparse.Namespace) -> None:

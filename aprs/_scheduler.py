@@ -62,8 +62,10 @@ from ._errors import (
     OutputError,
     UsageError,
 )
+from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
+from ._progress import LiveStats
 from ._summary import JobSummary, StopReason, job_error
 from ._tabular._batch import describe
 from ._tabular._parquet_out import ParquetSink
@@ -72,6 +74,8 @@ from ._writer import OrderedWriter
 __all__ = ("JobPlan", "run_job")
 
 log = logging.getLogger("aprs.job")
+# one line per failed try, on its own logger so the CLI can coalesce them
+failure_log = logging.getLogger("aprs.failures")
 logging.getLogger("aprs").addHandler(
     logging.NullHandler()
 )  # a library: apps choose output
@@ -98,8 +102,10 @@ class JobPlan:
     partition_keys: list[str] | None = None  # one mini-batch per distinct key values
     base_dir: str | None = None
     handle_signals: bool = True
-    on_progress: Callable[[JobSummary], None] | None = None
-    progress_interval_s: float = 1.0
+    on_progress: Callable[[LiveStats], None] | None = None  # the CLI's display
+    progress_interval_s: float = 0.25
+    items_expected: int | None = None  # totals when known before reading (files, lists)
+    batches_expected: int | None = None
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
     framed_output: bool = False  # bodies carry a header to write once (TableOutput)
     parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
@@ -142,10 +148,20 @@ class _Job:
         self.max_try = plan.thresholds.run_max_try
         self.warned_extra = False
         self.signals = 0
+        self.started = time.perf_counter()
+        self.items_at_start = start.items_ok + start.items_failed
+        self.joblog = JobLog(
+            plan.log_dir,
+            fresh=plan.resume is None,
+            workers=plan.spec.process_count,
+            logging_level=plan.spec.logging_level,
+            resumed_from=start.next,
+        )
 
     # -- DispatchOwner ------------------------------------------------------------------
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
+        self.joblog.record(attempt, outcome)
         if self.stop_reason is not None:
             return
         found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
@@ -464,7 +480,7 @@ class _Job:
             line = orjson.dumps(record, default=repr)
         self.writer.log_failure(line + b"\n")
         if not short:
-            log.warning(
+            failure_log.warning(
                 "mini-batch %d try %d/%d failed: %s: %s",
                 attempt.batch_id,
                 attempt.attempt,
@@ -474,6 +490,32 @@ class _Job:
             )
 
     # -- summary ------------------------------------------------------------------------
+
+    def live(self) -> LiveStats:
+        """A snapshot for the progress display and the overview log (cheap: no I/O)."""
+        acc, plan, writer = self.acc, self.plan, self.writer
+        stats = self.backend.statistics() if self.backend is not None else None
+        batches_total = self.scheduled if self.source_done else plan.batches_expected
+        items_total = (
+            self.items_at_start + self.items_total if self.source_done else None
+        )
+        return LiveStats(
+            elapsed_s=time.perf_counter() - self.started,
+            batches_done=acc.batches_succeeded + acc.batches_failed,
+            batches_failed=acc.batches_failed,
+            batches_total=batches_total,
+            items_done=acc.items_succeeded + acc.items_failed,
+            items_failed=acc.items_failed,
+            items_total=items_total if items_total is not None else plan.items_expected,
+            retries=acc.retries,
+            failed_tries=acc.retries + acc.batches_failed,
+            workers_alive=stats.workers_ready if stats else 0,
+            workers=plan.spec.process_count,
+            in_flight=stats.in_flight if stats else 0,
+            reorder_window=writer.window_size,
+            items_at_start=self.items_at_start,
+            stopping=self.stop_reason is not None,
+        )
 
     def summary(self, elapsed_s: float) -> JobSummary:
         acc, plan = self.acc, self.plan
@@ -570,6 +612,7 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
                 fresh=fresh, failures_path=os.path.join(plan.log_dir, "failures.jsonl")
             )
         )
+        await anyio.to_thread.run_sync(job.joblog.open)
     except OSError as exc:
         await anyio.to_thread.run_sync(job.writer.release)
         raise OutputError(
@@ -579,6 +622,7 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.writer.run)
+            tg.start_soon(job.joblog.run, job.live)
             _install_signals(job, plan)
             try:
                 await _run(job, tg)
@@ -594,6 +638,9 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
     summary = job.summary(time.perf_counter() - started)
+    if plan.on_progress is not None:
+        plan.on_progress(job.live())  # the display ends on the final counts
+    await anyio.to_thread.run_sync(job.joblog.close, overview_final_line(summary))
     return summary, job_error(summary, job.cause)
 
 
@@ -623,13 +670,12 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
 
 
 async def _progress(
-    job: _Job, callback: Callable[[JobSummary], None], every: float
+    job: _Job, callback: Callable[[LiveStats], None], every: float
 ) -> None:
-    started = time.perf_counter()
     while not job.done.is_set():
         with anyio.move_on_after(every):
             await job.done.wait()
-        callback(job.summary(time.perf_counter() - started))
+        callback(job.live())
 
 
 async def _stop_backend(job: _Job) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +41,9 @@ from ._errors import (
     InputError,
     OutputError,
 )
+from ._joblog import write_result_files
 from ._journal import Journal
+from ._plan import expected_totals
 from ._runtime_flags import apply_runtime_flags
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
@@ -126,6 +129,8 @@ class ParallelRunStep:
             else os.path.join("aprs_output", name)
         )
         self.allow_reuse = bool(allow_reuse)
+        # how the CLI started this job (argv, cwd), kept in state.json for `aprs status`
+        self.command: dict[str, Any] | None = None
         spec = self.config.mini_batch_spec()
         if self.config.mini_batch_rows is not None and not self.tabular:
             raise ConfigError(
@@ -319,6 +324,9 @@ class ParallelRunStep:
         env.update(_compat_env(cfg, self.name))
         unit, batch_value = self._batching()
         append_row = cfg.output_action == "append_row"
+        items_expected, batches_expected = expected_totals(
+            self.inputs, unit, batch_value, keyed=bool(cfg.partition_keys)
+        )
         worker = WorkerSpec(
             entry_script=prep.script_path,
             source_directory=prep.source_dir,
@@ -356,6 +364,8 @@ class ParallelRunStep:
             parquet_output=prep.parquet and append_row,
             handle_signals=handle_signals,
             on_progress=on_progress,
+            items_expected=items_expected,
+            batches_expected=batches_expected,
             compute_target=cfg.compute_target,
         )
 
@@ -415,6 +425,7 @@ class ParallelRunStep:
             f.write(
                 orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2)
             )
+        write_result_files(self._log_dir, summary)
         status = (
             "completed"
             if summary.status == "completed"
@@ -428,7 +439,14 @@ class ParallelRunStep:
         with open(tmp, "wb") as f:
             f.write(
                 orjson.dumps(
-                    {"fingerprint": fingerprint, "status": status, "name": self.name}
+                    {
+                        "fingerprint": fingerprint,
+                        "status": status,
+                        "name": self.name,
+                        "pid": os.getpid(),  # `aprs status` tells running from stopped
+                        "time": time.time(),
+                        "command": self.command,
+                    }
                 )
             )
         os.replace(tmp, path)

@@ -74,6 +74,11 @@ class OrderedWriter:
     def next_id(self) -> int:
         return self.state.next
 
+    @property
+    def window_size(self) -> int:
+        """Results waiting for an earlier mini-batch (the reorder window)."""
+        return len(self._window)
+
     def accepts(self, batch_id: int) -> bool:
         """May a batch with this id be dispatched now without overflowing the window?"""
         return (
