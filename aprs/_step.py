@@ -29,7 +29,7 @@ import msgspec
 import orjson
 
 from ._accounting import Thresholds
-from ._bridge._pool import WorkerSpec, default_env
+from ._backends import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
 from ._datasets import FileDataset, IterableInput, as_input
@@ -324,6 +324,7 @@ class ParallelRunStep:
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
             handle_signals=handle_signals,
             on_progress=on_progress,
+            compute_target=cfg.compute_target,
         )
 
     def _runtime_args(self) -> list[str]:
