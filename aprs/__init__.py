@@ -30,6 +30,8 @@ __all__ = [
     "RemoteError",
     "Runner",
     "RunnerClosedError",
+    "RunnerOverloadedError",
+    "RunnerStatistics",
     "UsageError",
     "WorkerCrashedError",
 ]
@@ -40,6 +42,7 @@ _WHERE = {
     "ParallelRunConfig": "._config",
     "ParallelRunStep": "._step",
     "Runner": "._runner",
+    "RunnerStatistics": "._runner_stats",
 }
 
 if TYPE_CHECKING:
@@ -59,9 +62,11 @@ if TYPE_CHECKING:
     from ._errors import OutputError as OutputError
     from ._errors import RemoteError as RemoteError
     from ._errors import RunnerClosedError as RunnerClosedError
+    from ._errors import RunnerOverloadedError as RunnerOverloadedError
     from ._errors import UsageError as UsageError
     from ._errors import WorkerCrashedError as WorkerCrashedError
     from ._runner import Runner as Runner
+    from ._runner_stats import RunnerStatistics as RunnerStatistics
     from ._step import ParallelRunStep as ParallelRunStep
     from ._summary import JobSummary as JobSummary
 

@@ -13,7 +13,8 @@ Invariants:
     * a body over ``max_body_bytes`` gets 413 without being read in full; malformed JSON 400;
       a request of the wrong shape 422; every error is a JSON ``{"error": ...}``, never a
       traceback;
-    * more than ``max_pending`` items admitted and not yet answered -> 503 with Retry-After;
+    * more than ``max_pending`` items admitted and not yet answered -> the Runner raises
+      RunnerOverloadedError at once -> 503 with Retry-After;
     * SIGTERM / Ctrl-C: stop accepting, finish the requests in flight, close the Runner (each
       worker's ``shutdown()`` runs), exit; no worker outlives the service.
 
@@ -42,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aprs import BatchTimeoutError, Runner, RunnerClosedError
+from aprs import BatchTimeoutError, Runner, RunnerClosedError, RunnerOverloadedError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCRIPT = os.path.join(HERE, "score.py")
@@ -54,7 +55,7 @@ class Limits:
 
     max_body_bytes: int = 1 << 20
     max_items: int = 1024
-    max_pending: int = 4096  # items admitted and not yet answered
+    max_pending: int = 4096  # the Runner's: items admitted and not yet answered
     features: int = 64  # numbers per item; 0 accepts any JSON value
 
 
@@ -142,18 +143,17 @@ def error_status(exc: BaseException) -> int:
         return 504
     if isinstance(exc, RunnerClosedError):
         return 503
-    if type(exc).__name__ == "RunnerOverloadedError":
+    if isinstance(exc, RunnerOverloadedError):
         return 503
     return 500  # WorkerCrashedError after every try, or a bug in run()
 
 
 class Service:
-    """The request handlers, the admission counter and the request statistics."""
+    """The request handlers and the request counters (admission is the Runner's)."""
 
     def __init__(self, runner: Runner, limits: Limits) -> None:
         self.runner = runner
         self.limits = limits
-        self.pending = 0
         self.counts = {"requests": 0, "ok": 0, "rejected": 0, "failed": 0}
 
     async def predict(self, request: Request) -> Response:
@@ -171,29 +171,21 @@ class Service:
         return _json({"predictions": results})
 
     async def _score(self, items: list[Any]) -> list[Any]:
-        if self.pending + len(items) > self.limits.max_pending:
-            raise HTTPError(
-                503,
-                f"overloaded: {self.pending} items waiting (limit "
-                f"{self.limits.max_pending}); retry later",
-                {"Retry-After": "1"},
+        if len(items) == 1:
+            outcomes: list[Any] = [await _settle(self.runner.call(items[0]))]
+        else:
+            outcomes = await asyncio.gather(
+                *(_settle(self.runner.call(item)) for item in items)
             )
-        self.pending += len(items)
-        try:
-            if len(items) == 1:
-                outcomes: list[Any] = [await _settle(self.runner.call(items[0]))]
-            else:
-                calls = (_settle(self.runner.call(item)) for item in items)
-                outcomes = await asyncio.gather(*calls)
-        finally:
-            self.pending -= len(items)
-        for index, outcome in enumerate(outcomes):
-            if isinstance(outcome, _Failure):
-                where = "" if len(items) == 1 else f"item {index}: "
-                exc = outcome.exc
-                raise HTTPError(
-                    error_status(exc), f"{where}{type(exc).__name__}: {exc}"
-                ) from None
+        failures = [
+            (i, o.exc) for i, o in enumerate(outcomes) if isinstance(o, _Failure)
+        ]
+        for _, exc in failures:
+            if isinstance(exc, RunnerOverloadedError):  # shed load: the client retries
+                raise HTTPError(503, str(exc), {"Retry-After": "1"})
+        for index, exc in failures:
+            where = "" if len(items) == 1 else f"item {index}: "
+            raise HTTPError(error_status(exc), f"{where}{type(exc).__name__}: {exc}")
         return outcomes
 
     async def healthz(self, request: Request) -> Response:
@@ -204,15 +196,11 @@ class Service:
         )
 
     async def stats(self, request: Request) -> Response:
-        return _json(
-            {"runner": self._stats(), "requests": self.counts, "pending": self.pending}
-        )
+        return _json({"runner": self._stats(), "requests": self.counts})
 
     def _stats(self) -> dict[str, Any]:
         stats: Any = self.runner.statistics()
-        if isinstance(stats, dict):
-            return stats
-        return {name: getattr(stats, name) for name in stats.__slots__}
+        return stats if isinstance(stats, dict) else stats.as_dict()  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -292,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_max_try=args.run_max_try,
         max_batch_size=args.max_batch_size,
         batch_wait_s=args.batch_wait_ms / 1000,
+        max_pending=args.max_pending,
     )
     limits = Limits(
         args.max_body_bytes, args.max_items, args.max_pending, args.features
