@@ -154,7 +154,8 @@ class _Job:
             )
             if failed:
                 self._log_failure(attempt, outcome, short=failed)
-            self.writer.put(attempt.batch_id, outcome.body, ok, failed, failed > 0)
+            batch_failed = failed > 0 and self.acc.short_result_fails_batch
+            self.writer.put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
         else:
             self._log_failure(attempt, outcome)
             if not self.dispatch.retry_or_give_up(attempt, outcome):

@@ -1,6 +1,6 @@
 """Worker side, transport independent: host an entry script and run mini-batches through it.
 
-    setup_process(init)             stdio to log files, logging, sys.argv, Azure's EntryScript shim
+    setup_process(init)             stdio to log files, logging, sys.argv, the azureml layer
     load(init) ──► import the script (source_directory on sys.path), init()
                ──► (ScriptRuntime, Ready) | (None, InitFailed)
     runtime.run_batch(batch_id, kind, payload)
@@ -71,7 +71,7 @@ def worker_name(init: Init) -> str:
 
 
 def setup_process(init: Init) -> None:
-    """Prepare this process to host the script: stdio, logging, sys.argv, EntryScript shim."""
+    """Prepare this process to host the script: stdio, logging, sys.argv, azureml layer."""
     name = worker_name(init)
     if init.redirect_stdio and init.log_dir:
         _redirect_stdio(init.log_dir, name)
@@ -80,9 +80,11 @@ def setup_process(init: Init) -> None:
         format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
     )
     sys.argv = [init.entry_script, *init.argv]
-    from .._entry_script import install_shim
+    from .._compat import activate  # Azure ML compatibility layer, last on sys.path
 
-    install_shim(agent_name=name, output_dir=init.output_dir, log_dir=init.log_dir)
+    activate(
+        worker_index=init.worker_index, output_dir=init.output_dir, log_dir=init.log_dir
+    )
 
 
 def _redirect_stdio(log_dir: str, name: str) -> None:
