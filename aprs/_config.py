@@ -231,6 +231,35 @@ class ParallelRunConfig(
         items = msgspec.structs.asdict(self).items()
         return {k: v.copy() if isinstance(v, dict | list) else v for k, v in items}
 
+    def save_to_yaml(self, path: str | os.PathLike[str]) -> None:
+        """Write the config as Azure's ``ParallelRunConfig.save_to_yaml`` does.
+
+        The file holds one ``parallel_run_config:`` mapping with Azure's keys
+        (``compute_target_name`` for ``compute_target``), so Azure and aprs read it alike.
+        """
+        from ._jobfile import save_v1_yaml
+
+        save_v1_yaml(self, os.fspath(path))
+
+    @staticmethod
+    def load_yaml(
+        workspace: Any = None, path: str | os.PathLike[str] | None = None
+    ) -> ParallelRunConfig:
+        """Read a ``save_to_yaml`` file, as Azure's ``load_yaml(workspace, path)``.
+
+        ``workspace`` is accepted and ignored (there is none offline); ``load_yaml(path)``
+        works too. Cloud-only keys (``compute_target_name`` other than a local target,
+        an Azure ``environment``, ``environment_dir_path`` ...) are logged as ignored.
+
+        Raises:
+            ConfigError: the file cannot be read, is not YAML, or holds invalid values.
+        """
+        from ._jobfile import load_v1_yaml
+
+        if path is None:
+            workspace, path = None, workspace
+        return load_v1_yaml(os.fspath(path))
+
 
 def validate_step_name(name: object) -> str:
     """Return ``name`` if it follows Azure's step-name rule.

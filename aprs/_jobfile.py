@@ -20,15 +20,25 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 
-__all__ = ("apply_sets", "strip_cloud_keys", "translate_job_file")
+if TYPE_CHECKING:
+    from ._config import ParallelRunConfig
+
+__all__ = (
+    "apply_sets",
+    "load_v1_yaml",
+    "save_v1_yaml",
+    "strip_cloud_keys",
+    "translate_job_file",
+)
 
 _BINDING = re.compile(r"\$\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 _REMOTE = ("azureml:", "http://", "https://", "wasbs://", "abfss://", "adl://", "${{")
+_LOCAL_TARGET = re.compile(r"local|ray|ray://.+")
 _V1_CLOUD = ("compute_target_name", "environment_dir_path", "environment_name")
 _V2_IGNORED = {
     "environment", "compute", "image", "identity", "display_name", "tags",
@@ -125,6 +135,9 @@ def strip_cloud_keys(
 ) -> tuple[dict[str, Any], list[str]]:
     """A v1 ``parallel_run_config`` without the keys that name cloud resources."""
     kept = dict(nested)
+    target = kept.get("compute_target_name")
+    if isinstance(target, str) and _LOCAL_TARGET.fullmatch(target):
+        kept["compute_target"] = kept.pop("compute_target_name")  # aprs's own targets
     ignored = [k for k in _V1_CLOUD if k in kept]
     for key in ignored:
         del kept[key]
@@ -143,6 +156,63 @@ def strip_cloud_keys(
     return kept, [
         f"{where}: ignored {listed} (cloud-only: the job runs here, with this interpreter)"
     ]
+
+
+_V1_ORDER = (  # the keys and order of Azure's save_to_yaml, then aprs's optional ones
+    "mini_batch_size", "error_threshold", "output_action", "logging_level",
+    "compute_target_name", "node_count", "process_count_per_node", "entry_script",
+    "source_directory", "description", "run_invocation_timeout", "run_max_try",
+    "append_row_file_name", "environment", "allowed_failed_count",
+    "allowed_failed_percent", "partition_keys", "environment_variables", "models",
+    "model_dir",
+)  # fmt: skip
+
+
+def save_v1_yaml(config: ParallelRunConfig, path: str) -> None:
+    """``ParallelRunConfig.save_to_yaml``: one ``parallel_run_config:`` mapping."""
+    import yaml
+
+    values = config.to_dict()
+    values["compute_target_name"] = values.pop("compute_target")
+    optional = {"allowed_failed_count", "allowed_failed_percent", "partition_keys",
+                "environment_variables", "models", "model_dir"}  # fmt: skip
+    mapping = {
+        key: values[key]
+        for key in _V1_ORDER
+        if key not in optional or values[key] is not None
+    }
+    text = yaml.safe_dump({"parallel_run_config": mapping}, sort_keys=False)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def load_v1_yaml(path: str) -> ParallelRunConfig:
+    """``ParallelRunConfig.load_yaml``: read, drop the cloud keys (logged), validate."""
+    import logging
+
+    import yaml
+
+    from ._config import ParallelRunConfig
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path} cannot be read: {exc.strerror}. Check the path."
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}. Fix the syntax.") from exc
+    nested = data.get("parallel_run_config", data) if isinstance(data, dict) else data
+    if not isinstance(nested, dict):
+        raise ConfigError(
+            f"{path} must hold a parallel_run_config: mapping (as save_to_yaml writes); "
+            f"got a {type(nested).__name__}."
+        )
+    kept, notes = strip_cloud_keys(nested, path)
+    for note in notes:
+        logging.getLogger("aprs").warning("%s", note)
+    return ParallelRunConfig.from_mapping(kept, where=path)
 
 
 def translate_job_file(

@@ -199,3 +199,44 @@ def test_settings_bound_to_pipeline_inputs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
     assert rows == ["2 tagged 0.txt", "2 tagged 1.txt", "1 tagged 2.txt"]
+
+
+def test_save_to_yaml_and_load_yaml_round_trip(tmp_path: Path) -> None:
+    """ParallelRunConfig.save_to_yaml writes Azure's layout; load_yaml reads it back."""
+    import aprs
+
+    config = aprs.ParallelRunConfig(
+        entry_script="score.py", source_directory="src", mini_batch_size="1MB",
+        error_threshold=5, allowed_failed_percent=20.0, output_action="append_row",
+        append_row_file_name="out.txt", process_count_per_node=3,
+        run_invocation_timeout=90, run_max_try=2, logging_level="DEBUG",
+        environment_variables={"A": "1"}, models={"m": "models/m"},
+    )  # fmt: skip
+    path = tmp_path / "prs.yml"
+    config.save_to_yaml(path)
+    text = path.read_text()
+    assert text.startswith("parallel_run_config:\n  mini_batch_size: 1MB\n")
+    assert "compute_target_name: local" in text
+    assert aprs.ParallelRunConfig.load_yaml(None, path) == config
+    assert aprs.ParallelRunConfig.load_yaml(str(path)) == config
+
+
+def test_load_yaml_ignores_cloud_keys_with_a_note(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aprs
+
+    path = tmp_path / "azure.yml"
+    path.write_text(
+        "parallel_run_config:\n  entry_script: score.py\n  mini_batch_size: '5'\n"
+        "  compute_target_name: cpu-cluster\n  node_count: 4\n"
+        "  environment: {name: env, python: {userManagedDependencies: false}}\n"
+    )
+    config = aprs.ParallelRunConfig.load_yaml(object(), path)  # a workspace is ignored
+    assert config.mini_batch_spec().value == 5  # "5" as Azure's load_yaml keeps it
+    assert (config.node_count, config.environment) == (1, None)
+    notes = " ".join(r.getMessage() for r in caplog.records)
+    assert "ignored compute_target_name, environment, node_count=4" in notes
+    path.write_text("parallel_run_config: [1, 2]\n")
+    with pytest.raises(aprs.ConfigError, match="must hold a parallel_run_config"):
+        aprs.ParallelRunConfig.load_yaml(path)
