@@ -46,6 +46,7 @@ from ._backends import (
 )
 from ._batcher import Call, CallBatch, MicroBatcher
 from ._bridge._protocol import RESULT_PICKLE
+from ._bridge._runtime import locate_script
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
     RemoteError,
@@ -115,14 +116,18 @@ class Runner:
         logging_level: str = "INFO",
         compute_target: str = "local",
     ) -> None:
-        script = _script_path(entry_script, source_directory)
+        where = locate_script(os.fspath(entry_script), source_directory)
+        if where.path is not None and not os.path.isfile(where.path):
+            raise UsageError(
+                f"The entry script {entry_script!r} was not found (looked for "
+                f"{where.path}). Pass the path of a .py file with a run(mini_batch) "
+                "function."
+            )
         limit = batch_limit if batch_limit is not None else max(256, max_batch_size)
         _check_numbers(max_batch_size, batch_wait_s, run_max_try, limit, max_pending)
         self._spec = WorkerSpec(
-            entry_script=script,
-            source_directory=os.path.abspath(source_directory)
-            if source_directory
-            else None,
+            entry_script=where.spec,
+            source_directory=where.source_directory,
             argv=list(arguments or []),
             env=default_env(environment_variables),
             process_count=process_count_per_node or os.cpu_count() or 1,
@@ -463,25 +468,6 @@ class Runner:
             _fail(attempt, exc)
         if self._batcher is not None:
             self._batcher.fail_all(exc)
-
-
-def _script_path(entry_script: str, source_directory: str | None) -> str:
-    if (
-        not entry_script.endswith(".py")
-        or os.path.isabs(entry_script)
-        or source_directory
-    ):
-        script = entry_script
-    else:
-        script = os.path.abspath(entry_script)
-    if script.endswith(".py") and not os.path.isfile(
-        os.path.join(source_directory or "", script)
-    ):
-        raise UsageError(
-            f"The entry script {entry_script!r} was not found. Pass the path of a .py "
-            "file with a run(mini_batch) function."
-        )
-    return script
 
 
 def _check_numbers(
