@@ -16,6 +16,7 @@ __all__ = [
     "BatchError",
     "BatchTimeoutError",
     "ConfigError",
+    "Dataset",
     "EntryScriptError",
     "ErrorThresholdError",
     "FileDataset",
@@ -32,22 +33,27 @@ __all__ = [
     "RunnerClosedError",
     "RunnerOverloadedError",
     "RunnerStatistics",
+    "TabularDataset",
     "UsageError",
     "WorkerCrashedError",
 ]
 
 _WHERE = {
+    "Dataset": "._datasets",
     "FileDataset": "._datasets",
     "JobSummary": "._summary",
     "ParallelRunConfig": "._config",
     "ParallelRunStep": "._step",
     "Runner": "._runner",
     "RunnerStatistics": "._runner_stats",
+    "TabularDataset": "._datasets",
 }
 
 if TYPE_CHECKING:
     from ._config import ParallelRunConfig as ParallelRunConfig
+    from ._datasets import Dataset as Dataset
     from ._datasets import FileDataset as FileDataset
+    from ._datasets import TabularDataset as TabularDataset
     from ._errors import AprsError as AprsError
     from ._errors import BackendError as BackendError
     from ._errors import BatchError as BatchError

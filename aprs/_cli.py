@@ -39,6 +39,12 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         ),
     ),
     (
+        "--mini-batch-rows",
+        "mini_batch_rows",
+        int,
+        "rows per run() call for tabular inputs (instead of a byte size)",
+    ),
+    (
         "--error-threshold",
         "error_threshold",
         int,
@@ -137,6 +143,37 @@ def _parser() -> argparse.ArgumentParser:
         dest="inputs",
         metavar="PATH",
         help="a file, folder or glob to split into mini-batches (repeatable)",
+    )
+    run.add_argument(
+        "--input-type",
+        choices=("file", "tabular"),
+        default=None,
+        help="file (run() gets a list of paths; the default) or tabular (run() gets a "
+        "pandas DataFrame; needs pip install 'aprs[tabular]'). A folder holding an "
+        "MLTable file is tabular by default",
+    )
+    run.add_argument(
+        "--input-format",
+        choices=("csv", "tsv", "parquet", "jsonl", "json"),
+        default=None,
+        help="table format of the tabular inputs (default: from the file extension)",
+    )
+    run.add_argument(
+        "--separator",
+        default=None,
+        help="column separator of delimited tabular inputs (default , or a tab for .tsv)",
+    )
+    run.add_argument(
+        "--partition-format",
+        default=None,
+        metavar="TEMPLATE",
+        help="file inputs: the varying parts of the paths below the input folder, as "
+        "'{user}/{season}/{genres}.wav', for --partition-keys (key=value folders need none)",
+    )
+    run.add_argument(
+        "--no-header",
+        action="store_true",
+        help="delimited tabular inputs have no header line (columns Column1, Column2...)",
     )
     run.add_argument(
         "--side-input",
@@ -310,7 +347,7 @@ def _print(text: str) -> None:
 
 def _build_step(args: argparse.Namespace) -> Any:
     from ._config import ParallelRunConfig
-    from ._datasets import FileDataset
+    from ._datasets._spec import input_from_spec
     from ._errors import ConfigError
     from ._step import ParallelRunStep
 
@@ -373,13 +410,25 @@ def _build_step(args: argparse.Namespace) -> Any:
     return ParallelRunStep(
         name=name,
         parallel_run_config=config,
-        inputs=[FileDataset.from_files(p) for p in inputs],
+        inputs=[input_from_spec(spec, _input_defaults(args)) for spec in inputs],
         output=args.output or step_data.get("output"),
         side_inputs=args.side_inputs or step_data.get("side_inputs"),
         arguments=arguments or None,
         allow_reuse=False
         if args.no_reuse
         else bool(step_data.get("allow_reuse", True)),
+    )
+
+
+def _input_defaults(args: argparse.Namespace) -> Any:
+    from ._datasets._spec import InputDefaults
+
+    return InputDefaults(
+        type=args.input_type,
+        format=args.input_format,
+        separator=args.separator,
+        header=not args.no_header,
+        partition_format=args.partition_format,
     )
 
 
@@ -481,6 +530,8 @@ def _make_paths_absolute(cfg: dict[str, Any], step: dict[str, Any], base: str) -
     def fix(value: Any) -> Any:
         if isinstance(value, str) and not os.path.isabs(value):
             return os.path.join(base, value)
+        if isinstance(value, dict) and "path" in value:  # an input mapping
+            return {**value, "path": fix(value["path"])}
         return value
 
     for key in ("source_directory", "model_dir"):

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from ._accounting import Accounting, Thresholds
 from ._backends import (
     KIND_ITEMS,
     KIND_KEYED,
+    KIND_TABLE,
     Attempt,
     Backend,
     Crashed,
@@ -48,7 +50,9 @@ from ._backends import (
     WorkerSpec,
     create_backend,
 )
-from ._datasets import FileDataset, IterableInput
+from ._datasets import FileDataset, IterableInput, TabularDataset
+from ._datasets._partitions import file_groups, table_groups
+from ._datasets._table_plan import plan as plan_table
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
     BackendError,
@@ -61,6 +65,8 @@ from ._errors import (
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
 from ._summary import JobSummary, StopReason, job_error
+from ._tabular._batch import describe
+from ._tabular._parquet_out import ParquetSink
 from ._writer import OrderedWriter
 
 __all__ = ("JobPlan", "run_job")
@@ -78,8 +84,8 @@ class JobPlan:
     """Everything run_job needs; built and validated by ParallelRunStep."""
 
     spec: WorkerSpec
-    sources: list[FileDataset | IterableInput]
-    unit: str  # "count" | "bytes"
+    sources: list[FileDataset | TabularDataset | IterableInput]
+    unit: str  # "count" | "bytes" | "rows" (tables)
     batch_value: int
     thresholds: Thresholds
     append_row: bool
@@ -95,6 +101,8 @@ class JobPlan:
     on_progress: Callable[[JobSummary], None] | None = None
     progress_interval_s: float = 1.0
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
+    framed_output: bool = False  # bodies carry a header to write once (TableOutput)
+    parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
 
 
 class _Job:
@@ -116,6 +124,8 @@ class _Job:
             window_limit=max(1024, 64 * plan.spec.process_count),
             on_drained=self.fill,
             on_error=self.on_write_error,
+            framed=plan.framed_output,
+            sink=ParquetSink() if plan.parquet_output else None,
         )
         self.dispatch = Dispatcher(self, self.acc, gate=self.writer.accepts)
         self.pending = self.dispatch.pending
@@ -138,6 +148,11 @@ class _Job:
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
         if self.stop_reason is not None:
             return
+        found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
+        if found >= 0 and found != attempt.size:
+            # a table's rows are known once a worker read them: count those as items
+            self.items_total += found - attempt.size
+            attempt.size = found
         if type(outcome) is Done:
             if outcome.returned > attempt.size and not self.warned_extra:
                 self.warned_extra = True
@@ -240,7 +255,7 @@ class _Job:
         """Read the inputs into ``pending``; an input that fails to read stops the job."""
         try:
             await self._produce()
-        except InputError as exc:
+        except UsageError as exc:  # InputError, or partition keys not in the paths
             self.stop("input_error", str(exc), cause=exc)
         except Exception as exc:
             error = InputError(
@@ -261,6 +276,14 @@ class _Job:
                     index = await self._offer(index, skip, items, key_value)
                     if self.stop_reason is not None:
                         return
+            elif keys and isinstance(source, (FileDataset, TabularDataset)):
+                index = await self._offer_partitions(source, keys, index, skip)
+                if self.stop_reason is not None:
+                    return
+            elif isinstance(source, TabularDataset):
+                index = await self._offer_tables(source, index, skip)
+                if self.stop_reason is not None:
+                    return
             elif isinstance(source, IterableInput) and source.is_async:
                 async for items in by_count_async(source.source, self.plan.batch_value):
                     index = await self._offer(index, skip, items)
@@ -277,6 +300,58 @@ class _Job:
         self.acc.scheduling_finished(index)
         self.fill()
         self._after_change()
+
+    async def _offer_tables(self, source: TabularDataset, index: int, skip: int) -> int:
+        """Plan the table in a thread, 64 slices at a time; offer each as a batch.
+
+        Slices below ``skip`` (already in a resumed job's output) are planned, not read.
+        """
+        plan = self.plan
+        slices = plan_table(source, plan.base_dir, plan.unit, plan.batch_value)
+        while True:
+            chunk = await anyio.to_thread.run_sync(lambda: list(islice(slices, 64)))
+            if not chunk:
+                return index
+            for part in chunk:
+                if index < skip:
+                    index += 1
+                    continue
+                # rows not known yet (byte ranges) count as 1 until a worker reads them
+                size = max(1, part.rows)
+                self.items_total += size
+                payload = pickle.dumps(part, protocol=5)
+                index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
+                if self.stop_reason is not None:
+                    return index
+
+    async def _offer_partitions(
+        self,
+        source: FileDataset | TabularDataset,
+        keys: list[str],
+        index: int,
+        skip: int,
+    ) -> int:
+        """One batch per key combination; grouping runs in a thread (it lists or reads
+        the key columns of every file before the first batch)."""
+        base = self.plan.base_dir
+        if isinstance(source, FileDataset):
+            groups = await anyio.to_thread.run_sync(file_groups, source, base, keys)
+            for key_value, files in groups:
+                index = await self._offer(index, skip, files, key_value)
+                if self.stop_reason is not None:
+                    break
+            return index
+        tables = await anyio.to_thread.run_sync(table_groups, source, base, keys)
+        for _key_value, parts, size in tables:
+            if index < skip:
+                index += 1
+                continue
+            self.items_total += size
+            payload = pickle.dumps(parts, protocol=5)
+            index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
+            if self.stop_reason is not None:
+                break
+        return index
 
     async def _keyed_batches(
         self, source: IterableInput, keys: list[str]
@@ -321,9 +396,14 @@ class _Job:
             self._pickle_failed(index, items, exc)
             self.scheduled = index + 1
             return index + 1
+        return await self._push(Attempt(index, 1, len(items), payload, kind))
+
+    async def _push(self, attempt: Attempt) -> int:
+        """Queue a new batch, waiting while the queue is full; returns the next index."""
+        index = attempt.batch_id
         self.scheduled = index + 1
         # sent at once when the queue was empty (a slow input must not wait for _HIGH)
-        self.dispatch.push(Attempt(index, 1, len(items), payload, kind))
+        self.dispatch.push(attempt)
         if len(self.pending) >= _HIGH:
             self.fill()
             while len(self.pending) >= _HIGH and self.stop_reason is None:
@@ -352,7 +432,9 @@ class _Job:
         short: int = 0,
         items: list[Any] | None = None,
     ) -> None:
-        if items is None and attempt.payload:
+        if items is None and attempt.payload and attempt.kind == KIND_TABLE:
+            items = describe(attempt.payload)  # "file, bytes a-b": where the rows are
+        elif items is None and attempt.payload:
             try:
                 items = pickle.loads(attempt.payload)
                 if attempt.kind == KIND_KEYED:

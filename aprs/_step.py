@@ -33,7 +33,7 @@ from ._backends import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
-from ._datasets import FileDataset, IterableInput, as_input
+from ._datasets import FileDataset, IterableInput, TabularDataset, as_input
 from ._errors import (
     ConfigError,
     EntryScriptError,
@@ -44,6 +44,7 @@ from ._journal import Journal
 from ._runtime_flags import apply_runtime_flags
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
+from ._tabular._output import TableOutput
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
@@ -52,6 +53,7 @@ log = logging.getLogger("aprs.step")
 _STATE_FILE = "state.json"
 _JOURNAL_FILE = "journal.jsonl"
 _RESULT_FILE = "job_result.json"
+_TABULAR_DEFAULT_BYTES = 1 << 20  # Azure's default mini_batch_size for tables: "1MB"
 
 
 class ParallelRunStep:
@@ -107,10 +109,13 @@ class ParallelRunStep:
         self.inputs = [as_input(obj, i) for i, obj in enumerate(inputs)]
         kinds = {type(i) for i in self.inputs}
         if len(kinds) > 1:
+            names = " and ".join(sorted(k.__name__ for k in kinds))
             raise ConfigError(
-                "All inputs of a ParallelRunStep must be of one type (as in Azure ML); got "
-                "both FileDataset and in-memory iterables. Run them as two steps."
+                "All inputs of a ParallelRunStep must be of one type (as in Azure ML: file "
+                f"and tabular inputs cannot be mixed); got {names}. Run them as separate "
+                "steps."
             )
+        self.tabular = isinstance(self.inputs[0], TabularDataset)
         self.side_inputs = [os.fspath(_side_path(s)) for s in (side_inputs or [])]
         self.output = os.path.abspath(
             os.fspath(output)
@@ -119,7 +124,13 @@ class ParallelRunStep:
         )
         self.allow_reuse = bool(allow_reuse)
         spec = self.config.mini_batch_spec()
-        if spec.unit == "bytes" and not isinstance(self.inputs[0], FileDataset):
+        if self.config.mini_batch_rows is not None and not self.tabular:
+            raise ConfigError(
+                f"mini_batch_rows={self.config.mini_batch_rows} counts table rows, which "
+                "only applies to tabular inputs (TabularDataset, --input-type tabular). Set "
+                "mini_batch_size instead."
+            )
+        if spec.unit == "bytes" and isinstance(self.inputs[0], IterableInput):
             raise ConfigError(
                 f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
                 "only applies to file inputs. For in-memory items give a number of items."
@@ -131,13 +142,6 @@ class ParallelRunStep:
                 "available yet. Use compute_target='local' and node_count=1."
             )
         _check_models(self.config)
-        if self.config.partition_keys and isinstance(self.inputs[0], FileDataset):
-            raise ConfigError(
-                f"partition_keys={self.config.partition_keys!r} groups in-memory items "
-                "(mappings) by their values; file inputs cannot be partitioned by keys "
-                "yet. Remove partition_keys and set mini_batch_size, or pass the rows as "
-                "an iterable of dicts."
-            )
 
     def __repr__(self) -> str:
         return f"ParallelRunStep(name={self.name!r}, output={self.output!r})"
@@ -171,7 +175,7 @@ class ParallelRunStep:
         script_path, source_dir = _check_script(self.config)
         self._check_output()
         for i, inp in enumerate(self.inputs):
-            if isinstance(inp, FileDataset) and not inp.resolve():
+            if isinstance(inp, (FileDataset, TabularDataset)) and not inp.resolve():
                 raise InputError(
                     f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
                     "the empty input."
@@ -184,6 +188,9 @@ class ParallelRunStep:
                 )
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
+        output = self._table_output(source_dir)
+        prep.framed = output.framed
+        prep.parquet = output.kind == "parquet"
         state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
         if (
             state is None
@@ -201,7 +208,12 @@ class ParallelRunStep:
                 summary.elapsed_s = 0.0
                 prep.reused = summary
             return prep
-        if status in ("running", "interrupted") and self.allow_reuse:
+        # a Parquet file cannot be appended after its footer: such a job restarts afresh
+        if (
+            status in ("running", "interrupted")
+            and self.allow_reuse
+            and not prep.parquet
+        ):
             journal = Journal.load(os.path.join(self._log_dir, _JOURNAL_FILE))
             partial = self._partial_path
             if (
@@ -217,6 +229,14 @@ class ParallelRunStep:
             ):
                 prep.resume = journal
         return prep
+
+    def _table_output(self, source_dir: str | None) -> TableOutput:
+        """How workers format DataFrames (checks parallel_run_step.settings.json)."""
+        argv = [*self._runtime_args(), *self.arguments]
+        try:
+            return TableOutput.from_run_args(argv, source_dir)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} Fix the file or remove it.") from None
 
     @property
     def _log_dir(self) -> str:
@@ -273,7 +293,9 @@ class ParallelRunStep:
         for path in _code_files(script_path, source_dir, self.output):
             _hash_file_meta(h, path, content=path.endswith(".py"))
         for inp in self.inputs:
-            assert isinstance(inp, FileDataset)
+            assert isinstance(inp, (FileDataset, TabularDataset))
+            if isinstance(inp, TabularDataset):
+                h.update(repr((inp.options, inp.name)).encode())
             for path in inp.resolve():
                 _hash_file_meta(h, path, content=False)
         for side in self.side_inputs:
@@ -286,7 +308,7 @@ class ParallelRunStep:
         env = dict(cfg.environment_variables or {})
         env["AZUREML_BI_OUTPUT_PATH"] = self.output
         env.update(_compat_env(cfg, self.name))
-        spec = cfg.mini_batch_spec()
+        unit, batch_value = self._batching()
         append_row = cfg.output_action == "append_row"
         worker = WorkerSpec(
             entry_script=prep.script_path,
@@ -305,8 +327,8 @@ class ParallelRunStep:
         return JobPlan(
             spec=worker,
             sources=self.inputs,
-            unit=spec.unit,
-            batch_value=spec.value,
+            unit=unit,
+            batch_value=batch_value,
             thresholds=Thresholds(
                 cfg.error_threshold,
                 cfg.allowed_failed_count,
@@ -321,17 +343,31 @@ class ParallelRunStep:
             journal_path=os.path.join(self._log_dir, _JOURNAL_FILE),
             resume=prep.resume,
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
+            framed_output=prep.framed and append_row,
+            parquet_output=prep.parquet and append_row,
             handle_signals=handle_signals,
             on_progress=on_progress,
             compute_target=cfg.compute_target,
         )
+
+    def _batching(self) -> tuple[str, int]:
+        """(unit, value): "count" items, "bytes" (files, tables) or "rows" (tables)."""
+        cfg = self.config
+        if not self.tabular:
+            spec = cfg.mini_batch_spec()
+            return spec.unit, spec.value
+        if cfg.mini_batch_rows is not None:
+            return "rows", cfg.mini_batch_rows
+        if cfg.mini_batch_size is None:
+            return "bytes", _TABULAR_DEFAULT_BYTES
+        return "bytes", cfg.mini_batch_spec().value  # a plain number is bytes here
 
     def _runtime_args(self) -> list[str]:
         """The driver arguments Azure puts in sys.argv before the user's arguments."""
         cfg = self.config
         args = [
             "--mini_batch_size",
-            str(cfg.mini_batch_size or 10),
+            str(cfg.mini_batch_size or ("1MB" if self.tabular else 10)),
             "--error_threshold",
             str(cfg.error_threshold),
             "--output_action",
@@ -390,7 +426,15 @@ class ParallelRunStep:
 
 
 class _Prepared:
-    __slots__ = ("fingerprint", "resume", "reused", "script_path", "source_dir")
+    __slots__ = (
+        "fingerprint",
+        "framed",
+        "parquet",
+        "resume",
+        "reused",
+        "script_path",
+        "source_dir",
+    )
 
     def __init__(
         self, script_path: str, source_dir: str | None, fingerprint: str | None
@@ -400,6 +444,8 @@ class _Prepared:
         self.fingerprint = fingerprint
         self.resume: Any = None
         self.reused: JobSummary | None = None
+        self.framed = False
+        self.parquet = False
 
 
 def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:

@@ -23,11 +23,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .._bridge._protocol import KIND_ITEMS, KIND_KEYED
+from .._bridge._protocol import KIND_ITEMS, KIND_KEYED, KIND_TABLE
 
 __all__ = (
     "KIND_ITEMS",
     "KIND_KEYED",
+    "KIND_TABLE",
     "Attempt",
     "Backend",
     "BackendListener",
@@ -95,6 +96,7 @@ class Done:
     pid: int = 0
     worker_index: int = -1
     worker_id: str = ""
+    items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class Failed:
     pid: int = 0
     worker_index: int = -1
     worker_id: str = ""
+    items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
 
 
 @dataclass(frozen=True, slots=True)
