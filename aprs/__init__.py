@@ -31,6 +31,8 @@ __all__ = [
     "RemoteError",
     "Runner",
     "RunnerClosedError",
+    "RunnerOverloadedError",
+    "RunnerStatistics",
     "TabularDataset",
     "UsageError",
     "WorkerCrashedError",
@@ -43,6 +45,7 @@ _WHERE = {
     "ParallelRunConfig": "._config",
     "ParallelRunStep": "._step",
     "Runner": "._runner",
+    "RunnerStatistics": "._runner_stats",
     "TabularDataset": "._datasets",
 }
 
@@ -65,9 +68,11 @@ if TYPE_CHECKING:
     from ._errors import OutputError as OutputError
     from ._errors import RemoteError as RemoteError
     from ._errors import RunnerClosedError as RunnerClosedError
+    from ._errors import RunnerOverloadedError as RunnerOverloadedError
     from ._errors import UsageError as UsageError
     from ._errors import WorkerCrashedError as WorkerCrashedError
     from ._runner import Runner as Runner
+    from ._runner_stats import RunnerStatistics as RunnerStatistics
     from ._step import ParallelRunStep as ParallelRunStep
     from ._summary import JobSummary as JobSummary
 
