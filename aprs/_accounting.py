@@ -7,6 +7,10 @@ Azure semantics (../shared/reference/azure-prs.md section 4.1):
 - ``allowed_failed_count`` bounds failed *mini-batches* (-1 disables). A mini-batch that failed
   a try and waits for its retry counts as failed only while it is failing.
 - ``allowed_failed_percent`` (100 disables) is checked once every mini-batch is scheduled.
+- A ``run()`` that returns fewer elements than items: the missing items are failed items;
+  the mini-batch itself counts as failed only while ``error_threshold`` is set (not -1).
+  With -1, Azure's samples that return ``[]`` or one row per partition (v2 partitioned
+  training) complete, as they do in Azure.
 
 Only the event loop touches an Accounting, so updates are atomic without locks.
 """
@@ -46,11 +50,16 @@ class Accounting:
         failed = size - ok
         self.items_succeeded += ok
         self.items_failed += failed
-        if failed:
+        if failed and self.short_result_fails_batch:
             self.batches_failed += 1
         else:
             self.batches_succeeded += 1
         return ok, failed
+
+    @property
+    def short_result_fails_batch(self) -> bool:
+        """Does a short result fail its mini-batch? Only while error_threshold is set."""
+        return self.thresholds.error_threshold != -1
 
     def record_failed_try(self, batch_id: int, size: int, attempt: int) -> bool:
         """A try failed. Return True to retry, False when it was the last try."""

@@ -120,6 +120,7 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 _STEP_KEYS = {"name", "inputs", "output", "side_inputs", "arguments", "allow_reuse"}
+# (models: / model_dir: in a file are config keys: ParallelRunConfig.models / .model_dir)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,6 +145,15 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         help="a YAML, TOML or JSON file with the step's and the "
         "config's keys (flat, or config keys under parallel_run_config:)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the --config file by its dotted path, e.g. --set "
+        "inputs.images.path=data/ for an Azure v2 job file (repeatable)",
     )
     run.add_argument("--name", help="step name: 3-32 lowercase letters, digits, dashes")
     run.add_argument(
@@ -170,6 +180,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         default=None,
         help="environment variable for the workers (repeatable)",
+    )
+    run.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME=PATH",
+        help="a local model for Model.get_model_path(NAME) in the entry script (repeatable)",
+    )
+    run.add_argument(
+        "--model-dir",
+        dest="model_dir",
+        metavar="PATH",
+        help="folder exported to the workers as AZUREML_MODEL_DIR",
     )
     run.add_argument(
         "--no-reuse",
@@ -210,13 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if not argv or list(argv)[:1] in (["-h"], ["--help"]):
-        print(_top_help(parser))
+        _print(_top_help(parser))
         return 0 if argv else 2
     args = parser.parse_args(argv)
     if args.version:
         from . import __version__
 
-        print(f"aprs {__version__}")
+        _print(f"aprs {__version__}")
         return 0
     if args.command != "run":
         print(_top_help(parser), file=sys.stderr)
@@ -293,9 +316,21 @@ def _print_summary(summary: Any, args: argparse.Namespace) -> None:
     if args.json:
         import msgspec
 
-        print(msgspec.json.encode(summary).decode())
+        _print(msgspec.json.encode(summary).decode())
     else:
-        print(summary.render())
+        _print(summary.render())
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a closed stdout (``| head -1``) ends quietly, same exit code."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader is gone: send the rest (and the interpreter's final flush) nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _build_step(args: argparse.Namespace) -> Any:
@@ -310,6 +345,11 @@ def _build_step(args: argparse.Namespace) -> Any:
     if args.config:
         data, base = _load_config_file(args.config)
         where = f"config file {args.config}"
+        data = _translate_job_file(data, base, args)
+    elif args.sets:
+        raise ConfigError(
+            "--set changes keys of a --config file; pass --config FILE too."
+        )
     config_keys = {key for _, key, _, _ in _CONFIG_OPTIONS}
     nested = data.pop("parallel_run_config", None)
     if nested is not None and not isinstance(nested, dict):
@@ -333,6 +373,7 @@ def _build_step(args: argparse.Namespace) -> Any:
                 )
             env[key] = value
         cfg_data["environment_variables"] = env
+    _apply_models(args, cfg_data)
     if "entry_script" not in cfg_data:
         raise ConfigError(
             "No entry script given. Pass --entry-script score.py (or entry_script in "
@@ -365,6 +406,43 @@ def _build_step(args: argparse.Namespace) -> Any:
         if args.no_reuse
         else bool(step_data.get("allow_reuse", True)),
     )
+
+
+def _translate_job_file(
+    data: dict[str, Any], base: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Azure v1 / v2 job files become aprs keys; what is ignored is logged once."""
+    import logging
+
+    from ._jobfile import apply_sets, translate_job_file
+
+    data = apply_sets(data, args.sets, os.getcwd())
+    flat, notes = translate_job_file(
+        data, base, args.config, output=args.output, default_name=_default_name
+    )
+    for note in notes:
+        logging.getLogger("aprs").warning("%s", note)
+    return flat
+
+
+def _apply_models(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    """--model NAME=PATH (added to the file's models:) and --model-dir (wins)."""
+    from ._errors import ConfigError
+
+    if args.model_dir:
+        cfg["model_dir"] = os.path.abspath(args.model_dir)
+    if not args.models:
+        return
+    models = dict(cfg.get("models") or {})
+    for pair in args.models:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(
+                f"--model {pair!r} must look like NAME=PATH, e.g. --model "
+                "mnist=models/mnist (the name the script passes to Model.get_model_path)."
+            )
+        models[name] = os.path.abspath(path)
+    cfg["models"] = models
 
 
 def _default_name(entry_script: str) -> str:
@@ -430,9 +508,11 @@ def _make_paths_absolute(cfg: dict[str, Any], step: dict[str, Any], base: str) -
             return os.path.join(base, value)
         return value
 
-    for key in ("source_directory",):
+    for key in ("source_directory", "model_dir"):
         if cfg.get(key):
             cfg[key] = fix(cfg[key])
+    if isinstance(cfg.get("models"), dict):
+        cfg["models"] = {k: fix(v) for k, v in cfg["models"].items()}
     if (
         "entry_script" in cfg
         and str(cfg["entry_script"]).endswith(".py")

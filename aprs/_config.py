@@ -42,6 +42,7 @@ _MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
 # A Ray client address; without a port, Ray uses 10001.
 _RAY_RE = re.compile(rf"ray://{_HOST}(?::(?P<port>[0-9]{{1,5}}))?")
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _STEP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ALIASES = {  # Azure v2 name -> v1 name (azure-prs.md 6.6)
@@ -83,6 +84,7 @@ _MESSAGES = {
     "environment_variables": 'must be a dict of names (non-empty, without "=") to string values, or None; got {got}. Quote values and fix names, as in {{"MY_FLAG": "1"}}.',
     "partition_keys": 'must be a non-empty list of distinct non-empty strings, or None; got {got}. List the partition columns, as in ["Store", "Brand"].',
     "partition_keys_and_size": "cannot be set together with `mini_batch_size` (as in Azure v1); got {got}. Remove mini_batch_size: each partition is one mini-batch.",
+    "models": 'must be a dict of model names (letters, digits, "._-") to paths, or None; got {got}. Give each model as NAME=PATH, as in --model mnist=models/mnist (or models: {{mnist: models/mnist}} in a job file).',
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
     "worker_resources": 'must map resource names to numbers >= 0 per worker (num_cpus, num_gpus, memory in bytes, or a custom Ray resource), or be None; got {got}. Write it as {{"num_cpus": 1, "num_gpus": 0.5}} (CLI: --worker-resources num_cpus=1,num_gpus=0.5).',
     "ray_node_wait": "must be a number of seconds > 0; got {got}. Set how long to wait for enough Ray nodes before failing (default 60).",
@@ -92,6 +94,7 @@ _MESSAGES = {
     "arg_first": 'The first argument must be a keyword starting with "-" (Azure passes keyword arguments only); got {got}. Put the option name first, as in ["--name", "{text}"].',
     "arg_reserved": "`arguments[{i}]` {got} uses the reserved name --{flag}, which aprs passes to the entry script itself. Set {fix} instead of passing it in arguments.",
     "arg_flag": "aprs accepts but does not implement the Azure runtime flag --{flag}; it is passed to the entry script unchanged.",
+    "arg_flags": "aprs accepts but does not implement the Azure runtime flags {flags}; they are passed to the entry script unchanged.",
     "step_name": 'The step `name` must be 3-32 lowercase letters, digits and dashes, starting with a letter and not ending with a dash; got {got}. Rename it, for example to "{example}".',
     "twice": "`{field}` is given twice: as `{first}` and as `{key}`. Keep one of them.",
     "unknown": "Unknown key {got}{place}.{hint} Valid keys: {valid}.",
@@ -131,6 +134,10 @@ class ParallelRunConfig(
 ):
     """The settings of one parallel run, named and bounded as in Azure ML v1.
 
+    Two aprs additions stand in for Azure's model registry: ``models`` (``{name: path}``,
+    answered by ``Model.get_model_path(name)`` in the workers) and ``model_dir`` (exported
+    as ``AZUREML_MODEL_DIR``).
+
     Example:
         >>> ParallelRunConfig(entry_script="score.py", mini_batch_size="1MB").mini_batch_spec()
         MiniBatchSpec(unit='bytes', value=1048576)
@@ -157,12 +164,14 @@ class ParallelRunConfig(
     description: str | None = None
     environment: str | None = None
     compute_target: str = "local"
+    models: dict[str, str] | None = None
+    model_dir: str | None = None
     ray_address: str | None = None
     worker_resources: dict[str, float] | None = None
     ray_node_wait: float = 60
 
     def __post_init__(self) -> None:
-        for name in ("entry_script", "source_directory", "environment"):
+        for name in ("entry_script", "source_directory", "environment", "model_dir"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):  # pathlib.Path is as good as a str here
                 msgspec.structs.force_setattr(self, name, os.fspath(value))
@@ -247,6 +256,35 @@ class ParallelRunConfig(
         items = msgspec.structs.asdict(self).items()
         return {k: v.copy() if isinstance(v, dict | list) else v for k, v in items}
 
+    def save_to_yaml(self, path: str | os.PathLike[str]) -> None:
+        """Write the config as Azure's ``ParallelRunConfig.save_to_yaml`` does.
+
+        The file holds one ``parallel_run_config:`` mapping with Azure's keys
+        (``compute_target_name`` for ``compute_target``), so Azure and aprs read it alike.
+        """
+        from ._jobfile import save_v1_yaml
+
+        save_v1_yaml(self, os.fspath(path))
+
+    @staticmethod
+    def load_yaml(
+        workspace: Any = None, path: str | os.PathLike[str] | None = None
+    ) -> ParallelRunConfig:
+        """Read a ``save_to_yaml`` file, as Azure's ``load_yaml(workspace, path)``.
+
+        ``workspace`` is accepted and ignored (there is none offline); ``load_yaml(path)``
+        works too. Cloud-only keys (``compute_target_name`` other than a local target,
+        an Azure ``environment``, ``environment_dir_path`` ...) are logged as ignored.
+
+        Raises:
+            ConfigError: the file cannot be read, is not YAML, or holds invalid values.
+        """
+        from ._jobfile import load_v1_yaml
+
+        if path is None:
+            workspace, path = None, workspace
+        return load_v1_yaml(os.fspath(path))
+
 
 def validate_step_name(name: object) -> str:
     """Return ``name`` if it follows Azure's step-name rule.
@@ -266,8 +304,8 @@ def validate_arguments(
     """Check the user's ``arguments`` for the entry script as Azure v1 does.
 
     Returns:
-        (argv, warnings): the arguments as strings, and one warning per Azure runtime
-        flag that aprs accepts but does not implement.
+        (argv, warnings): the arguments as strings, and one warning naming the Azure
+        runtime flags that aprs accepts but does not implement (if any).
 
     Raises:
         ConfigError: listing every element that is not str/int/float/path, every reserved
@@ -280,6 +318,7 @@ def validate_arguments(
     argv: list[str] = []
     warnings: list[str] = []
     problems: list[str] = []
+    flags: list[str] = []
     for i, arg in enumerate(arguments):
         text = _arg_text(arg)
         if text is None:
@@ -295,10 +334,15 @@ def validate_arguments(
                 _say("arg_reserved", i=i, got=_got(text), flag=flag, fix=fix)
             )
         elif flag in KNOWN_RUNTIME_FLAGS:
-            warnings.append(_say("arg_flag", flag=flag))
+            flags.append(flag)
         argv.append(text)
     if problems:
         _fail("arguments", problems)
+    if len(flags) == 1:
+        warnings.append(_say("arg_flag", flag=flags[0]))
+    elif flags:  # one warning for all of them (v2 jobs often pass five or six)
+        listed = ", ".join(f"--{f}" for f in flags)
+        warnings.append(_say("arg_flags", flags=listed))
     return argv, warnings
 
 
@@ -375,6 +419,13 @@ def _keys_ok(v: object) -> bool:
     return bool(v) and strings and len(set(v)) == len(v)
 
 
+def _models_ok(v: object) -> bool:
+    if not isinstance(v, dict):
+        return v is None
+    names_ok = all(isinstance(k, str) and _MODEL_NAME_RE.fullmatch(k) for k in v)
+    return names_ok and all(isinstance(p, str) and p.strip() for p in v.values())
+
+
 def _target_ok(v: object) -> bool:
     match = _RAY_RE.fullmatch(v) if isinstance(v, str) else None
     port_ok = match is not None and 1 <= int(match["port"] or 10001) <= 65535
@@ -407,12 +458,14 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "description": _text_ok,
     "environment": _text_ok,
     "compute_target": _target_ok,
+    "models": _models_ok,
+    "model_dir": _text_ok,
     "ray_address": _text_ok,
     "worker_resources": _resources_ok,
     "ray_node_wait": lambda v: _is_number(v) and v > 0,
 }
 _TEXT_FIELDS = frozenset(
-    {"source_directory", "description", "environment", "ray_address"}
+    {"source_directory", "description", "environment", "model_dir", "ray_address"}
 )
 
 

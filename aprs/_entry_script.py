@@ -1,21 +1,19 @@
 """Azure's ``EntryScript`` helper, for entry scripts that use it unchanged.
 
 Azure scripts often do ``from azureml_user.parallel_run import EntryScript`` and log through
-``EntryScript().logger``. Inside an aprs worker that import resolves to this shim (installed in
-``sys.modules`` only when no real ``azureml_user`` package is importable), so such scripts run
-as they are. Paths follow the aprs output layout.
+``EntryScript().logger``. Inside an aprs worker that import resolves to this class through the
+compatibility layer (``aprs/_compat``, last on ``sys.path``, so a real ``azureml_user`` wins),
+so such scripts run as they are. Paths follow the aprs output layout; ``agent_name`` is
+Azure's ``processNNN``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
-import types
 from typing import Any, ClassVar
 
-__all__ = ("EntryScript", "install_shim")
+__all__ = ("EntryScript",)
 
 
 class EntryScript:
@@ -24,10 +22,19 @@ class EntryScript:
     _instance: ClassVar[EntryScript | None] = None
     _config: ClassVar[dict[str, Any]] = {}
 
-    def __new__(cls) -> EntryScript:  # noqa: PYI034 - a singleton, not a subclassable factory
+    def __new__(cls, logging_level: str | None = None) -> EntryScript:  # noqa: PYI034
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
+
+    def __init__(self, logging_level: str | None = None) -> None:
+        if logging_level is not None:
+            self.logger.setLevel(logging_level.upper())
+
+    @property
+    def AZUREML_BI_OUTPUT_PATH(self) -> str:
+        """The step's output directory, as the environment variable of that name."""
+        return os.environ.get("AZUREML_BI_OUTPUT_PATH", self.output_dir)
 
     @property
     def agent_name(self) -> str:
@@ -62,23 +69,3 @@ class EntryScript:
             logger.addHandler(handler)
             logger._aprs_configured = True  # type: ignore[attr-defined]
         return logger
-
-
-def install_shim(
-    *, agent_name: str, output_dir: str | None, log_dir: str | None
-) -> None:
-    """Make ``azureml_user.parallel_run.EntryScript`` importable in this worker."""
-    EntryScript._config = {
-        "agent_name": agent_name,
-        "output_dir": output_dir,
-        "log_dir": log_dir,
-    }
-    if "azureml_user" in sys.modules or importlib.util.find_spec("azureml_user"):
-        return
-    package = types.ModuleType("azureml_user")
-    package.__path__ = []
-    module = types.ModuleType("azureml_user.parallel_run")
-    module.EntryScript = EntryScript  # type: ignore[attr-defined]
-    package.parallel_run = module  # type: ignore[attr-defined]
-    sys.modules["azureml_user"] = package
-    sys.modules["azureml_user.parallel_run"] = module

@@ -108,18 +108,82 @@ class BatchError(AprsError):
 
 
 class WorkerCrashedError(BatchError):
-    """The worker process died while running the mini-batch."""
+    """The worker process died while running the mini-batch.
+
+    The message is built from the context unless given: which batch and try, which worker
+    (index, pid) and how it ended (``description``, exit code, signal).
+    """
 
     def __init__(
-        self, message: str, *, pid: int | None = None, exit_code: int | None = None
+        self,
+        message: str | None = None,
+        *,
+        batch_index: int | None = None,
+        attempt: int | None = None,
+        pid: int | None = None,
+        worker_index: int | None = None,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        description: str = "",
     ) -> None:
+        if message is None:
+            how = description or (
+                f"exited with code {exit_code}" if exit_code is not None else "died"
+            )
+            message = (
+                f"worker {worker_index} (pid {pid}) died while running mini-batch "
+                f"{batch_index} (try {attempt}): {how}"
+            )
         super().__init__(message)
+        self.batch_index = batch_index
+        self.attempt = attempt
         self.pid = pid
+        self.worker_index = worker_index
         self.exit_code = exit_code
+        self.signal = signal
+        self.description = description
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_with_context, (type(self), str(self), dict(self.__dict__)))
 
 
 class BatchTimeoutError(BatchError, TimeoutError):
     """run() exceeded run_invocation_timeout; its worker was killed and replaced."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        batch_index: int | None = None,
+        attempt: int | None = None,
+        timeout_s: float | None = None,
+        pid: int | None = None,
+        worker_index: int | None = None,
+    ) -> None:
+        if message is None:
+            message = (
+                f"run() on mini-batch {batch_index} (try {attempt}) did not return within "
+                f"run_invocation_timeout={timeout_s:g} s; worker {worker_index} (pid "
+                f"{pid}) was killed and replaced"
+            )
+        super().__init__(message)
+        self.batch_index = batch_index
+        self.attempt = attempt
+        self.timeout_s = timeout_s
+        self.pid = pid
+        self.worker_index = worker_index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_with_context, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild_with_context(
+    cls: type[BaseException], message: str, context: dict[str, Any]
+) -> BaseException:
+    """Unpickle an exception whose context is keyword-only: same message, same fields."""
+    exc = cls(message)
+    exc.__dict__.update(context)
+    return exc
 
 
 class RemoteError(BatchError):

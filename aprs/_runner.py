@@ -1,12 +1,13 @@
 """The long-lived async Runner for services: warm workers, submit / map / micro-batched calls.
 
-    await runner.submit(mini_batch) ──► Attempt(token=future) ──► pool (or pending deque)
+    await runner.submit(mini_batch) ──► Attempt(token=future) ──► Dispatcher ──► backend
     await runner.call(item)         ──► micro-batcher (max_batch_size / batch_wait_s)
                                         ──► one submit, each caller gets its element
     async for rows in runner.map(items, batch_size) ──► bounded, in input order
 
-Outcomes resolve futures from the pool's callbacks on the loop, with no polling. A timed-out
-or crashed attempt is retried up to ``run_max_try`` tries; then the caller gets
+Outcomes resolve futures from the backend's callbacks on the loop, with no polling. The queue,
+requeue and retry rule are the job's (``Dispatcher``): a timed-out or crashed attempt is
+retried up to ``run_max_try`` tries; then the caller gets
 ``BatchTimeoutError`` / ``WorkerCrashedError``. An exception raised by run() reaches the caller
 with its own type, the worker's traceback attached as ``__cause__`` (``RemoteError`` only when
 it cannot be unpickled).
@@ -23,14 +24,25 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec, default_env
+from ._accounting import Accounting, Thresholds
+from ._backends import (
+    Attempt,
+    Backend,
+    Crashed,
+    Done,
+    Failed,
+    Outcome,
+    TimedOut,
+    WorkerSpec,
+    create_backend,
+    default_env,
+)
 from ._bridge._protocol import RESULT_PICKLE
+from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
-    BatchTimeoutError,
     RemoteError,
     RunnerClosedError,
     UsageError,
-    WorkerCrashedError,
 )
 
 __all__ = ("Runner",)
@@ -108,11 +120,13 @@ class Runner:
             python=environment or sys.executable,
             logging_level=logging_level.upper(),
         )
-        self._max_try = run_max_try
         self._max_batch = max_batch_size
         self._wait_s = batch_wait_s
-        self._pool: LocalPool | None = None
-        self._pending: deque[Attempt] = deque()
+        self._backend: Backend | None = None
+        # run() raising reaches the caller at once; timeouts and crashes are retried
+        self._dispatch = Dispatcher(
+            self, Accounting(Thresholds(run_max_try=run_max_try)), retry_errors=False
+        )
         self._next_id = 0
         self._closed = False
         self._fatal: BaseException | None = None
@@ -136,13 +150,14 @@ class Runner:
 
     async def start(self) -> None:
         """Spawn the workers and wait until at least one has run init()."""
-        if self._pool is not None:
+        if self._backend is not None:
             return
-        self._pool = LocalPool(self._spec, self)
+        self._backend = create_backend("local", self._spec, self._dispatch)
+        self._dispatch.attach(self._backend)
         try:
-            await self._pool.start()
+            await self._backend.start()
         except BaseException:
-            await self._pool.aclose(graceful=False)
+            await self._backend.aclose(graceful=False)
             self._closed = True
             raise
 
@@ -151,12 +166,13 @@ class Runner:
         if self._closed:
             return
         self._closed = True
+        self._dispatch.stop()
         self._flush_bucket()
         err = RunnerClosedError("The runner was closed before this mini-batch ran.")
-        while self._pending:
-            _fail(self._pending.popleft(), err)
-        if self._pool is not None:
-            await self._pool.aclose(graceful=True)
+        for attempt in self._dispatch.drain():
+            _fail(attempt, err)
+        if self._backend is not None:
+            await self._backend.aclose(graceful=True)
         # batches a worker still held when it was stopped get no outcome: fail them here
         late = RunnerClosedError("The runner was closed while this mini-batch ran.")
         for fut in list(self._outstanding):
@@ -216,7 +232,7 @@ class Runner:
             raise RunnerClosedError("The runner is closed; create a new one.")
         if self._fatal is not None:
             raise self._fatal
-        if self._pool is None:
+        if self._backend is None:
             raise RunnerClosedError(
                 "Use the runner inside `async with` or call start()."
             )
@@ -226,16 +242,10 @@ class Runner:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if token is None:
             self._track(fut)
-        attempt = Attempt(
-            self._next_id,
-            1,
-            len(items),
-            pickle.dumps(items, protocol=5),
-            token if token is not None else fut,
-        )
+        payload = pickle.dumps(items, protocol=5)
+        token = token if token is not None else fut
+        self._dispatch.push(Attempt(self._next_id, 1, len(items), payload, token=token))
         self._next_id += 1
-        if self._pending or not self._pool or not self._pool.try_submit(attempt):
-            self._pending.append(attempt)
         return fut
 
     def _track(self, fut: asyncio.Future[Any]) -> None:
@@ -262,10 +272,13 @@ class Runner:
                 if not f.done():
                     f.set_exception(exc)
 
-    # -- PoolListener -------------------------------------------------------------------
+    # -- DispatchOwner ------------------------------------------------------------------
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
-        if outcome.kind == "done":
+        if type(outcome) is Done:
+            self._dispatch.accounting.record_done(
+                attempt.batch_id, attempt.size, outcome.returned
+            )
             try:
                 result = pickle.loads(outcome.body)
             except Exception as exc:
@@ -280,43 +293,23 @@ class Runner:
                 return
             _resolve(attempt, result)
             return
-        if (
-            outcome.kind in ("timeout", "crashed")
-            and attempt.attempt < self._max_try
-            and not self._closed
-        ):
-            retry = Attempt(
-                attempt.batch_id,
-                attempt.attempt + 1,
-                attempt.size,
-                attempt.payload,
-                attempt.token,
-            )
-            self._pending.appendleft(retry)
-            return
-        _fail(attempt, _rebuild(outcome))
+        if not self._dispatch.retry_or_give_up(attempt, outcome):
+            _fail(attempt, _rebuild(attempt, outcome))
 
-    def on_requeue(self, attempts: list[Attempt]) -> None:
-        self._pending.extendleft(reversed(attempts))
-
-    def on_capacity(self) -> None:
-        pool, pending = self._pool, self._pending
-        if pool is None:
-            return
-        while pending and pool.try_submit(pending[0]):
-            pending.popleft()
+    def on_filled(self) -> None:
+        pass
 
     def on_fatal(self, exc: BaseException) -> None:
         self._fatal = exc
-        while self._pending:
-            _fail(self._pending.popleft(), exc)
+        for attempt in self._dispatch.drain():
+            _fail(attempt, exc)
 
     def statistics(self) -> dict[str, int]:
         """Queue and pool counters (for dashboards and tests)."""
-        stats = self._pool.statistics() if self._pool else None
+        stats = self._backend.statistics() if self._backend else None
         return {
-            "pending": len(self._pending),
-            "in_flight": stats.batches_in_flight if stats else 0,
+            "pending": len(self._dispatch.pending),
+            "in_flight": stats.in_flight if stats else 0,
             "workers_ready": stats.workers_ready if stats else 0,
             "worker_crashes": stats.crashed if stats else 0,
             "worker_timeouts": stats.timed_out if stats else 0,
@@ -351,16 +344,13 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
             fut.set_exception(exc)
 
 
-def _rebuild(outcome: Outcome) -> BaseException:
-    if outcome.kind == "timeout":
-        return BatchTimeoutError(outcome.message)
-    if outcome.kind == "crashed":
-        return WorkerCrashedError(
-            outcome.message, pid=outcome.pid, exit_code=outcome.exit_code
-        )
-    if outcome.body:
+def _rebuild(attempt: Attempt, outcome: Outcome) -> BaseException:
+    if isinstance(outcome, (TimedOut, Crashed)):
+        return outcome_error(attempt, outcome)
+    assert type(outcome) is Failed
+    if outcome.exception:
         try:
-            exc = pickle.loads(outcome.body)
+            exc = pickle.loads(outcome.exception)
         except Exception:
             exc = None
         if isinstance(exc, BaseException):

@@ -1,15 +1,15 @@
-"""The job: stream mini-batches through the pool into the ordered writer, and stop in time.
+"""The job: stream mini-batches through a backend into the ordered writer, and stop in time.
 
-    producer ──► pending (bounded deque) ──► fill() ──► pool (pipelined per worker)
-    (lazy inputs,  retries go to the front      │              │ outcomes (callbacks)
-     pickles each                               ▼              ▼
-     batch once)                      writer window limit   on_outcome: accounting,
-                                                             retry or finalize, writer.put
+    producer ──► Dispatcher.pending ──► fill() ──► backend (local pool: pipelined per worker)
+    (lazy inputs,  retries and requeued      │            │ outcomes (callbacks on the loop)
+     pickles each  batches go to the front   ▼            ▼
+     batch once)                   gate: writer window   on_outcome: accounting, retry or
+                                                         finalize (Dispatcher), writer.put
 
-Phases of ``run_job``: (1) open the writer and journal, (2) start the pool (fails fast when the
-script cannot be imported or init() fails everywhere), (3) run producer + writer in one task
+Phases of ``run_job``: (1) open the writer and journal, (2) start the backend (fails fast when
+the script cannot be imported or init() fails everywhere), (3) run producer + writer in one task
 group while callbacks dispatch, (4) on completion, a crossed threshold, a signal or a fatal
-pool error: stop feeding, stop workers (gracefully only on success), flush the writer, and
+backend error: stop feeding, stop workers (gracefully only on success), flush the writer, and
 (5) build the summary. All state lives on the event loop; callbacks never await.
 
 Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
@@ -26,7 +26,6 @@ import pickle
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +35,21 @@ import anyio.to_thread
 import orjson
 
 from ._accounting import Accounting, Thresholds
-from ._bridge._pool import Attempt, LocalPool, Outcome, WorkerSpec
+from ._backends import (
+    KIND_ITEMS,
+    KIND_KEYED,
+    Attempt,
+    Backend,
+    Crashed,
+    Done,
+    Failed,
+    Outcome,
+    TimedOut,
+    WorkerSpec,
+    create_backend,
+)
 from ._datasets import FileDataset, IterableInput
+from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
     BackendError,
     EntryScriptError,
@@ -82,6 +94,7 @@ class JobPlan:
     handle_signals: bool = True
     on_progress: Callable[[JobSummary], None] | None = None
     progress_interval_s: float = 1.0
+    compute_target: str = "local"  # the backend (aprs._backends.create_backend)
     fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
 
 
@@ -105,8 +118,9 @@ class _Job:
             on_drained=self.fill,
             on_error=self.on_write_error,
         )
-        self.pending: deque[Attempt] = deque()
-        self.pool: LocalPool | None = None
+        self.dispatch = Dispatcher(self, self.acc, gate=self.writer.accepts)
+        self.pending = self.dispatch.pending
+        self.backend: Backend | None = None
         self.space = anyio.Event()
         self.done = anyio.Event()
         self.producer_waiting = False
@@ -120,12 +134,12 @@ class _Job:
         self.warned_extra = False
         self.signals = 0
 
-    # -- PoolListener -------------------------------------------------------------------
+    # -- DispatchOwner ------------------------------------------------------------------
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
         if self.stop_reason is not None:
             return
-        if outcome.kind == "done":
+        if type(outcome) is Done:
             if outcome.returned > attempt.size and not self.warned_extra:
                 self.warned_extra = True
                 log.warning(
@@ -140,22 +154,11 @@ class _Job:
             )
             if failed:
                 self._log_failure(attempt, outcome, short=failed)
-            self.writer.put(attempt.batch_id, outcome.body, ok, failed, failed > 0)
+            batch_failed = failed > 0 and self.acc.short_result_fails_batch
+            self.writer.put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
         else:
             self._log_failure(attempt, outcome)
-            if self.acc.record_failed_try(
-                attempt.batch_id, attempt.size, attempt.attempt
-            ):
-                self.pending.appendleft(
-                    Attempt(
-                        attempt.batch_id,
-                        attempt.attempt + 1,
-                        attempt.size,
-                        attempt.payload,
-                        keyed=attempt.keyed,
-                    )
-                )
-            else:
+            if not self.dispatch.retry_or_give_up(attempt, outcome):
                 self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
         self._after_change()
 
@@ -170,12 +173,6 @@ class _Job:
             self.fatal = error
         self.stop("internal_error", str(error))
 
-    def on_requeue(self, attempts: list[Attempt]) -> None:
-        self.pending.extendleft(reversed(attempts))
-
-    def on_capacity(self) -> None:
-        self.fill()
-
     def on_fatal(self, exc: BaseException) -> None:
         if self.fatal is None:
             self.fatal = exc
@@ -185,14 +182,10 @@ class _Job:
     # -- scheduling ---------------------------------------------------------------------
 
     def fill(self) -> None:
-        pool, pending, writer = self.pool, self.pending, self.writer
-        if pool is None or self.stop_reason is not None:
-            return
-        while pending and writer.accepts(pending[0].batch_id):
-            if not pool.try_submit(pending[0]):
-                break
-            pending.popleft()
-        if self.producer_waiting and len(pending) < _HIGH // 2:
+        self.dispatch.fill()
+
+    def on_filled(self) -> None:
+        if self.producer_waiting and len(self.pending) < _HIGH // 2:
             self.producer_waiting = False
             self.space.set()
 
@@ -208,8 +201,9 @@ class _Job:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_message = message
-            if self.pool is not None:
-                self.pool.abort_start()  # no respawns; pool.start() returns now
+            self.dispatch.stop()
+            if self.backend is not None:
+                self.backend.abort()  # no respawns; backend.start() returns now
             if not quiet:
                 log.warning("stopping the job: %s", message)
             self.space.set()
@@ -219,12 +213,8 @@ class _Job:
         self.signals += 1
         if self.signals > 1:
             log.warning("second signal: stopping at once")
-            if self.pool is not None:
-                for pid in self.pool.pids():
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            if self.backend is not None:
+                self.backend.kill_now()
             os._exit(130 if signum == signal.SIGINT else 143)
         reason: StopReason = "interrupted" if signum == signal.SIGINT else "terminated"
         name = signal.Signals(signum).name
@@ -314,19 +304,18 @@ class _Job:
         if index < skip:
             return index + 1
         self.items_total += len(items)
-        keyed = key_value is not None
+        kind = KIND_ITEMS if key_value is None else KIND_KEYED
         try:
-            payload = pickle.dumps((items, key_value) if keyed else items, protocol=5)
+            payload = pickle.dumps(
+                items if key_value is None else (items, key_value), 5
+            )
         except Exception as exc:
             self._pickle_failed(index, items, exc)
             self.scheduled = index + 1
             return index + 1
-        self.pending.append(Attempt(index, 1, len(items), payload, keyed=keyed))
         self.scheduled = index + 1
-        if len(self.pending) == 1:
-            # the queue was empty, so a worker may be idle: let it take this one now (a
-            # slow input must not wait for _HIGH batches). Otherwise outcomes refill.
-            self.fill()
+        # sent at once when the queue was empty (a slow input must not wait for _HIGH)
+        self.dispatch.push(Attempt(index, 1, len(items), payload, kind))
         if len(self.pending) >= _HIGH:
             self.fill()
             while len(self.pending) >= _HIGH and self.stop_reason is None:
@@ -337,10 +326,8 @@ class _Job:
 
     def _pickle_failed(self, index: int, items: list[Any], exc: Exception) -> None:
         attempt = Attempt(index, self.max_try, len(items), b"")
-        outcome = Outcome(
-            "failed",
-            error_type=type(exc).__name__,
-            message=f"the mini-batch's items could not be pickled: {exc}",
+        outcome = Failed(
+            type(exc).__name__, f"the mini-batch's items could not be pickled: {exc}"
         )
         self._log_failure(attempt, outcome, items=items)
         self.acc.record_failed_try(index, len(items), self.max_try)
@@ -360,27 +347,24 @@ class _Job:
         if items is None and attempt.payload:
             try:
                 items = pickle.loads(attempt.payload)
-                if attempt.keyed:
+                if attempt.kind == KIND_KEYED:
                     items = items[0]
             except Exception:
                 items = None
         shown = [_show(i) for i in (items or [])[:100]]
+        kind, error_type, message, tb = _describe(attempt, outcome, short)
         record = {
             "mini_batch_index": attempt.batch_id,
             "try": attempt.attempt,
             "max_try": self.max_try,
-            "kind": "short_result" if short else outcome.kind,
-            "error_type": outcome.error_type or "ShortResult",
-            "message": outcome.message
-            or (
-                f"run() returned {outcome.returned} elements for {attempt.size} items; "
-                f"{short} items counted as failed"
-            ),
-            "traceback": outcome.traceback,
+            "kind": kind,
+            "error_type": error_type,
+            "message": message,
+            "traceback": tb,
             "items": shown,
             "items_count": attempt.size,
             "worker_pid": outcome.pid,
-            "exit_code": outcome.exit_code,
+            "exit_code": outcome.exit_code if type(outcome) is Crashed else None,
             "time": time.time(),
         }
         try:
@@ -395,8 +379,8 @@ class _Job:
                 attempt.batch_id,
                 attempt.attempt,
                 self.max_try,
-                outcome.error_type,
-                outcome.message,
+                error_type,
+                message,
             )
 
     # -- summary ------------------------------------------------------------------------
@@ -417,7 +401,7 @@ class _Job:
                 f"run() did not succeed on any item: all {acc.batches_failed} mini-batches "
                 "failed, so there is no result to append (see logs/failures.jsonl)"
             )
-        stats = self.pool.statistics() if self.pool is not None else None
+        stats = self.backend.statistics() if self.backend is not None else None
         return JobSummary(
             status=status,  # type: ignore[arg-type]
             stop_reason=reason,
@@ -440,6 +424,28 @@ class _Job:
             worker_crashes=stats.crashed if stats else 0,
             worker_timeouts=stats.timed_out if stats else 0,
         )
+
+
+def _describe(
+    attempt: Attempt, outcome: Outcome, short: int
+) -> tuple[str, str, str, str]:
+    """(kind, error_type, message, traceback) of a failure record."""
+    if type(outcome) is Done:
+        return (
+            "short_result",
+            "ShortResult",
+            (
+                f"run() returned {outcome.returned} elements for {attempt.size} items; "
+                f"{short} items counted as failed"
+            ),
+            "",
+        )
+    if type(outcome) is Failed:
+        return "failed", outcome.error_type, outcome.message, outcome.traceback
+    assert isinstance(outcome, (TimedOut, Crashed))
+    error = outcome_error(attempt, outcome)
+    kind = "crashed" if type(outcome) is Crashed else "timeout"
+    return kind, type(error).__name__, str(error), ""
 
 
 def _show(item: Any) -> Any:
@@ -485,7 +491,7 @@ async def run_job(plan: JobPlan) -> JobSummary:
                 # signal handlers stay until the workers are gone: a second Ctrl-C during
                 # this shutdown must kill them at once, not raise KeyboardInterrupt here
                 try:
-                    await _stop_pool(job)
+                    await _stop_backend(job)
                     await job.writer.close()
                 finally:
                     _remove_signals(plan)
@@ -503,10 +509,15 @@ async def run_job(plan: JobPlan) -> JobSummary:
 
 async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
     plan = job.plan
-    pool = LocalPool(plan.spec, job)
-    job.pool = pool
     try:
-        await pool.start()
+        backend = create_backend(plan.compute_target, plan.spec, job.dispatch)
+    except (UsageError, BackendError) as exc:  # the ray extra is missing
+        job.on_fatal(exc)
+        return
+    job.backend = backend
+    job.dispatch.attach(backend)
+    try:
+        await backend.start()
     except (EntryScriptError, InitFailedError):
         return  # already reported through on_fatal
     except (UsageError, BackendError) as exc:  # e.g. `environment` is no interpreter
@@ -531,13 +542,13 @@ async def _progress(
         callback(job.summary(time.perf_counter() - started))
 
 
-async def _stop_pool(job: _Job) -> None:
-    pool = job.pool
-    if pool is None:
+async def _stop_backend(job: _Job) -> None:
+    backend = job.backend
+    if backend is None:
         return
     graceful = job.stop_reason is None
     with anyio.CancelScope(shield=True):
-        await pool.aclose(graceful=graceful)
+        await backend.aclose(graceful=graceful)
 
 
 def _install_signals(job: _Job, plan: JobPlan) -> None:

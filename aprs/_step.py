@@ -29,7 +29,7 @@ import msgspec
 import orjson
 
 from ._accounting import Thresholds
-from ._bridge._pool import WorkerSpec, default_env
+from ._backends import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
 from ._datasets import FileDataset, IterableInput, as_input
@@ -44,6 +44,7 @@ from ._errors import (
     OutputError,
 )
 from ._journal import Journal
+from ._runtime_flags import apply_runtime_flags
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
 
@@ -94,7 +95,8 @@ class ParallelRunStep:
                 f"{type(parallel_run_config).__name__}. Build one with "
                 "ParallelRunConfig(entry_script=..., ...)."
             )
-        self.config = parallel_run_config
+        # Azure runtime flags among the arguments (--error_threshold 5 ...) set the config
+        self.config, arguments = apply_runtime_flags(parallel_run_config, arguments)
         self.arguments, self.warnings = validate_arguments(arguments)
         for warning in self.warnings:
             log.warning("%s", warning)
@@ -131,6 +133,7 @@ class ParallelRunStep:
                 f"{self.config.node_count}: multi-node runs (the Ray backend) are not "
                 "available yet. Use compute_target='local' and node_count=1."
             )
+        _check_models(self.config)
         if self.config.partition_keys and isinstance(self.inputs[0], FileDataset):
             raise ConfigError(
                 f"partition_keys={self.config.partition_keys!r} groups in-memory items "
@@ -287,6 +290,7 @@ class ParallelRunStep:
         cfg = self.config
         env = dict(cfg.environment_variables or {})
         env["AZUREML_BI_OUTPUT_PATH"] = self.output
+        env.update(_compat_env(cfg, self.name))
         spec = cfg.mini_batch_spec()
         append_row = cfg.output_action == "append_row"
         worker = WorkerSpec(
@@ -324,6 +328,7 @@ class ParallelRunStep:
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
             handle_signals=handle_signals,
             on_progress=on_progress,
+            compute_target=cfg.compute_target,
         )
 
     def _runtime_args(self) -> list[str]:
@@ -529,3 +534,37 @@ def run_coroutine(fn: Any, *args: Any) -> Any:
     return anyio.run(
         fn, *args, backend="asyncio", backend_options={"use_uvloop": _use_uvloop()}
     )
+
+
+def _check_models(cfg: ParallelRunConfig) -> None:
+    """Every model path must exist before any worker starts (a usage error otherwise)."""
+    missing = [
+        f"{name}={path}"
+        for name, path in (cfg.models or {}).items()
+        if not os.path.exists(path)
+    ]
+    if cfg.model_dir is not None and not os.path.isdir(cfg.model_dir):
+        missing.append(f"--model-dir {cfg.model_dir}")
+    if missing:
+        raise ConfigError(
+            f"Model path not found: {', '.join(missing)} (relative paths are taken from "
+            f"{os.getcwd()}, or from the job file's folder). Check the path given with "
+            "--model NAME=PATH / --model-dir (or models: / model_dir: in the job file)."
+        )
+
+
+def _compat_env(cfg: ParallelRunConfig, name: str) -> dict[str, str]:
+    """Variables the Azure compatibility layer reads in the workers (aprs/_compat)."""
+    import uuid
+
+    from ._compat import EXPERIMENT_ENV, MODELS_ENV, RUN_ID_ENV
+
+    # "OfflineRun_": scripts that test run.id.startswith("OfflineRun") skip workspace calls
+    run_id = f"OfflineRun_{name}_{uuid.uuid4().hex[:12]}"
+    env = {RUN_ID_ENV: run_id, EXPERIMENT_ENV: name}
+    if cfg.models:
+        models = {k: os.path.abspath(v) for k, v in cfg.models.items()}
+        env[MODELS_ENV] = orjson.dumps(models).decode()
+    if cfg.model_dir:
+        env["AZUREML_MODEL_DIR"] = os.path.abspath(cfg.model_dir)
+    return env

@@ -104,11 +104,21 @@ def test_retry_success_stops_counting_as_failed() -> None:
 
 
 def test_short_result_counts_batch_as_failed() -> None:
-    """A batch whose run() returned fewer elements counts as one failed mini-batch."""
-    a = acc(allowed_failed_count=0)
+    """With error_threshold set, a batch whose run() returned fewer elements fails."""
+    a = acc(allowed_failed_count=0, error_threshold=10)
     assert a.record_done(0, 5, 3) == (3, 2)
     assert (a.batches_failed, a.items_failed, a.items_succeeded) == (1, 2, 3)
     assert reason(a) == "allowed_failed_count"
+
+
+def test_short_result_with_error_threshold_off_is_a_succeeded_batch() -> None:
+    """error_threshold=-1 (Azure's v2 partitioned samples return []): items fail, the
+    mini-batch does not, so mini-batch budgets are not spent (issue 9)."""
+    a = acc(allowed_failed_count=0, allowed_failed_percent=0)
+    assert a.record_done(0, 5, 0) == (0, 5)
+    a.scheduling_finished(1)
+    assert (a.batches_failed, a.batches_succeeded, a.items_failed) == (0, 1, 5)
+    assert reason(a) is None
 
 
 # -- allowed_failed_percent: only once every mini-batch is scheduled ---------------------

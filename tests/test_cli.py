@@ -40,6 +40,9 @@ ALL_RUN_OPTIONS = [
     "--env",
     "--no-reuse",
     "--config",
+    "--model",  # issue 9
+    "--model-dir",
+    "--set",
 ]
 
 

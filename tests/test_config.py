@@ -210,26 +210,31 @@ def test_valid_values_are_accepted_unchanged(kwargs):
 def test_defaults_match_azure():
     """Only entry_script is required; the other defaults are Azure v1's."""
     config = ParallelRunConfig(entry_script="score.py")
-    assert config.to_dict() == {
-        "entry_script": "score.py",
-        "source_directory": None,
-        "mini_batch_size": None,
-        "error_threshold": -1,
-        "allowed_failed_count": None,
-        "allowed_failed_percent": None,
-        "output_action": "append_row",
-        "append_row_file_name": None,
-        "process_count_per_node": None,
-        "node_count": 1,
-        "run_invocation_timeout": 60,
-        "run_max_try": 3,
-        "logging_level": "INFO",
-        "environment_variables": None,
-        "partition_keys": None,
-        "description": None,
-        "environment": None,
-        "compute_target": "local",
-    }
+    assert (
+        config.to_dict()
+        == {
+            "entry_script": "score.py",
+            "source_directory": None,
+            "mini_batch_size": None,
+            "error_threshold": -1,
+            "allowed_failed_count": None,
+            "allowed_failed_percent": None,
+            "output_action": "append_row",
+            "append_row_file_name": None,
+            "process_count_per_node": None,
+            "node_count": 1,
+            "run_invocation_timeout": 60,
+            "run_max_try": 3,
+            "logging_level": "INFO",
+            "environment_variables": None,
+            "partition_keys": None,
+            "description": None,
+            "environment": None,
+            "compute_target": "local",
+            "models": None,  # aprs additions (issue 9): local models for Model.get_model_path
+            "model_dir": None,
+        }
+    )
 
 
 def test_entry_script_is_required():

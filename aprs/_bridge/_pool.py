@@ -33,11 +33,21 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from .._backends._base import (
+    Attempt,
+    BackendListener,
+    BackendStatistics,
+    Crashed,
+    Done,
+    Failed,
+    Outcome,
+    TimedOut,
+    WorkerSpec,
+)
 from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
 from ._protocol import (
     PREFIX,
@@ -52,15 +62,7 @@ from ._protocol import (
     parent_decoder,
 )
 
-__all__ = (
-    "Attempt",
-    "LocalPool",
-    "Outcome",
-    "PoolListener",
-    "PoolStatistics",
-    "WorkerSpec",
-    "WorkerState",
-)
+__all__ = ("LocalPool", "WorkerState")
 
 log = logging.getLogger("aprs.pool")
 
@@ -80,74 +82,6 @@ class WorkerState(enum.Enum):
     READY = "ready"
     STOPPING = "stopping"
     EXITED = "exited"
-
-
-@dataclass(slots=True)
-class WorkerSpec:
-    """Everything needed to start and talk to workers; built by the job or the runner."""
-
-    entry_script: str
-    source_directory: str | None
-    argv: list[str]
-    env: dict[str, str]
-    process_count: int
-    result_mode: int
-    run_timeout_s: float
-    python: str = sys.executable
-    logging_level: str = "INFO"
-    log_dir: str | None = None
-    output_dir: str | None = None
-    redirect_stdio: bool = False
-    init_timeout_s: float | None = None
-    max_init_tries: int = 3
-    max_depth: int = 32
-
-
-@dataclass(slots=True)
-class Attempt:
-    """Parent-only record of one try of one mini-batch (never sent as is)."""
-
-    batch_id: int
-    attempt: int
-    size: int
-    payload: bytes
-    # the owner's handle (a future for the runner); never crosses the pipe
-    token: Any = None
-    keyed: bool = False  # payload = pickle((items, partition_key_value))
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one attempt: done | failed | timeout | crashed."""
-
-    kind: str
-    returned: int = 0
-    body: bytes = b""
-    error_type: str = ""
-    message: str = ""
-    traceback: str = ""
-    run_s: float = 0.0
-    pid: int = 0
-    worker_index: int = -1
-    exit_code: int | None = None
-
-
-class PoolListener(Protocol):
-    def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None: ...
-    def on_requeue(self, attempts: list[Attempt]) -> None: ...
-    def on_capacity(self) -> None: ...
-    def on_fatal(self, exc: BaseException) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStatistics:
-    workers_ready: int
-    batches_in_flight: int
-    spawned: int
-    crashed: int
-    timed_out: int
-    init_failures: int
-    depth: int
 
 
 @dataclass(slots=True)
@@ -181,7 +115,7 @@ class LocalPool:
     outcomes arrive through the listener, ``await pool.aclose()`` stops every process.
     """
 
-    def __init__(self, spec: WorkerSpec, listener: PoolListener) -> None:
+    def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
         self._spec = spec
         self._listener = listener
         self._loop = asyncio.get_running_loop()
@@ -225,10 +159,28 @@ class LocalPool:
         if self._fatal is not None:
             raise self._fatal
 
-    def abort_start(self) -> None:
+    def abort(self) -> None:
         """The owner is stopping: respawn nothing more, and let start() return now."""
         self._closing = True
         self._ready_once.set()
+
+    def kill_now(self) -> None:
+        """Kill every worker with SIGKILL, synchronously (the second Ctrl-C)."""
+        for w in self._workers:
+            if w is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGKILL)
+
+    def capacity(self) -> int:
+        """How many attempts try_submit would accept right now."""
+        depth = self._depth
+        return sum(
+            depth - len(w.inflight)
+            for w in self._workers
+            if w is not None
+            and w.state is WorkerState.READY
+            and len(w.inflight) < depth
+        )
 
     def try_submit(self, attempt: Attempt) -> bool:
         """Send ``attempt`` to the least busy READY worker; False if all are full."""
@@ -255,7 +207,7 @@ class LocalPool:
         # an idle worker waits for this frame: send it now (latency); busy ones coalesce
         self._send(
             best,
-            RunBatch(attempt.batch_id, attempt.attempt, attempt.keyed),
+            RunBatch(attempt.batch_id, attempt.attempt, attempt.kind),
             attempt.payload,
             now=idle,
         )
@@ -267,18 +219,18 @@ class LocalPool:
     def pids(self) -> list[int]:
         return [w.pid for w in self._workers if w is not None]
 
-    def statistics(self) -> PoolStatistics:
+    def statistics(self) -> BackendStatistics:
         ready = sum(
             1 for w in self._workers if w is not None and w.state is WorkerState.READY
         )
-        return PoolStatistics(
-            ready,
-            self.in_flight(),
-            self._spawned,
-            self._crashed,
-            self._timed_out,
-            self._init_failures,
-            self._depth,
+        return BackendStatistics(
+            workers_ready=ready,
+            in_flight=self.in_flight(),
+            spawned=self._spawned,
+            crashed=self._crashed,
+            timed_out=self._timed_out,
+            init_failures=self._init_failures,
+            depth=self._depth,
         )
 
     async def aclose(self, *, graceful: bool = True) -> None:
@@ -506,45 +458,48 @@ class LocalPool:
             return  # a reply that raced a timeout or a replacement: already accounted
         if type(msg) is BatchDone:
             self._finish_head(w, msg.batch_id, msg.run_s)
-            attempt = w.inflight.popleft()
-            self._listener.on_outcome(
-                attempt,
-                Outcome(
-                    "done",
-                    msg.returned,
-                    body,
-                    run_s=msg.run_s,
-                    pid=w.pid,
-                    worker_index=w.index,
-                ),
-            )
-            self._listener.on_capacity()
+            self._settle(w, Done(msg.returned, body, msg.run_s, w.pid, w.index))
         elif type(msg) is BatchFailed:
             self._finish_head(w, msg.batch_id, msg.run_s)
-            # After a failure, send one batch at a time until the next success: a job that
-            # is failing fast crosses its threshold after a few run() calls, not after a
-            # pipeline's worth of them.
-            self._depth = 1
-            attempt = w.inflight.popleft()
-            self._listener.on_outcome(
-                attempt,
-                Outcome(
-                    "failed",
-                    0,
-                    body,
-                    msg.error_type,
-                    msg.message,
-                    msg.traceback,
-                    msg.run_s,
-                    w.pid,
-                    w.index,
-                ),
+            failed = Failed(
+                msg.error_type,
+                msg.message,
+                msg.traceback,
+                body,
+                msg.run_s,
+                w.pid,
+                w.index,
             )
-            self._listener.on_capacity()
+            self._settle(w, failed)
         elif type(msg) is Ready:
             self._on_ready(w)
         elif type(msg) is InitFailed:
             self._on_init_failed(w, msg)
+
+    def _settle(self, w: _Worker, outcome: Outcome, *, lost: bool = False) -> None:
+        """Every way a try ends, in one place.
+
+        Finish the head (the batch the worker was running), and when the worker is ``lost``
+        (timed out or died) hand the batches queued behind it back untouched, in order, and
+        before the head's outcome, so that a retry of the head is queued ahead of them. Any
+        failure drops the depth to one batch per worker until the next success: a job that
+        is failing fast crosses its threshold after a few run() calls, not after a
+        pipeline's worth of them. Then report the outcome, replace a lost worker, and say
+        there is room.
+        """
+        head = w.inflight.popleft() if w.inflight else None
+        if type(outcome) is not Done:
+            self._depth = 1
+        if lost:
+            rest = list(w.inflight)
+            w.inflight.clear()
+            if rest:
+                self._listener.on_requeue(rest)
+        if head is not None:
+            self._listener.on_outcome(head, outcome)
+        if lost:
+            self._respawn(w.index)
+        self._listener.on_capacity()
 
     def _finish_head(self, w: _Worker, batch_id: int, run_s: float) -> None:
         head = w.inflight[0]
@@ -648,41 +603,22 @@ class LocalPool:
             w.timer = self._loop.call_at(deadline, self._on_timer, w)
             return
         self._timed_out += 1
-        self._depth = 1  # one at a time until the next success (see BatchFailed)
         w.timed_out = True
         self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
         w.state = WorkerState.STOPPING
-        head = w.inflight.popleft()
-        rest = list(w.inflight)
-        w.inflight.clear()
         log.warning(
             "worker %d (pid %d): run() on mini-batch %d exceeded run_invocation_timeout "
             "(%g s); terminating the worker",
             w.index,
             w.pid,
-            head.batch_id,
+            w.inflight[0].batch_id,
             self._spec.run_timeout_s,
         )
         self._terminate(w)
-        if rest:  # never started: back to the queue untouched, behind the head's retry
-            self._listener.on_requeue(rest)
-        self._listener.on_outcome(
-            head,
-            Outcome(
-                "timeout",
-                error_type="BatchTimeoutError",
-                message=(
-                    f"run() on mini-batch {head.batch_id} (try {head.attempt}) did not "
-                    f"return within run_invocation_timeout={self._spec.run_timeout_s:g} s; "
-                    f"worker {w.index} (pid {w.pid}) was killed and replaced"
-                ),
-                run_s=now - w.head_started,
-                pid=w.pid,
-                worker_index=w.index,
-            ),
+        timed_out = TimedOut(
+            self._spec.run_timeout_s, now - w.head_started, w.pid, w.index
         )
-        self._respawn(w.index)
-        self._listener.on_capacity()
+        self._settle(w, timed_out, lost=True)
 
     def _init_timeout_s(self) -> float:
         # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
@@ -725,33 +661,16 @@ class LocalPool:
             )
             return
         self._crashed += 1
-        self._depth = 1  # one at a time until the next success (see BatchFailed)
-        inflight = list(w.inflight)
-        w.inflight.clear()
         log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)
-        if inflight:
-            head, rest = inflight[0], inflight[1:]
-            if (
-                rest
-            ):  # never started: back to the queue untouched, behind the head's retry
-                self._listener.on_requeue(rest)
-            self._listener.on_outcome(
-                head,
-                Outcome(
-                    "crashed",
-                    error_type="WorkerCrashedError",
-                    message=(
-                        f"worker {w.index} (pid {w.pid}) died while running mini-batch "
-                        f"{head.batch_id} (try {head.attempt}): {how}"
-                    ),
-                    run_s=self._loop.time() - w.head_started,
-                    pid=w.pid,
-                    worker_index=w.index,
-                    exit_code=code,
-                ),
-            )
-        self._respawn(w.index)
-        self._listener.on_capacity()
+        crashed = Crashed(
+            code,
+            -code if code < 0 else None,
+            how,
+            self._loop.time() - w.head_started,
+            w.pid,
+            w.index,
+        )
+        self._settle(w, crashed, lost=True)
 
     # -- stopping and reaping -----------------------------------------------------------
 
@@ -842,19 +761,3 @@ def _describe_exit(code: int, *, oom_hint: bool = True) -> str:
         )
         return f"killed by {name} (exit code {code}){hint}"
     return f"exited with code {code}"
-
-
-def ensure_importable_env(env: dict[str, str]) -> dict[str, str]:
-    """Make sure a worker interpreter can import aprs from where the parent has it."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    paths = env.get("PYTHONPATH", "")
-    if root not in paths.split(os.pathsep):
-        env["PYTHONPATH"] = root + (os.pathsep + paths if paths else "")
-    return env
-
-
-def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    if extra:
-        env.update(extra)
-    return ensure_importable_env(env)

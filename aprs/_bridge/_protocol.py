@@ -17,7 +17,12 @@ import struct
 import msgspec
 
 __all__ = (
+    "KIND_ITEMS",
+    "KIND_KEYED",
     "PREFIX",
+    "RESULT_COUNT",
+    "RESULT_PICKLE",
+    "RESULT_ROWS",
     "BatchDone",
     "BatchFailed",
     "Init",
@@ -42,6 +47,10 @@ RESULT_ROWS = (
 RESULT_COUNT = 1  # summary_only: only the number of returned elements
 RESULT_PICKLE = 2  # service API: the returned list, pickled (protocol 5)
 
+# Payload kinds (RunBatch.kind, Attempt.kind): how the worker decodes a batch's body.
+KIND_ITEMS = 0  # the pickled list of items
+KIND_KEYED = 1  # the pickled pair (items, partition_key_value) made by partition_keys
+
 
 class Init(msgspec.Struct, tag=True, array_like=True):
     """First frame to a new worker: everything it needs to load the script and call init()."""
@@ -58,15 +67,11 @@ class Init(msgspec.Struct, tag=True, array_like=True):
 
 
 class RunBatch(msgspec.Struct, tag=True, array_like=True, gc=False):
-    """Run one mini-batch; the body is the pickled list of items.
-
-    ``keyed``: the body is the pickled pair (items, partition_key_value) of a mini-batch made
-    by ``partition_keys``.
-    """
+    """Run one mini-batch; the body is its payload, decoded as ``kind`` says (KIND_*)."""
 
     batch_id: int
     attempt: int
-    keyed: bool = False
+    kind: int = 0
 
 
 class Shutdown(msgspec.Struct, tag=True, array_like=True):

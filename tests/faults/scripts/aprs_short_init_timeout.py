@@ -11,7 +11,7 @@ import os
 import sys
 
 import aprs._step
-from aprs._bridge._pool import WorkerSpec
+from aprs._backends import WorkerSpec
 from aprs._cli import main
 
 aprs._step.WorkerSpec = functools.partial(

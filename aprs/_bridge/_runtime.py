@@ -1,0 +1,275 @@
+"""Worker side, transport independent: host an entry script and run mini-batches through it.
+
+    setup_process(init)             stdio to log files, logging, sys.argv, the azureml layer
+    load(init) ──► import the script (source_directory on sys.path), init()
+               ──► (ScriptRuntime, Ready) | (None, InitFailed)
+    runtime.run_batch(batch_id, kind, payload)
+               ──► decode payload by kind ──► run(mini_batch[, context]) ──► encode per result_mode
+               ──► (BatchDone, body) | (BatchFailed, pickled exception or b"")
+    runtime.shutdown() ──► the script's shutdown(), if any
+
+Used by the pipe worker (``_worker``) and by Ray actors: nothing here knows pipes, fds or the
+parent side (this module must stay importable without asyncio or subprocess). Replies are the
+protocol's records, so any transport can carry them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import pickle
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ._protocol import (
+    KIND_ITEMS,
+    KIND_KEYED,
+    RESULT_COUNT,
+    RESULT_PICKLE,
+    BatchDone,
+    BatchFailed,
+    Init,
+    InitFailed,
+    Ready,
+)
+
+__all__ = (
+    "MiniBatchContext",
+    "ScriptRuntime",
+    "import_script",
+    "load",
+    "setup_process",
+)
+
+log = logging.getLogger("aprs.worker")
+
+
+class MiniBatchContext:
+    """The optional second argument of ``run(mini_batch, mini_batch_context)``, as in Azure."""
+
+    __slots__ = ("dataset", "minibatch_index", "partition_key_value")
+
+    def __init__(
+        self, minibatch_index: int, partition_key_value: dict[str, Any] | None = None
+    ) -> None:
+        self.minibatch_index = minibatch_index
+        self.partition_key_value: dict[str, Any] = partition_key_value or {}
+        self.dataset: Any = None
+
+    def __repr__(self) -> str:
+        return f"MiniBatchContext(minibatch_index={self.minibatch_index})"
+
+
+def worker_name(init: Init) -> str:
+    return f"worker{init.worker_index:03d}"
+
+
+def setup_process(init: Init) -> None:
+    """Prepare this process to host the script: stdio, logging, sys.argv, azureml layer."""
+    name = worker_name(init)
+    if init.redirect_stdio and init.log_dir:
+        _redirect_stdio(init.log_dir, name)
+    logging.basicConfig(
+        level=init.logging_level,
+        format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
+    )
+    sys.argv = [init.entry_script, *init.argv]
+    from .._compat import activate  # Azure ML compatibility layer, last on sys.path
+
+    activate(
+        worker_index=init.worker_index, output_dir=init.output_dir, log_dir=init.log_dir
+    )
+
+
+def _redirect_stdio(log_dir: str, name: str) -> None:
+    for sub, fd in (("stdout", 1), ("stderr", 2)):
+        folder = os.path.join(log_dir, "user", sub)
+        os.makedirs(folder, exist_ok=True)
+        target = os.open(
+            os.path.join(folder, f"{name}.{sub}.txt"),
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+            0o644,
+        )
+        os.dup2(target, fd)
+        os.close(target)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def import_script(entry_script: str, source_directory: str | None) -> Any:
+    """Import the entry script as a module, the way Azure's driver does.
+
+    ``entry_script`` is a path (absolute, or relative to ``source_directory``) or a module
+    name; the folder it is imported from goes first on ``sys.path``.
+    """
+    if entry_script.endswith(".py"):
+        base = source_directory or os.path.dirname(os.path.abspath(entry_script))
+        path = (
+            entry_script
+            if os.path.isabs(entry_script)
+            else os.path.join(base, entry_script)
+        )
+        if source_directory and not os.path.isabs(entry_script):
+            rel = os.path.relpath(path, base)
+        else:
+            base, rel = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
+        module_name = rel[:-3].replace(os.sep, ".").replace("/", ".")
+    else:
+        base, module_name = source_directory or os.getcwd(), entry_script
+    sys.path.insert(0, os.path.abspath(base))
+    return importlib.import_module(module_name)
+
+
+def load(init: Init) -> tuple[ScriptRuntime | None, Ready | InitFailed]:
+    """Import the script and call its init(): the runtime and Ready, or None and InitFailed."""
+    started = time.perf_counter()
+    try:
+        module = import_script(init.entry_script, init.source_directory)
+    except BaseException as exc:
+        return None, _init_failed("import", exc)
+    if not callable(getattr(module, "run", None)):
+        msg = f"the entry script {init.entry_script} does not define a run(mini_batch) function"
+        return None, InitFailed("no_run", "AttributeError", msg, "")
+    init_fn = getattr(module, "init", None)
+    if callable(init_fn):
+        try:
+            init_fn()
+        except BaseException as exc:
+            return None, _init_failed("init", exc)
+    ready = Ready(os.getpid(), time.perf_counter() - started)
+    return ScriptRuntime(module, init.result_mode), ready
+
+
+def _init_failed(kind: str, exc: BaseException) -> InitFailed:
+    tb = "".join(traceback.format_exception(exc))
+    return InitFailed(kind, type(exc).__name__, str(exc), tb)
+
+
+class ScriptRuntime:
+    """A loaded entry script whose init() returned: runs mini-batches, one at a time."""
+
+    def __init__(self, module: Any, result_mode: int) -> None:
+        self.module = module
+        self.result_mode = result_mode
+        self._run: Callable[..., Any] = module.run
+        self._with_context = _takes_context(self._run)
+
+    def run_batch(
+        self, batch_id: int, kind: int, payload: bytes
+    ) -> tuple[BatchDone | BatchFailed, bytes]:
+        """Decode, run() and encode one mini-batch: (reply, body). Never raises."""
+        started = time.perf_counter()
+        try:
+            items, key_value = _decode(kind, payload)
+        except BaseException as exc:
+            return _failure(batch_id, exc, started, "could not unpickle input: "), b""
+        del payload
+        try:
+            result = (
+                self._run(items, MiniBatchContext(batch_id, key_value))
+                if self._with_context
+                else self._run(items)
+            )
+        except BaseException as exc:
+            if isinstance(exc, SystemExit):
+                exc = RuntimeError(f"run() called sys.exit({exc.code!r})")
+            return _failure(batch_id, exc, started), self._pickle_exc(exc)
+        try:
+            returned, out = _encode_result(result, self.result_mode)
+        except BaseException as exc:
+            where = (
+                ""
+                if isinstance(exc, TypeError) and "run() returned" in str(exc)
+                else "could not encode run()'s result: "
+            )
+            return _failure(batch_id, exc, started, where), b""
+        del result, items
+        return BatchDone(batch_id, returned, time.perf_counter() - started), out
+
+    def shutdown(self) -> int:
+        """Call the script's shutdown() if it has one; 0, or 3 when it raised."""
+        shutdown = getattr(self.module, "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except BaseException:
+                log.exception("shutdown() raised")
+                return 3
+        return 0
+
+    def _pickle_exc(self, exc: BaseException) -> bytes:
+        if self.result_mode != RESULT_PICKLE:
+            return b""
+        try:
+            return pickle.dumps(exc, protocol=5)
+        except Exception:
+            return b""
+
+
+def _decode(kind: int, payload: bytes) -> tuple[Any, dict[str, Any]]:
+    """(mini_batch, partition_key_value) from a payload of the given kind."""
+    data = pickle.loads(payload)
+    if kind == KIND_ITEMS:
+        return data, {}
+    if kind == KIND_KEYED:
+        items, key_value = data
+        return items, key_value
+    raise ValueError(f"unknown mini-batch payload kind {kind}")
+
+
+def _takes_context(run: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def _failure(
+    batch_id: int, exc: BaseException, started: float, where: str = ""
+) -> BatchFailed:
+    tb = "".join(traceback.format_exception(exc))
+    message = f"{where}{exc}" if where else str(exc)
+    return BatchFailed(
+        batch_id, type(exc).__name__, message, tb, time.perf_counter() - started
+    )
+
+
+def _encode_result(result: Any, mode: int) -> tuple[int, bytes]:
+    """Return (number of returned elements, body) or raise TypeError for a wrong type."""
+    if type(result) is tuple:
+        result = list(result)
+    if isinstance(result, list):
+        n = len(result)
+        if mode == RESULT_COUNT:
+            return n, b""
+        if mode == RESULT_PICKLE:
+            return n, pickle.dumps(result, protocol=5)
+        if not n:
+            return 0, b""
+        return n, ("\n".join(map(str, result)) + "\n").encode()
+    if hasattr(result, "to_csv") and hasattr(result, "columns"):  # a pandas DataFrame
+        n = len(result)
+        if mode == RESULT_COUNT:
+            return n, b""
+        if mode == RESULT_PICKLE:
+            return n, pickle.dumps(result, protocol=5)
+        text = result.to_csv(sep=" ", header=False, index=False) if n else ""
+        return n, text.encode()
+    raise TypeError(
+        f"run() returned {type(result).__module__}.{type(result).__qualname__}; it must "
+        "return a list (a tuple is converted) or a pandas DataFrame with one element per "
+        "successfully processed item"
+    )

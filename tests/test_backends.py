@@ -1,0 +1,60 @@
+"""The backend seam: selection by compute_target, and the worker runtime's import boundary."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+import aprs
+from aprs._backends import BACKENDS, WorkerSpec, create_backend
+
+
+class _Listener:
+    def on_outcome(self, attempt: object, outcome: object) -> None: ...
+    def on_requeue(self, attempts: object) -> None: ...
+    def on_capacity(self) -> None: ...
+    def on_fatal(self, exc: BaseException) -> None: ...
+
+
+def _spec() -> WorkerSpec:
+    return WorkerSpec("score.py", None, [], {}, 1, 0, 1.0)
+
+
+def test_unknown_compute_target_is_a_config_error() -> None:
+    """A name no backend has fails with ConfigError listing the known ones."""
+    with pytest.raises(aprs.ConfigError, match=r"'gpu-cluster'.*local, ray"):
+        create_backend("gpu-cluster", _spec(), _Listener())
+
+
+RAY_READY = all(
+    importlib.util.find_spec(m) is not None for m in ("ray", "aprs._backends._ray")
+)
+
+
+@pytest.mark.skipif(RAY_READY, reason="the ray backend and ray are installed")
+def test_missing_ray_backend_names_the_extra() -> None:
+    """compute_target='ray' without the ray extra (or its module) says how to install it."""
+    with pytest.raises(aprs.UsageError, match=r"pip install 'aprs\[ray\]'"):
+        create_backend("ray", _spec(), _Listener())
+
+
+def test_local_is_the_first_backend() -> None:
+    """'local' maps to the process pool module, imported lazily."""
+    assert BACKENDS["local"] == ("aprs._backends._local", "LocalBackend")
+
+
+def test_worker_runtime_does_not_import_the_parent_side() -> None:
+    """The pipe worker and its runtime import neither asyncio, subprocess nor the backends."""
+    code = (
+        "import sys, aprs._bridge._worker, aprs._bridge._runtime;"
+        "bad = [m for m in ('asyncio', 'subprocess', 'aprs._bridge._pool', "
+        "'aprs._backends') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
