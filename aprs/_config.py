@@ -188,16 +188,7 @@ class ParallelRunConfig(
         """The Ray backend's settings: address, one worker's resources, node wait."""
         target = self.compute_target
         address = self.ray_address or (target if target.startswith("ray://") else None)
-        res = dict(self.worker_resources or {})
-        memory = res.pop("memory", 0)
-        return RayOptions(
-            address=address,
-            num_cpus=res.pop("num_cpus", 1.0),
-            num_gpus=res.pop("num_gpus", 0.0),
-            memory=int(memory) or None,
-            resources=res,
-            node_wait_s=float(self.ray_node_wait),
-        )
+        return RayOptions.build(address, self.worker_resources, self.ray_node_wait)
 
     @property
     def effective_append_row_file_name(self) -> str:

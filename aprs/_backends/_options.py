@@ -33,6 +33,26 @@ class RayOptions:
     resources: dict[str, float] = field(default_factory=dict)
     node_wait_s: float = 60.0
 
+    @classmethod
+    def build(
+        cls,
+        address: str | None,
+        worker_resources: dict[str, float] | None,
+        node_wait_s: float = 60.0,
+    ) -> RayOptions:
+        """From the user's settings: ``worker_resources`` mixes num_cpus, num_gpus, memory
+        and custom resource names, as in ``{"num_cpus": 1, "accelerator": 1}``."""
+        res = dict(worker_resources or {})
+        memory = res.pop("memory", 0)
+        return cls(
+            address=address,
+            num_cpus=res.pop("num_cpus", 1.0),
+            num_gpus=res.pop("num_gpus", 0.0),
+            memory=int(memory) or None,
+            resources=res,
+            node_wait_s=float(node_wait_s),
+        )
+
     def actor_options(self) -> dict[str, Any]:
         """Keyword arguments of ``ActorClass.options`` for one worker's resources."""
         opts: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}

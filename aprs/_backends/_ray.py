@@ -460,8 +460,7 @@ class RayBackend:
                 Crashed(
                     None,
                     None,
-                    f"worker {a.worker_id} (pid {a.pid}) died while running mini-batch "
-                    f"{head.batch_id} (try {head.attempt}): {how}",
+                    f"Ray actor on node {a.node_id[:8]}: {how}",
                     self._loop.time() - a.head_started,
                     a.pid,
                     a.slot,
