@@ -100,15 +100,19 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         "--ray-address",
         "ray_address",
         str,
-        "Ray cluster for compute_target ray: auto, host:port or ray://host:port "
-        "(default: RAY_ADDRESS, else start Ray on this machine)",
+        (
+            "Ray cluster for compute_target ray: auto, host:port or ray://host:port "
+            "(default: RAY_ADDRESS, else start Ray on this machine)"
+        ),
     ),
     (
         "--worker-resources",
         "worker_resources",
         str,
-        "Ray resources of each worker, as num_cpus=1,num_gpus=0.5,memory=2e9,NAME=N "
-        "(default num_cpus=1)",
+        (
+            "Ray resources of each worker, as num_cpus=1,num_gpus=0.5,memory=2e9,NAME=N "
+            "(default num_cpus=1)"
+        ),
     ),
     (
         "--ray-node-wait",

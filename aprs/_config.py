@@ -62,7 +62,10 @@ _INT_FIELDS = {  # field -> (lowest valid value, None allowed)
 _FLOAT_FIELDS = frozenset(
     {"allowed_failed_percent", "run_invocation_timeout", "ray_node_wait"}
 )
-_RAY_ONLY = ("ray_address", "worker_resources")  # meaningless for compute_target="local"
+_RAY_ONLY = (
+    "ray_address",
+    "worker_resources",
+)  # meaningless for compute_target="local"
 
 # Problem sentences, filled in with str.format; {got} is the offending value (see _got).
 # Those named after a field follow the field name: "`field` must be ...".
@@ -538,7 +541,7 @@ def _coerce(field: str, value: Any) -> Any:
 
 
 def _parse_resources(text: str) -> Any:
-    """"num_cpus=1,num_gpus=0.5" -> {"num_cpus": 1.0, "num_gpus": 0.5}; bad text as is."""
+    """ "num_cpus=1,num_gpus=0.5" -> {"num_cpus": 1.0, "num_gpus": 0.5}; bad text as is."""
     resources: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, number = part.partition("=")

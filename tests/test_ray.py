@@ -24,7 +24,7 @@ from conftest import build_step, read_failures, script_path
 import aprs
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+from ray.cluster_utils import Cluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -287,7 +287,9 @@ def test_runner_on_ray(cluster: Cluster, marks: Path) -> None:
 
 def test_killed_driver_resumes(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
     """SIGKILL of the driver mid-job; the same command resumes; every row exactly once."""
-    names = [f"{n:02d}_{item}" for n, item in enumerate([*ITEMS[:8], "stall", *ITEMS[8:]])]
+    names = [
+        f"{n:02d}_{item}" for n, item in enumerate([*ITEMS[:8], "stall", *ITEMS[8:]])
+    ]
     folder = tmp_path / "inputs"
     folder.mkdir()
     for name in names:
@@ -329,10 +331,66 @@ def test_killed_driver_resumes(tmp_path: Path, marks: Path, cluster: Cluster) ->
         first.send_signal(signal.SIGKILL)
         first.wait()
     (marks / "go").touch()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        cmd, check=False, env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr
     final = (out / "parallel_run_step.txt").read_text().splitlines()
     assert final == [f"{name} {n}" for n, name in enumerate(names)]
+
+
+def test_too_few_nodes_is_a_clear_error(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """node_count=3 where only 2 nodes have worker slots: an error after ray_node_wait."""
+    step = ray_job(
+        tmp_path,
+        marks,
+        ITEMS,
+        ray_address=cluster.address,
+        node_count=3,
+        process_count_per_node=1,
+        worker_resources=WORKER,
+        ray_node_wait=2,
+    )
+    with pytest.raises(aprs.BackendError, match=r"node_count=3 .* needs 3 Ray nodes"):
+        step.run()
+    assert not inits(marks)
+
+
+def test_missing_extra_is_a_usage_error(tmp_path: Path) -> None:
+    """Without an importable ray: exit 2 naming the install command (real CLI process)."""
+    fake = tmp_path / "no_ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'ray'\", name='ray')\n"
+    )
+    (tmp_path / "in.txt").write_text("x")
+    path = os.pathsep.join([str(fake.parent), *sys.path])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aprs",
+            "run",
+            "--entry-script",
+            str(script_path("echo")),
+            "--input",
+            str(tmp_path / "in.txt"),
+            "--output",
+            str(tmp_path / "out"),
+            "--compute-target",
+            "ray",
+            "--no-progress",
+        ],
+        check=False,
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'aprs[ray]'" in done.stderr
 
 
 def test_node_removed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> None:

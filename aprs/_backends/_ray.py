@@ -59,7 +59,9 @@ __all__ = ("RayBackend",)
 
 log = logging.getLogger("aprs.ray")
 
-_PIPELINE_S = 0.005  # adaptive depth: 1 + this / mean run() time (a Ray call's round trip)
+_PIPELINE_S = (
+    0.005  # adaptive depth: 1 + this / mean run() time (a Ray call's round trip)
+)
 _MAX_DEPTH = 16  # calls queued per actor, at most
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
 _AWAY_ENV = {"PYTHONPATH", "PWD", "OLDPWD", "SHLVL", "_"}  # never shipped to the nodes
@@ -135,7 +137,11 @@ class RayBackend:
         """Queue ``attempt`` on the least busy ready actor; False when all are full."""
         best: _Actor | None = None
         for a in self._actors:
-            if a is None or a.state is not _State.READY or len(a.inflight) >= self._depth:
+            if (
+                a is None
+                or a.state is not _State.READY
+                or len(a.inflight) >= self._depth
+            ):
                 continue
             if best is None or len(a.inflight) < len(best.inflight):
                 best = a
@@ -249,7 +255,8 @@ class RayBackend:
         try:
             await asyncio.wait_for(ready, wait)
         except TimeoutError:
-            alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+            nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+            alive = sum(1 for n in nodes if n.get("Alive"))
             self._disconnect()
             raise BackendError(
                 f"node_count={self._nodes} with process_count_per_node={per_node} needs "
@@ -329,7 +336,9 @@ class RayBackend:
         loop = self._loop
 
         def resolved(f: Future[Any]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+            with contextlib.suppress(
+                RuntimeError
+            ):  # the loop is closed: nobody listens
                 loop.call_soon_threadsafe(callback, a, f)
 
         fut.add_done_callback(resolved)
@@ -444,7 +453,9 @@ class RayBackend:
         self._kill(a)  # "unavailable" may still run: make sure nothing answers twice
         how = _describe(exc)
         if was is _State.STARTING:
-            self._init_failed_slot(a.slot, f"the worker actor died during init(): {how}")
+            self._init_failed_slot(
+                a.slot, f"the worker actor died during init(): {how}"
+            )
             return
         self._crashed += 1
         self._depth = 1
@@ -453,7 +464,9 @@ class RayBackend:
         log.warning("worker %s died: %s", a.worker_id, how)
         if held:
             head, rest = held[0], held[1:]
-            if rest:  # never started: back to the queue untouched, behind the head's retry
+            if (
+                rest
+            ):  # never started: back to the queue untouched, behind the head's retry
                 self._listener.on_requeue(rest)
             self._listener.on_outcome(
                 head,
@@ -523,9 +536,13 @@ class RayBackend:
         a.state = _State.EXITED
         self._kill(a)
         if msg.kind in ("import", "no_run"):
-            what = "failed to import" if msg.kind == "import" else "has no run() function"
+            what = (
+                "failed to import" if msg.kind == "import" else "has no run() function"
+            )
             detail = (
-                f"{msg.error_type}: {msg.message}" if msg.kind == "import" else msg.message
+                f"{msg.error_type}: {msg.message}"
+                if msg.kind == "import"
+                else msg.message
             )
             self._set_fatal(
                 EntryScriptError(
@@ -613,9 +630,7 @@ def _job_env(env: dict[str, str]) -> dict[str, str]:
     AZUREML_BI_OUTPUT_PATH travel with every actor.
     """
     return {
-        k: v
-        for k, v in env.items()
-        if os.environ.get(k) != v and k not in _AWAY_ENV
+        k: v for k, v in env.items() if os.environ.get(k) != v and k not in _AWAY_ENV
     }
 
 
@@ -623,4 +638,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}"[:500]
-

@@ -70,7 +70,9 @@ class RayWorker:
     ) -> tuple[BatchDone | BatchFailed, bytes, LogDelta]:
         """Run one mini-batch: (reply, body, logs). Never raises."""
         runtime = self._runtime
-        if runtime is None:  # pragma: no cover - the driver sends batches after Ready only
+        if (
+            runtime is None
+        ):  # pragma: no cover - the driver sends batches after Ready only
             raise RuntimeError("run() before a successful init()")
         reply, body = runtime.run_batch(batch_id, kind, payload)
         return reply, body, self._logs()

@@ -56,13 +56,19 @@ def run(mini_batch, mini_batch_context):
         if item == "stall" and not (MARKS / "go").exists():
             (MARKS / "stalled").touch()
             time.sleep(3600)
-        if item == "gather":  # wait until every worker ran init(): the job holds them all
+        if (
+            item == "gather"
+        ):  # wait until every worker ran init(): the job holds them all
             want = int(os.environ["APRS_TEST_WORKERS"])
             while len(list(MARKS.glob("init-*"))) < want:
                 time.sleep(0.05)
         if item == "bad":
-            raise ValueError(f"bad item in mini-batch {mini_batch_context.minibatch_index}")
+            raise ValueError(
+                f"bad item in mini-batch {mini_batch_context.minibatch_index}"
+            )
         if item == "slow":
             time.sleep(3600)
-        rows.append(f"{prefix}{os.path.basename(path)} {mini_batch_context.minibatch_index}")
+        rows.append(
+            f"{prefix}{os.path.basename(path)} {mini_batch_context.minibatch_index}"
+        )
     return rows
