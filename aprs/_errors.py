@@ -72,6 +72,17 @@ class InputError(UsageError):
 class EntryScriptError(UsageError):
     """The entry script does not exist, fails to import, or lacks run()."""
 
+    @classmethod
+    def in_worker(
+        cls, script: str, *, no_run: bool, detail: str, traceback_text: str = ""
+    ) -> EntryScriptError:
+        """The script failed to import (or has no run()) inside a worker process."""
+        what = "has no run() function" if no_run else "failed to import"
+        return cls(
+            f"The entry script {script} {what} in the worker process ({detail}). Fix the "
+            f"script and run the job again.\n\n{traceback_text}".rstrip()
+        )
+
 
 class OutputError(UsageError):
     """The output directory cannot be written, or a file name escapes it."""
@@ -91,6 +102,34 @@ class ErrorThresholdError(JobError):
 
 class InitFailedError(JobError):
     """init() failed in every attempt; the message holds the worker's traceback."""
+
+    @classmethod
+    def in_every_slot(
+        cls,
+        *,
+        attempts: int,
+        slots: int,
+        last_failure: str,
+        traceback_text: str = "",
+        hung: bool = False,
+    ) -> InitFailedError:
+        """No worker slot has a worker whose init() returned, and none will be retried.
+
+        ``hung``: the last failure was init() exceeding its time bound, which is waited
+        for once per slot (a hang would only hang again).
+        """
+        if hung:
+            fix = (
+                "A hung init() is waited for once per worker slot, not retried. Make init() "
+                "return within the bound, or raise run_invocation_timeout (the bound is "
+                "3 * run_invocation_timeout + 30 s)."
+            )
+        else:
+            fix = "Fix init() in the entry script (its traceback follows) and run the job again."
+        return cls(
+            f"init() failed in every worker ({attempts} attempts on {slots} worker slots); "
+            f"last failure: {last_failure}. {fix}\n\n{traceback_text}".rstrip()
+        )
 
 
 class JobInterruptedError(JobError):
@@ -192,10 +231,11 @@ class RemoteError(BatchError):
     def __init__(self, type_name: str, message: str, traceback_text: str) -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
+        self.message = message
         self.traceback_text = traceback_text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.type_name, str(self), self.traceback_text))
+        return (type(self), (self.type_name, self.message, self.traceback_text))
 
 
 class RunnerClosedError(AprsError, RuntimeError):

@@ -39,6 +39,7 @@ from ._backends import (
 )
 from ._backends._options import RayOptions
 from ._bridge._protocol import RESULT_PICKLE
+from ._bridge._runtime import locate_script
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
     RemoteError,
@@ -96,21 +97,12 @@ class Runner:
         ray_address: str | None = None,
         worker_resources: dict[str, float] | None = None,
     ) -> None:
-        entry_script = os.fspath(entry_script)
-        if (
-            not entry_script.endswith(".py")
-            or os.path.isabs(entry_script)
-            or source_directory
-        ):
-            script = entry_script
-        else:
-            script = os.path.abspath(entry_script)
-        if script.endswith(".py") and not os.path.isfile(
-            os.path.join(source_directory or "", script)
-        ):
+        where = locate_script(os.fspath(entry_script), source_directory)
+        if where.path is not None and not os.path.isfile(where.path):
             raise UsageError(
-                f"The entry script {entry_script!r} was not found. Pass the path of a .py "
-                "file with a run(mini_batch) function."
+                f"The entry script {entry_script!r} was not found (looked for "
+                f"{where.path}). Pass the path of a .py file with a run(mini_batch) "
+                "function."
             )
         if max_batch_size < 1 or batch_wait_s < 0 or run_max_try < 1:
             raise UsageError(
@@ -118,10 +110,8 @@ class Runner:
                 f"{max_batch_size}, {run_max_try}, {batch_wait_s}."
             )
         self._spec = WorkerSpec(
-            entry_script=script,
-            source_directory=os.path.abspath(source_directory)
-            if source_directory
-            else None,
+            entry_script=where.spec,
+            source_directory=where.source_directory,
             argv=list(arguments or []),
             env=default_env(environment_variables),
             process_count=process_count_per_node or os.cpu_count() or 1,

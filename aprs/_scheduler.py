@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -60,7 +60,7 @@ from ._errors import (
 )
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
-from ._summary import JobSummary, StopReason
+from ._summary import JobSummary, StopReason, job_error
 from ._writer import OrderedWriter
 
 __all__ = ("JobPlan", "run_job")
@@ -95,7 +95,6 @@ class JobPlan:
     on_progress: Callable[[JobSummary], None] | None = None
     progress_interval_s: float = 1.0
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
-    fatal: BaseException | None = field(default=None)  # set by run_job: raise this one
 
 
 class _Job:
@@ -129,7 +128,7 @@ class _Job:
         self.items_total = 0
         self.stop_reason: StopReason | None = None
         self.stop_message = ""
-        self.fatal: BaseException | None = None
+        self.cause: BaseException | None = None  # the error that stopped the job
         self.max_try = plan.thresholds.run_max_try
         self.warned_extra = False
         self.signals = 0
@@ -169,15 +168,12 @@ class _Job:
             "run the same command again to resume."
         )
         error.__cause__ = exc
-        if self.fatal is None:
-            self.fatal = error
-        self.stop("internal_error", str(error))
+        self.stop("internal_error", str(error), cause=error)
 
     def on_fatal(self, exc: BaseException) -> None:
-        if self.fatal is None:
-            self.fatal = exc
-            # the caller raises exc itself (with the traceback); no log line twice
-            self.stop("init_failed", str(exc).split("\n\n", 1)[0], quiet=True)
+        # the caller raises exc itself (with the traceback); no log line twice
+        first_line = str(exc).split("\n\n", 1)[0]
+        self.stop("init_failed", first_line, cause=exc, quiet=True)
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -197,7 +193,21 @@ class _Job:
         if self.source_done and self.writer.next_id >= self.scheduled:
             self.done.set()
 
-    def stop(self, reason: StopReason, message: str, *, quiet: bool = False) -> None:
+    def stop(
+        self,
+        reason: StopReason,
+        message: str,
+        *,
+        cause: BaseException | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Stop the job (the first reason wins); ``cause``: the error the job will raise.
+
+        A cause is kept even when the job was already stopping (a write that fails while an
+        interrupted job flushes raises OutputError): the first cause wins.
+        """
+        if self.cause is None:
+            self.cause = cause
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_message = message
@@ -231,8 +241,7 @@ class _Job:
         try:
             await self._produce()
         except InputError as exc:
-            self.fatal = exc
-            self.stop("input_error", str(exc))
+            self.stop("input_error", str(exc), cause=exc)
         except Exception as exc:
             error = InputError(
                 f"Reading the inputs failed after {self.scheduled} mini-batches: "
@@ -240,8 +249,7 @@ class _Job:
                 "kept in the partial output; fix the input and run the job again."
             )
             error.__cause__ = exc
-            self.fatal = error
-            self.stop("input_error", str(error))
+            self.stop("input_error", str(error), cause=error)
 
     async def _produce(self) -> None:
         skip = self.plan.resume.next if self.plan.resume else 0
@@ -464,8 +472,13 @@ def _show(item: Any) -> Any:
     return text if len(text) < 500 else text[:500] + "..."
 
 
-async def run_job(plan: JobPlan) -> JobSummary:
-    """Run one job to the end (or to an early stop) and return its summary."""
+async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
+    """Run one job to the end (or to an early stop): its summary, and its error or None.
+
+    The error is returned, not raised, so the caller records the summary first; it is
+    ``job_error(summary, cause)``: a usage error that stopped the job, or the JobError its
+    stop reason stands for.
+    """
     started = time.perf_counter()
     job = _Job(plan)
     fresh = plan.resume is None
@@ -498,13 +511,8 @@ async def run_job(plan: JobPlan) -> JobSummary:
                     tg.cancel_scope.cancel()  # the producer may wait in a slow input
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
-    if job.fatal is not None and not isinstance(job.fatal, InitFailedError):
-        plan.fatal = job.fatal  # usage errors (exit 2) and backend errors
     summary = job.summary(time.perf_counter() - started)
-    if isinstance(job.fatal, InitFailedError):
-        job.fatal.summary = summary
-        plan.fatal = job.fatal
-    return summary
+    return summary, job_error(summary, job.cause)
 
 
 async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:

@@ -31,16 +31,13 @@ import orjson
 from ._accounting import Thresholds
 from ._backends import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
+from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
 from ._datasets import FileDataset, IterableInput, as_input
 from ._errors import (
     ConfigError,
     EntryScriptError,
-    ErrorThresholdError,
-    InitFailedError,
     InputError,
-    JobError,
-    JobInterruptedError,
     OutputError,
 )
 from ._journal import Journal
@@ -155,13 +152,11 @@ class ParallelRunStep:
             return prep.reused
         await anyio.to_thread.run_sync(self._write_state, prep.fingerprint, "running")
         plan = self._plan(prep, handle_signals, on_progress)
-        summary = await run_job(plan)
+        summary, error = await run_job(plan)
         await anyio.to_thread.run_sync(self._finish, plan, summary, prep.fingerprint)
-        if plan.fatal is not None:
-            # EntryScriptError / InputError (usage, exit 2) or InitFailedError with init()'s
-            # traceback; job_result.json and the partial output are already in place
-            raise plan.fatal
-        _raise_for(summary)
+        if error is not None:
+            # job_result.json and the partial output are already in place
+            raise error
         return summary
 
     # -- preparation (blocking; runs in a thread) ---------------------------------------
@@ -405,46 +400,23 @@ class _Prepared:
         self.reused: JobSummary | None = None
 
 
-def _raise_for(summary: JobSummary) -> None:
-    if summary.status == "completed":
-        return
-    msg = f"The job {summary.status}: {summary.message}"
-    if summary.status == "interrupted":
-        raise JobInterruptedError(
-            msg, summary, signum=2 if summary.stop_reason == "interrupted" else 15
-        )
-    if summary.stop_reason in (
-        "error_threshold",
-        "allowed_failed_count",
-        "allowed_failed_percent",
-    ):
-        raise ErrorThresholdError(msg, summary)
-    if summary.stop_reason == "init_failed":
-        raise InitFailedError(msg, summary)
-    raise JobError(msg, summary)
-
-
 def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:
-    """Return (script path or module name, absolute source directory); check it compiles."""
+    """Return (script as workers get it, absolute source directory); check it compiles."""
     source_dir = os.path.abspath(cfg.source_directory) if cfg.source_directory else None
     if source_dir is not None and not os.path.isdir(source_dir):
         raise EntryScriptError(
             f"source_directory {cfg.source_directory!r} does not exist or is not a folder. "
             "Point it at the folder that holds the entry script."
         )
-    script = cfg.entry_script
-    if not script.endswith(".py"):
-        return script, source_dir or os.getcwd()
-    path = (
-        script
-        if os.path.isabs(script)
-        else os.path.join(source_dir or os.getcwd(), script)
-    )
+    where = locate_script(cfg.entry_script, source_dir)
+    path = where.path
+    if path is None:  # a module name, imported from source_directory or here
+        return where.spec, source_dir or os.getcwd()
     if not os.path.isfile(path):
-        where = f" in source_directory {source_dir}" if source_dir else ""
+        inside = f" in source_directory {source_dir}" if source_dir else ""
         raise EntryScriptError(
-            f"The entry script {script!r} was not found{where} (looked for {path}). Check "
-            "entry_script / --entry-script and source_directory."
+            f"The entry script {cfg.entry_script!r} was not found{inside} (looked for "
+            f"{path}). Check entry_script / --entry-script and source_directory."
         )
     try:
         with open(path, "rb") as f:
@@ -459,9 +431,7 @@ def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:
         raise EntryScriptError(
             f"The entry script {path} cannot be read: {exc.strerror}."
         ) from exc
-    if source_dir is None:
-        return os.path.abspath(path), None
-    return os.path.relpath(os.path.abspath(path), source_dir), source_dir
+    return where.spec, source_dir
 
 
 def _side_path(obj: Any) -> str | os.PathLike[str]:

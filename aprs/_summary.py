@@ -1,4 +1,11 @@
-"""The job result record, its rendering, and the CLI exit code it maps to."""
+"""The job result record, its rendering, the error it stands for and the CLI exit code.
+
+    run_job ──► (JobSummary, cause) ──► job_error(summary, cause) ──► None | the exception
+                                        (the one place a stop reason becomes an exception)
+
+A new stop reason is added to ``StopReason`` and, when it needs its own exception or exit
+code, to ``job_error`` / ``exit_code_for`` here; nothing else maps reasons.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,14 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ("JobStatus", "JobSummary", "StopReason", "exit_code_for")
+from ._errors import (
+    ErrorThresholdError,
+    InitFailedError,
+    JobError,
+    JobInterruptedError,
+)
+
+__all__ = ("JobStatus", "JobSummary", "StopReason", "exit_code_for", "job_error")
 
 JobStatus = Literal["completed", "failed", "interrupted"]
 StopReason = Literal[
@@ -85,3 +99,33 @@ def exit_code_for(summary: JobSummary) -> int:
     if summary.stop_reason == "terminated":
         return 143
     return 1
+
+
+_THRESHOLDS = ("error_threshold", "allowed_failed_count", "allowed_failed_percent")
+
+
+def job_error(summary: JobSummary, cause: BaseException | None) -> BaseException | None:
+    """The exception a finished job raises, or None when it completed.
+
+    ``cause`` is what stopped the job when it was an error of its own (an entry script that
+    cannot be imported, init() failing everywhere, an unreadable input, a failed write): it
+    is returned as is, so usage errors keep their exit code 2, with the summary attached to
+    job errors. Otherwise the stop reason picks the exception.
+    """
+    if isinstance(cause, JobError):
+        cause.summary = summary
+        return cause
+    if cause is not None:
+        return cause
+    if summary.status == "completed":
+        return None
+    message = f"The job {summary.status}: {summary.message}"
+    reason = summary.stop_reason
+    if summary.status == "interrupted":
+        signum = 2 if reason == "interrupted" else 15
+        return JobInterruptedError(message, summary, signum=signum)
+    if reason in _THRESHOLDS:
+        return ErrorThresholdError(message, summary)
+    if reason == "init_failed":
+        return InitFailedError(message, summary)
+    return JobError(message, summary)

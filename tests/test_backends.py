@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 import aprs
 from aprs._backends import BACKENDS, WorkerSpec, create_backend
+from aprs._bridge._runtime import locate_script
 
 
 class _Listener:
@@ -58,3 +60,36 @@ def test_worker_runtime_does_not_import_the_parent_side() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_locate_script_resolves_every_form_once(tmp_path, monkeypatch) -> None:
+    """One resolver for job, Runner and worker: module names, paths in and outside a source dir."""
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    inside = locate_script("pkg/score.py", str(src))
+    assert (inside.spec, inside.module_name) == (
+        os.path.join("pkg", "score.py"),
+        "pkg.score",
+    )
+    assert (inside.path, inside.import_root) == (
+        str(src / "pkg" / "score.py"),
+        str(src),
+    )
+    # what a worker gets back resolves to the same place
+    assert locate_script(inside.spec, inside.source_directory) == inside
+
+    alone = locate_script("score.py", None)
+    assert (alone.spec, alone.module_name) == (str(tmp_path / "score.py"), "score")
+    assert alone.import_root == str(tmp_path)
+
+    outside = locate_script(str(tmp_path / "other.py"), str(src))
+    assert (outside.module_name, outside.import_root) == ("other", str(tmp_path))
+
+    module = locate_script("pkg.score", str(src))
+    assert (module.path, module.module_name, module.import_root) == (
+        None,
+        "pkg.score",
+        str(src),
+    )

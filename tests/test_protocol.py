@@ -13,10 +13,13 @@ from aprs._bridge._protocol import (
     PREFIX,
     BatchDone,
     BatchFailed,
+    FrameDecoder,
+    FrameTooLarge,
     Init,
     InitFailed,
     Ready,
     RunBatch,
+    SendBuffer,
     Shutdown,
     child_decoder,
     encode_header,
@@ -140,7 +143,7 @@ def test_worker_channel_reads_parent_frames(msg: msgspec.Struct, body: bytes) ->
         assert got[1] == body
         assert chan.recv() is None  # EOF after the frame
     finally:
-        chan._in.close()
+        chan.close()
         os.close(out_r)
         os.close(out_w)
 
@@ -157,7 +160,7 @@ def test_worker_channel_sends_parseable_frames(msg: msgspec.Struct) -> None:
         chan.send(msg)
         data = os.read(r, 1 << 16)
     finally:
-        chan._in.close()
+        chan.close()
         for fd in (in_w, r, w):
             os.close(fd)
     first_len = PREFIX.size + sum(PREFIX.unpack_from(data))
@@ -180,6 +183,64 @@ def test_truncated_frame_reads_as_eof() -> None:
         os.close(w)
         assert chan.recv() is None
     finally:
-        chan._in.close()
+        chan.close()
         os.close(out_r)
         os.close(out_w)
+
+
+# -- the I/O-free framing: FrameDecoder and SendBuffer --------------------------------
+
+
+def frames_of(*pairs: tuple[msgspec.Struct, bytes]) -> bytes:
+    return b"".join(encode_header(m, len(b)) + b for m, b in pairs)
+
+
+def test_decoder_joins_a_frame_cut_into_pieces() -> None:
+    """A frame fed a few bytes at a time comes out once, whole, when its last byte arrives."""
+    msg, body = BatchDone(7, 3, 0.5), b"row 1\nrow 2\nrow 3\n"
+    data = frames_of((msg, body))
+    dec = FrameDecoder(parent_decoder)
+    got = []
+    for i in range(0, len(data), 3):
+        got.extend(dec.feed(data[i : i + 3]))
+        if i + 3 < len(data):
+            assert got == [] and dec.pending() == i + 3
+    assert got == [(msg, body)]
+    assert dec.pending() == 0
+
+
+def test_decoder_returns_several_frames_of_one_read_in_order() -> None:
+    """Several frames in one read (plus the start of the next) decode in order."""
+    pairs = [(BatchDone(i, i, 0.1), f"{i}\n".encode() * i) for i in range(5)]
+    data = frames_of(*pairs)
+    tail = frames_of((BatchFailed(9, "E", "m", "tb", 0.1), b"x"))
+    dec = FrameDecoder(parent_decoder)
+    assert dec.feed(data + tail[:5]) == pairs
+    assert dec.feed(tail[5:]) == [(BatchFailed(9, "E", "m", "tb", 0.1), b"x")]
+
+
+def test_decoder_rejects_an_oversized_frame() -> None:
+    """A prefix announcing more than the limit raises FrameTooLarge; earlier frames survive."""
+    good = frames_of((Ready(1, 0.1), b""))
+    bad = PREFIX.pack(4, 1 << 20) + b"xxxx"
+    dec = FrameDecoder(parent_decoder, limit=1 << 16)
+    with pytest.raises(FrameTooLarge, match="exceeds the limit") as info:
+        dec.feed(good + bad)
+    assert info.value.frames == [(Ready(1, 0.1), b"")]
+    assert info.value.size == 4 + (1 << 20)
+
+
+def test_send_buffer_keeps_the_rest_of_a_partial_write() -> None:
+    """advance(n) drops exactly n bytes across buffers; the rest is the frames' tail."""
+    buf = SendBuffer()
+    buf.add(RunBatch(1, 1), b"a" * 10)
+    buf.add(RunBatch(2, 1), b"b" * 10)
+    whole = b"".join(bytes(p) for p in buf.head(100))
+    assert whole == frames_of((RunBatch(1, 1), b"a" * 10), (RunBatch(2, 1), b"b" * 10))
+    for cut in (1, 7, 13):  # inside the first header, its body, the second header
+        buf.advance(cut)
+        whole = whole[cut:]
+        assert b"".join(bytes(p) for p in buf.head(100)) == whole
+    assert len(buf.head(1)) == 1
+    buf.advance(len(whole))
+    assert len(buf) == 0

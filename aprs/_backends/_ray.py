@@ -41,6 +41,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from .._bridge._protocol import BatchDone, Init, InitFailed
+from .._bridge._runtime import locate_script
 from .._errors import BackendError, EntryScriptError, InitFailedError
 from ._base import (
     Attempt,
@@ -216,9 +217,7 @@ class RayBackend:
         if ray.is_initialized():
             return  # the caller's connection: its runtime env, our absolute paths
         address = self._opts.address or os.environ.get("RAY_ADDRESS") or None
-        code = self._spec.source_directory or os.path.dirname(
-            os.path.abspath(self._spec.entry_script)
-        )
+        code = self._code_folder()
         aprs_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         kwargs: dict[str, Any] = {
             "runtime_env": {"working_dir": code, "py_modules": [aprs_dir]},
@@ -314,15 +313,20 @@ class RayBackend:
             a.head_started + self._init_timeout_s(), self._on_timer, a
         )
 
+    def _code_folder(self) -> str:
+        """What travels as the working_dir: source_directory, else the script's folder."""
+        where = locate_script(self._spec.entry_script, self._spec.source_directory)
+        if where.source_directory or where.path is None:
+            return where.source_directory or os.getcwd()
+        return os.path.dirname(where.path)
+
     def _script_for_actor(self) -> str:
         """The entry script as the actor finds it: relative to the shipped code folder."""
         spec = self._spec
-        if not self._ship_code or not spec.entry_script.endswith(".py"):
+        where = locate_script(spec.entry_script, spec.source_directory)
+        if not self._ship_code or where.path is None:
             return spec.entry_script
-        base = spec.source_directory or os.path.dirname(
-            os.path.abspath(spec.entry_script)
-        )
-        return os.path.relpath(os.path.abspath(spec.entry_script), base)
+        return os.path.relpath(where.path, self._code_folder())
 
     def _respawn(self, slot: int) -> None:
         if not self._closing:

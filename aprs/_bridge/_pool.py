@@ -1,15 +1,17 @@
-"""Parent side of the bridge: the local process pool and the lifecycle of each worker.
+"""Parent side of the local backend: the process pool and the lifecycle of each worker.
 
-    submit(Attempt) ──► pick the READY worker with the fewest batches in flight
-                        ──► frame written to its pipe (non-blocking; rest queued on add_writer)
-    worker pipe readable (loop.add_reader) ──► parse frames ──► listener.on_outcome(...)
-    pipe EOF (the worker died) ──► reap via pidfd ──► crashed outcome, requeue, respawn
-    head deadline passed (one lazy timer per worker) ──► timed-out outcome, kill, respawn
+    try_submit(Attempt) ──► the READY worker with the fewest batches in flight
+                        ──► SendBuffer ──► one writev per worker per loop turn (rest: add_writer)
+    worker pipe readable (loop.add_reader) ──► FrameDecoder ──► _dispatch
+    BatchDone / BatchFailed                 ──┐
+    head deadline passed (one lazy timer)   ──┼─► _settle: the one place a try ends
+    pipe EOF (died; reaped via pidfd)       ──┘   head -> Done | Failed | TimedOut | Crashed,
+                                                  lost worker: requeue the rest, respawn
 
 Why callbacks and not one task per worker: a task wake-up per frame costs more than the frame
 itself at 50k batches/s; a persistent ``add_reader`` callback parses every frame that arrived in
 one ``os.read`` (the approach of asyncio's own transports). All state is touched only from the
-event loop thread, so there are no locks.
+event loop thread, so there are no locks. See docs/architecture.md for the measured numbers.
 
 Pipelining: each worker gets up to ``depth`` batches at once so it never waits for a round trip.
 It runs them strictly in order, so the parent knows which batch is running (the oldest
@@ -20,7 +22,8 @@ batches queued behind it were never started and go back to the front of the queu
 (a long batch queued behind another would hurt the tail while another worker sits idle), and
 drops to 1 after any failure until the next success, so a failing job stops after a few calls.
 
-Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED.
+Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED. init()
+raising or dying is retried ``max_init_tries`` times per slot; a hung init() once per slot.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .._backends._base import (
     Attempt,
     BackendListener,
@@ -50,15 +55,17 @@ from .._backends._base import (
 )
 from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
 from ._protocol import (
-    PREFIX,
     BatchDone,
     BatchFailed,
+    FrameDecoder,
+    FrameTooLarge,
     Init,
     InitFailed,
     Ready,
     RunBatch,
+    SendBuffer,
     Shutdown,
-    encode_header,
+    ToParent,
     parent_decoder,
 )
 
@@ -66,7 +73,10 @@ __all__ = ("LocalPool", "WorkerState")
 
 log = logging.getLogger("aprs.pool")
 
-_READ_SIZE = 1 << 18  # bytes per os.read: large enough that one read drains many frames
+# bytes per read: large enough that one read drains many frames. Reads go into one reused
+# buffer: an os.read(fd, 256 KiB) allocates (often mmaps) 256 KiB per call, which measured
+# +40 us per Runner round trip.
+_READ_SIZE = 1 << 18
 _PIPE_SIZE = (
     1 << 20
 )  # F_SETPIPE_SZ: fewer wake-ups for large payloads (Linux default max)
@@ -93,9 +103,12 @@ class _Worker:
     lifeline: int
     state: WorkerState = WorkerState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
-    wbuf: deque[bytes | memoryview] = field(default_factory=deque)
-    outq: list[bytes] = field(default_factory=list)
-    rbuf: bytearray = field(default_factory=bytearray)
+    out: SendBuffer = field(default_factory=SendBuffer)
+    writing: bool = False  # the pipe was full: a writer callback drains ``out``
+    dirty: bool = False  # in the pool's list of workers to flush this loop turn
+    decoder: FrameDecoder[ToParent] = field(
+        default_factory=lambda: FrameDecoder(parent_decoder)
+    )
     head_started: float = 0.0
     deadline: float = 0.0
     timer: asyncio.TimerHandle | None = None
@@ -133,6 +146,8 @@ class LocalPool:
         self._fatal: BaseException | None = None
         self._reaping: set[asyncio.Future[int]] = set()
         self._dirty: list[_Worker] = []
+        self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
+        self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
 
     # -- public -------------------------------------------------------------------------
@@ -263,41 +278,12 @@ class LocalPool:
     # -- spawning -----------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
+        """Start the worker of ``slot``, send it Init and arm its init timeout."""
         spec = self._spec
-        r_in, w_in = os.pipe()
-        r_out, w_out = os.pipe()
-        r_life, w_life = os.pipe()
-        for fd in (w_in, r_out):
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-        cmd = [
-            spec.python,
-            "-m",
-            "aprs._bridge._worker",
-            str(r_in),
-            str(w_out),
-            str(r_life),
-        ]
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                pass_fds=(r_in, w_out, r_life),
-                env=spec.env,
-                stdin=subprocess.DEVNULL,
-            )
-        except BaseException:
-            for fd in (w_in, r_out, w_life):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (r_in, w_out, r_life):
-                os.close(fd)
-        os.set_blocking(w_in, False)
-        os.set_blocking(r_out, False)
-        w = _Worker(slot, proc, w_in, r_out, w_life)
+        w = _start_process(slot, spec)
         self._workers[slot] = w
         self._spawned += 1
-        self._loop.add_reader(r_out, self._on_readable, w)
+        self._loop.add_reader(w.rfd, self._on_readable, w)
         init = Init(
             spec.entry_script,
             spec.source_directory,
@@ -310,11 +296,10 @@ class LocalPool:
             spec.redirect_stdio,
         )
         self._send(w, init)
-        init_timeout = self._init_timeout_s()
         w.head_started = self._loop.time()
-        w.deadline = w.head_started + init_timeout
+        w.deadline = w.head_started + self._init_timeout_s()
         w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
-        log.debug("spawned worker %d (pid %d)", slot, proc.pid)
+        log.debug("spawned worker %d (pid %d)", slot, w.pid)
 
     def _respawn(self, slot: int) -> None:
         """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
@@ -347,16 +332,17 @@ class LocalPool:
         """Queue a frame; every worker's queued frames go out in one writev per loop turn.
 
         Coalescing matters: a pipe write that wakes the reader costs several microseconds,
-        more than everything else the parent does per mini-batch.
+        more than everything else the parent does per mini-batch. ``now``: an idle worker
+        waits for this frame, so write it at once when nothing is queued ahead of it.
         """
-        w.outq.append(encode_header(msg, len(body)))
-        if body:
-            w.outq.append(body)
-        if now and not w.wbuf and len(w.outq) <= 2:
-            parts, w.outq = w.outq, []
-            self._write_parts(w, parts)
-            return
-        if len(w.outq) <= 2:
+        out = w.out
+        out.add(msg, body)
+        if w.writing:
+            return  # the pipe is full: _on_writable sends it
+        if now and len(out) <= 2:
+            self._write(w)
+        elif not w.dirty:
+            w.dirty = True
             self._dirty.append(w)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -366,88 +352,64 @@ class LocalPool:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         for w in dirty:
-            parts, w.outq = w.outq, []  # may be empty: sent at once by try_submit
-            if not parts or w.state is WorkerState.EXITED:
-                continue
-            if w.wbuf:
-                w.wbuf.extend(parts)
-                continue
-            self._write_parts(w, parts)
+            w.dirty = False
+            if w.out and not w.writing and w.state is not WorkerState.EXITED:
+                self._write(w)
 
-    def _write_parts(self, w: _Worker, parts: list[bytes]) -> None:
-        n = 0
+    def _write(self, w: _Worker) -> None:
+        """Write what the pipe takes; when it is full, wait for it to drain (add_writer)."""
+        out = w.out
         try:
-            while n < len(parts):
-                chunk = parts[n : n + _IOV_MAX]
-                written = os.writev(w.wfd, chunk)
-                total = sum(map(len, chunk))
-                if written < total:
-                    rest = _skip(chunk, written)
-                    w.wbuf.extend(rest)
-                    w.wbuf.extend(parts[n + _IOV_MAX :])
-                    self._loop.add_writer(w.wfd, self._on_writable, w)
-                    return
-                n += _IOV_MAX
+            while out:
+                out.advance(os.writev(w.wfd, out.head(_IOV_MAX)))
         except BlockingIOError:
-            w.wbuf.extend(parts[n:])
-            self._loop.add_writer(w.wfd, self._on_writable, w)
-        except OSError:
-            return  # the worker is gone; EOF on its read pipe handles it
-
-    def _on_writable(self, w: _Worker) -> None:
-        parts = [w.wbuf[i] for i in range(min(len(w.wbuf), _IOV_MAX))]
-        try:
-            n = os.writev(w.wfd, parts)
-        except BlockingIOError:
+            if not w.writing:
+                w.writing = True
+                self._loop.add_writer(w.wfd, self._write, w)
             return
         except OSError:
-            w.wbuf.clear()
-            self._loop.remove_writer(w.wfd)
-            return
-        while n and w.wbuf:
-            head = w.wbuf[0]
-            if n >= len(head):
-                n -= len(head)
-                w.wbuf.popleft()
-            else:
-                w.wbuf[0] = memoryview(head)[n:]
-                n = 0
-        if not w.wbuf:
+            out.clear()  # the worker is gone; EOF on its read pipe handles it
+        if w.writing:
+            w.writing = False
             self._loop.remove_writer(w.wfd)
 
     # -- reading ------------------------------------------------------------------------
 
     def _on_readable(self, w: _Worker) -> None:
         try:
-            data = os.read(w.rfd, _READ_SIZE)
+            n = os.readv(w.rfd, self._rbufs)
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:
+            n = 0
+        if not n:
             self._on_eof(w)
             return
-        buf = w.rbuf
-        if buf:
-            buf += data
-            view: bytes | bytearray = buf
-        else:
-            view = data
-        pos, size = 0, len(view)
-        while size - pos >= 8:
-            header_len, body_len = PREFIX.unpack_from(view, pos)
-            start = pos + 8
-            end = start + header_len + body_len
-            if end > size:
-                break
-            msg = parent_decoder.decode(view[start : start + header_len])
-            body = bytes(view[start + header_len : end]) if body_len else b""
-            pos = end
+        try:
+            frames = w.decoder.feed(self._rview[:n])
+        except (FrameTooLarge, msgspec.DecodeError) as exc:
+            for msg, body in getattr(exc, "frames", ()):
+                self._dispatch(w, msg, body)
+            self._on_corrupt(w, exc)
+            return
+        for msg, body in frames:
             self._dispatch(w, msg, body)
-        if view is buf:
-            del buf[:pos]
-        elif pos < size:
-            w.rbuf = bytearray(view[pos:])
+
+    def _on_corrupt(self, w: _Worker, exc: Exception) -> None:
+        """The worker's stream cannot be read: kill it and treat it as a crash."""
+        if self._workers[w.index] is not w or w.state not in (
+            WorkerState.STARTING,
+            WorkerState.READY,
+        ):
+            return
+        log.error(
+            "worker %d (pid %d) sent an unreadable frame (%s); killing it",
+            w.index,
+            w.pid,
+            exc,
+        )
+        self._terminate(w)
+        self._on_eof(w)
 
     def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
         if (
@@ -531,19 +493,14 @@ class LocalPool:
         w.state = WorkerState.STOPPING
         self._terminate(w)
         if msg.kind in ("import", "no_run"):
-            what = (
-                "failed to import" if msg.kind == "import" else "has no run() function"
-            )
-            detail = (
-                f"{msg.error_type}: {msg.message}"
-                if msg.kind == "import"
-                else msg.message
-            )
+            no_run = msg.kind == "no_run"
+            detail = msg.message if no_run else f"{msg.error_type}: {msg.message}"
             self._set_fatal(
-                EntryScriptError(
-                    f"The entry script {self._spec.entry_script} {what} in the worker "
-                    f"process ({detail}). Fix the script and run the job again.\n\n"
-                    f"{msg.traceback}".rstrip()
+                EntryScriptError.in_worker(
+                    self._spec.entry_script,
+                    no_run=no_run,
+                    detail=detail,
+                    traceback_text=msg.traceback,
                 )
             )
             return
@@ -552,25 +509,32 @@ class LocalPool:
             w.index, f"init() raised {msg.error_type}: {msg.message}"
         )
 
-    def _init_failed_slot(self, slot: int, reason: str) -> None:
+    def _init_failed_slot(self, slot: int, reason: str, *, hung: bool = False) -> None:
+        """A worker of ``slot`` did not get through init(): try again, or give the slot up.
+
+        init() raising or the process dying is retried up to ``max_init_tries`` times per
+        slot. A hung init() is not: each slot waits for it once, so a job whose init() hangs
+        fails after one init timeout, not after ``max_init_tries`` of them.
+        """
         self._init_failures += 1
         self._init_tries[slot] += 1
         tries = self._init_tries[slot]
         log.warning("worker %d: %s (init attempt %d)", slot, reason, tries)
         if self._closing:
             return
-        if tries < self._spec.max_init_tries:
+        if tries < self._spec.max_init_tries and not hung:
             self._respawn(slot)
             return
         self._dead_slots.add(slot)
         if len(self._dead_slots) == self._spec.process_count:
-            tb = self._last_init_failure.traceback if self._last_init_failure else ""
+            last = self._last_init_failure
             self._set_fatal(
-                InitFailedError(
-                    f"init() failed in every worker ({self._init_failures} attempts on "
-                    f"{self._spec.process_count} worker slots); last failure: {reason}. "
-                    "Fix init() in the entry script (its traceback follows) and run the "
-                    f"job again.\n\n{tb}".rstrip()
+                InitFailedError.in_every_slot(
+                    attempts=self._init_failures,
+                    slots=self._spec.process_count,
+                    last_failure=reason,
+                    traceback_text=last.traceback if last and not hung else "",
+                    hung=hung,
                 )
             )
 
@@ -592,7 +556,10 @@ class LocalPool:
             self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
             self._terminate(w)
             self._init_failed_slot(
-                w.index, f"init() did not finish within {timeout:g} s (worker killed)"
+                w.index,
+                f"init() did not finish within {timeout:g} s, {self._init_bound()} "
+                "(worker killed)",
+                hung=True,
             )
             return
         if w.state is not WorkerState.READY or not w.inflight:
@@ -619,6 +586,11 @@ class LocalPool:
             self._spec.run_timeout_s, now - w.head_started, w.pid, w.index
         )
         self._settle(w, timed_out, lost=True)
+
+    def _init_bound(self) -> str:
+        if self._spec.init_timeout_s:
+            return "the init timeout"
+        return "the init timeout of 3 * run_invocation_timeout + 30 s"
 
     def _init_timeout_s(self) -> float:
         # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
@@ -727,8 +699,9 @@ class LocalPool:
         w.state = WorkerState.EXITED
         with contextlib.suppress(Exception):
             self._loop.remove_reader(w.rfd)
-        if w.wbuf:
-            w.wbuf.clear()
+        w.out.clear()
+        if w.writing:
+            w.writing = False
             with contextlib.suppress(Exception):
                 self._loop.remove_writer(w.wfd)
         for fd in (w.rfd, w.wfd, w.lifeline):
@@ -736,16 +709,39 @@ class LocalPool:
                 os.close(fd)
 
 
-def _skip(parts: list[bytes], n: int) -> list[bytes | memoryview]:
-    """The unwritten rest of ``parts`` after ``n`` bytes went out."""
-    rest: list[bytes | memoryview] = []
-    for part in parts:
-        if n >= len(part):
-            n -= len(part)
-            continue
-        rest.append(memoryview(part)[n:] if n else part)
-        n = 0
-    return rest
+def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
+    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    r_life, w_life = os.pipe()
+    for fd in (w_in, r_out):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    cmd = [
+        spec.python,
+        "-m",
+        "aprs._bridge._worker",
+        str(r_in),
+        str(w_out),
+        str(r_life),
+    ]
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            pass_fds=(r_in, w_out, r_life),
+            env=spec.env,
+            stdin=subprocess.DEVNULL,
+        )
+    except BaseException:
+        for fd in (w_in, r_out, w_life):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (r_in, w_out, r_life):
+            os.close(fd)
+    os.set_blocking(w_in, False)
+    os.set_blocking(r_out, False)
+    return _Worker(slot, proc, w_in, r_out, w_life)
 
 
 def _describe_exit(code: int, *, oom_hint: bool = True) -> str:

@@ -8,27 +8,42 @@ array-like msgspec Struct; the body carries the bulk bytes (the pickled mini-bat
 formatted rows, the pickled result) *outside* the msgpack envelope, so a large payload is
 never copied into or out of msgpack: the writer hands header and body to ``os.writev`` and
 the reader slices the body straight out of its receive buffer.
+
+Framing is I/O free, shared by both sides (the worker must not import the parent side):
+
+    SendBuffer.add(msg, body) ──► head(n) ──► os.writev ──► advance(written)   (partial writes)
+    os.read ──► FrameDecoder.feed(data) ──► [(msg, body), ...]   (partial and several frames)
+
+A prefix announcing more than ``MAX_FRAME`` bytes is rejected (``FrameTooLarge``): the stream
+is corrupt, and buffering it would only exhaust memory.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
+from itertools import islice
+from typing import Generic, TypeVar
 
 import msgspec
 
 __all__ = (
     "KIND_ITEMS",
     "KIND_KEYED",
+    "MAX_FRAME",
     "PREFIX",
     "RESULT_COUNT",
     "RESULT_PICKLE",
     "RESULT_ROWS",
     "BatchDone",
     "BatchFailed",
+    "FrameDecoder",
+    "FrameTooLarge",
     "Init",
     "InitFailed",
     "Ready",
     "RunBatch",
+    "SendBuffer",
     "Shutdown",
     "ToChild",
     "ToParent",
@@ -127,3 +142,119 @@ def encode_header(msg: msgspec.Struct, body_len: int = 0) -> bytes:
     """Return prefix + msgpack header for ``msg``; the body (if any) follows separately."""
     header = _encoder.encode(msg)
     return PREFIX.pack(len(header), body_len) + header
+
+
+MAX_FRAME = (1 << 31) - 1
+"""Largest header + body a decoder accepts (2 GiB): more means a corrupt stream."""
+
+M = TypeVar("M")
+
+
+class FrameTooLarge(ValueError):
+    """A frame prefix announced more than the decoder's limit; the stream cannot go on.
+
+    ``frames`` holds the complete frames decoded before it in the same ``feed`` call.
+    """
+
+    def __init__(self, size: int, limit: int, frames: list[tuple[object, bytes]]):
+        super().__init__(
+            f"a frame of {size} bytes exceeds the limit of {limit} bytes: the stream is "
+            "corrupt"
+        )
+        self.size = size
+        self.limit = limit
+        self.frames = frames
+
+
+class FrameDecoder(Generic[M]):
+    """Bytes in, complete ``(message, body)`` frames out; keeps a partial frame for later."""
+
+    __slots__ = ("_buf", "_decode", "_limit")
+
+    def __init__(
+        self, decoder: msgspec.msgpack.Decoder[M], limit: int = MAX_FRAME
+    ) -> None:
+        self._buf = bytearray()
+        self._decode = decoder.decode
+        self._limit = limit
+
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | memoryview) -> list[tuple[M, bytes]]:
+        """Every frame completed by ``data``, in order (possibly none).
+
+        Nothing refers to ``data`` afterwards (bodies and a partial frame are copied), so
+        callers may read into one reused buffer and pass a view of it.
+
+        Raises:
+            FrameTooLarge: a prefix announced more than ``limit`` bytes.
+            msgspec.DecodeError / ValidationError: a header is not a known message.
+        """
+        buf = self._buf
+        if buf:
+            buf += data
+            view: bytes | bytearray | memoryview = buf
+        else:
+            view = data  # the common case: no copy until a frame is cut in two
+        frames: list[tuple[M, bytes]] = []
+        pos, size, decode = 0, len(view), self._decode
+        while size - pos >= 8:
+            header_len, body_len = PREFIX.unpack_from(view, pos)
+            if header_len + body_len > self._limit:
+                del buf[:]
+                raise FrameTooLarge(header_len + body_len, self._limit, frames)  # type: ignore[arg-type]
+            start = pos + 8
+            end = start + header_len + body_len
+            if end > size:
+                break
+            msg = decode(view[start : start + header_len])
+            body = bytes(view[start + header_len : end]) if body_len else b""
+            frames.append((msg, body))
+            pos = end
+        if view is buf:
+            del buf[:pos]
+        elif pos < size:
+            self._buf = bytearray(view[pos:])
+        return frames
+
+
+class SendBuffer:
+    """Frames waiting to be written, and what is left of them after a partial write."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: deque[bytes | memoryview] = deque()
+
+    def __len__(self) -> int:
+        """Number of buffers queued (a frame is one or two)."""
+        return len(self._parts)
+
+    def add(self, msg: msgspec.Struct, body: bytes = b"") -> None:
+        self._parts.append(encode_header(msg, len(body)))
+        if body:
+            self._parts.append(body)
+
+    def head(self, max_parts: int) -> list[bytes | memoryview]:
+        """The first ``max_parts`` buffers, for one ``os.writev``."""
+        parts = self._parts
+        return (
+            list(parts) if len(parts) <= max_parts else list(islice(parts, max_parts))
+        )
+
+    def advance(self, written: int) -> None:
+        """Drop ``written`` bytes from the front (a partial write keeps the rest)."""
+        parts = self._parts
+        while written:
+            first = parts[0]
+            if written >= len(first):
+                written -= len(first)
+                parts.popleft()
+            else:
+                parts[0] = memoryview(first)[written:]
+                written = 0
+
+    def clear(self) -> None:
+        self._parts.clear()

@@ -25,6 +25,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ._protocol import (
@@ -103,28 +104,44 @@ def _redirect_stdio(log_dir: str, name: str) -> None:
             stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
 
-def import_script(entry_script: str, source_directory: str | None) -> Any:
-    """Import the entry script as a module, the way Azure's driver does.
+@dataclass(frozen=True, slots=True)
+class ScriptLocation:
+    """Where an entry script is and how it is imported; see :func:`locate_script`."""
 
-    ``entry_script`` is a path (absolute, or relative to ``source_directory``) or a module
-    name; the folder it is imported from goes first on ``sys.path``.
+    spec: str  # what workers are given: relative to source_directory, absolute, or a module
+    source_directory: str | None  # absolute
+    path: str | None  # the absolute file path; None for a module name
+    import_root: str  # the folder put first on sys.path
+    module_name: str
+
+
+def locate_script(entry_script: str, source_directory: str | None) -> ScriptLocation:
+    """Resolve an entry script, the one place that does it (job, Runner and worker).
+
+    A ``.py`` path is relative to ``source_directory`` (else to the working directory).
+    Inside ``source_directory`` it is imported as a dotted module from there (so
+    ``pkg/score.py`` is ``pkg.score``, as in Azure); elsewhere from its own folder. Any other
+    name is a module imported from ``source_directory`` (else the working directory).
     """
-    if entry_script.endswith(".py"):
-        base = source_directory or os.path.dirname(os.path.abspath(entry_script))
-        path = (
-            entry_script
-            if os.path.isabs(entry_script)
-            else os.path.join(base, entry_script)
-        )
-        if source_directory and not os.path.isabs(entry_script):
-            rel = os.path.relpath(path, base)
-        else:
-            base, rel = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
-        module_name = rel[:-3].replace(os.sep, ".").replace("/", ".")
+    source = os.path.abspath(source_directory) if source_directory else None
+    base = source or os.getcwd()
+    if not entry_script.endswith(".py"):
+        return ScriptLocation(entry_script, source, None, base, entry_script)
+    path = os.path.abspath(os.path.join(base, entry_script))
+    if source is not None and os.path.commonpath([source, path]) == source:
+        rel = spec = os.path.relpath(path, source)
+        root = source
     else:
-        base, module_name = source_directory or os.getcwd(), entry_script
-    sys.path.insert(0, os.path.abspath(base))
-    return importlib.import_module(module_name)
+        root, rel, spec = os.path.dirname(path), os.path.basename(path), path
+    module_name = rel[:-3].replace(os.sep, ".")
+    return ScriptLocation(spec, source, path, root, module_name)
+
+
+def import_script(entry_script: str, source_directory: str | None) -> Any:
+    """Import the entry script as a module, the way Azure's driver does."""
+    where = locate_script(entry_script, source_directory)
+    sys.path.insert(0, where.import_root)
+    return importlib.import_module(where.module_name)
 
 
 def load(init: Init) -> tuple[ScriptRuntime | None, Ready | InitFailed]:

@@ -22,52 +22,56 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, BinaryIO
+from collections import deque
+from typing import Any
 
 from ._protocol import (
-    PREFIX,
+    FrameDecoder,
     Init,
     RunBatch,
+    SendBuffer,
     Shutdown,
     child_decoder,
-    encode_header,
 )
 from ._runtime import MiniBatchContext, ScriptRuntime, load, setup_process
 
 __all__ = ("MiniBatchContext", "main")
 
 _EXIT_PARENT_GONE = 70
+_READ_SIZE = 1 << 18  # bytes per read, into one reused buffer (no allocation per read)
+_IOV_MAX = 512  # buffers per writev
 
 
 class _Channel:
-    """Blocking frame I/O on the two pipe fds."""
+    """Blocking frame I/O on the two pipe fds (framing: ``_protocol``)."""
 
     def __init__(self, in_fd: int, out_fd: int) -> None:
-        self._in: BinaryIO = open(in_fd, "rb", buffering=1 << 16)  # noqa: SIM115
+        self._in = in_fd
         self._out = out_fd
+        self._decoder = FrameDecoder(child_decoder)
+        self._ready: deque[tuple[Any, bytes]] = deque()
+        self._rbufs = [bytearray(_READ_SIZE)]
+        self._rview = memoryview(self._rbufs[0])
+        self._send = SendBuffer()
 
     def recv(self) -> tuple[Any, bytes] | None:
-        prefix = self._in.read(PREFIX.size)
-        if len(prefix) < PREFIX.size:
-            return None
-        header_len, body_len = PREFIX.unpack(prefix)
-        header = self._in.read(header_len)
-        body = self._in.read(body_len) if body_len else b""
-        if len(header) < header_len or len(body) < body_len:
-            return None
-        return child_decoder.decode(header), body
+        """The next frame; None at end of input (a frame cut short counts as the end)."""
+        ready = self._ready
+        while not ready:
+            n = os.readv(self._in, self._rbufs)
+            if not n:
+                return None
+            ready.extend(self._decoder.feed(self._rview[:n]))
+        return ready.popleft()
 
     def send(self, msg: Any, body: bytes = b"") -> None:
-        parts: list[bytes | memoryview] = [encode_header(msg, len(body))]
-        if body:
-            parts.append(body)
-        while parts:
-            n = os.writev(self._out, parts)
-            while parts and n >= len(parts[0]):
-                n -= len(parts[0])
-                parts.pop(0)
-            if n:
-                parts[0] = memoryview(parts[0])[n:]
+        out = self._send
+        out.add(msg, body)
+        while out:
+            out.advance(os.writev(self._out, out.head(_IOV_MAX)))
+
+    def close(self) -> None:
+        os.close(self._in)
 
 
 def _watch_parent(lifeline_fd: int) -> None:
