@@ -2,7 +2,7 @@
 
     Model.get_model_path(name, version)
       1. the job's models: --model NAME=PATH / models: in a job file   (env APRS_MODELS)
-      2. $AZUREML_MODEL_DIR/<name>                                      (--model-dir)
+      2. $AZUREML_MODEL_DIR/<name>[/<version or highest>/<its one entry>]  (--model-dir)
       3. ./azureml-models/<name>/<version or highest>/<its one entry>   (azureml-core's cache)
       4. ./<name>                                                       (azureml-core's fallback)
       else ModelNotFoundException naming every place searched and the --model fix
@@ -19,10 +19,9 @@ from typing import Any, NoReturn
 
 from . import MODELS_ENV
 from ._guard import unsupported
+from ._registry import CACHE_DIR, find_cached
 
 __all__ = ("Model", "ModelNotFoundException", "job_models")
-
-_CACHE_DIR = "azureml-models"
 
 
 class ModelNotFoundException(Exception):
@@ -79,27 +78,18 @@ def _lookup(name: str, version: int | None) -> str | None:
         return models[name]
     model_dir = os.environ.get("AZUREML_MODEL_DIR")
     if model_dir and os.path.exists(os.path.join(model_dir, name)):
-        return os.path.join(model_dir, name)
-    cached = os.path.join(_CACHE_DIR, name)
-    if os.path.isdir(cached):
-        chosen = str(version) if version is not None else _latest(cached)
-        folder = os.path.join(cached, chosen) if chosen else ""
-        if folder and os.path.isdir(folder):
-            entries = sorted(os.listdir(folder))
-            if len(entries) != 1:
-                raise ModelNotFoundException(
-                    f"Dir {folder} can contain only 1 file or folder (as in azureml-core); "
-                    f"found {entries}. Keep one model file or folder per version."
-                )
-            return os.path.join(folder, entries[0])
-    if os.path.exists(name):
-        return name
-    return None
-
-
-def _latest(folder: str) -> str:
-    versions = [v for v in os.listdir(folder) if v.isdigit()]
-    return max(versions, key=int) if versions else ""
+        try:  # a registry folder (<name>/<version>/<one entry>) ...
+            found = find_cached(model_dir, name, version)
+        except ValueError:  # ... or a model folder that has numbered parts of its own
+            found = None
+        return found or os.path.join(model_dir, name)
+    try:
+        found = find_cached(CACHE_DIR, name, version)
+    except ValueError as exc:
+        raise ModelNotFoundException(str(exc)) from exc
+    if found is not None:
+        return found
+    return name if os.path.exists(name) else None
 
 
 def _not_found(name: str, version: int | None) -> NoReturn:
@@ -107,7 +97,7 @@ def _not_found(name: str, version: int | None) -> NoReturn:
     where = f"version {version} of " if version is not None else ""
     raise ModelNotFoundException(
         f"Model {where}{name!r} was not found: the job's models ({known}), "
-        f"$AZUREML_MODEL_DIR/{name}, ./{_CACHE_DIR}/{name}/<version>/ and ./{name} "
+        f"$AZUREML_MODEL_DIR/{name}, ./{CACHE_DIR}/{name}/<version>/ and ./{name} "
         f"(in {os.getcwd()}) were searched. Give it to the job with --model {name}=PATH "
         "(or models: in the job file)."
     )

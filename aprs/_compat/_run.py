@@ -8,7 +8,8 @@
 
 A record: ``{"time", "run_id", "run", "worker", "pid", "kind", "name", "value"}``; values that
 JSON cannot hold are written with ``str()``. Files given to ``upload_file`` are copied to
-``<output>/logs/user/run_files/<name>`` so they are kept with the job.
+``<output>/logs/user/run_files/<name>`` so they are kept with the job; ``register_model``
+stores the model in a local registry (``_registry``) that later jobs can read.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ import orjson
 
 from . import EXPERIMENT_ENV, RUN_ID_ENV, settings
 from ._guard import unsupported
+from ._registry import store_model
 
 __all__ = ("METRICS_FILE", "Run")
 
 METRICS_FILE = "metrics.jsonl"
+
+
+_fds: dict[str, int] = {}  # metrics file -> its fd, opened once per process
 
 
 def _write(record: dict[str, Any]) -> None:
@@ -38,15 +43,12 @@ def _write(record: dict[str, Any]) -> None:
         default=str,
         option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
     )
-    fd = os.open(
-        os.path.join(log_dir, METRICS_FILE),
-        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-        0o644,
-    )
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    path = os.path.join(log_dir, METRICS_FILE)
+    fd = _fds.get(path)
+    if fd is None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        fd = _fds[path] = os.open(path, flags, 0o644)
+    os.write(fd, line)  # one write per record: lines of several workers never mix
 
 
 class _Experiment:
@@ -91,6 +93,7 @@ class _OfflineRun(Run):
         self._tags: dict[str, Any] = {}
         self._properties: dict[str, Any] = {}
         self._metrics: dict[str, Any] = {}
+        self._uploads: dict[str, str] = {}  # uploaded name -> the kept copy
         self.experiment = _Experiment(os.environ.get(EXPERIMENT_ENV) or "aprs")
 
     def __repr__(self) -> str:
@@ -176,6 +179,8 @@ class _OfflineRun(Run):
     def upload_file(self, name: str, path_or_stream: Any, **kwargs: Any) -> None:
         """Copy the file to ``<output>/logs/user/run_files/<name>`` and record it."""
         target = self._keep_file(name, path_or_stream)
+        if target is not None:
+            self._uploads[name] = target
         self._record("upload_file", name, str(path_or_stream), stored=target)
 
     def upload_files(self, names: list[str], paths: list[str], **kwargs: Any) -> None:
@@ -191,10 +196,21 @@ class _OfflineRun(Run):
     def register_model(
         self, model_name: str, model_path: str | None = None, **kw: Any
     ) -> Any:
-        """Record the registration (offline there is no registry) and return its details."""
-        info = {"name": model_name, "path": model_path, **kw}
-        self._record("register_model", model_name, info)
-        return _RegisteredModel(model_name, model_path, kw.get("tags") or {})
+        """Store the model in ``<output>/azureml-models/<name>/<version>/`` and record it.
+
+        ``model_path`` names an uploaded file (as in Azure) or a local path. A later job
+        finds the model with ``--model-dir <output>/azureml-models``.
+        """
+        source = self._uploads.get(model_path or "") or model_path
+        output_dir = settings().get("output_dir")
+        version, stored = 0, None
+        if output_dir and source and os.path.exists(source):
+            version, stored = store_model(output_dir, model_name, source)
+        info = {"name": model_name, "path": model_path, "version": version, **kw}
+        self._record("register_model", model_name, info, stored=stored)
+        return _RegisteredModel(
+            model_name, stored or model_path, kw.get("tags"), version
+        )
 
     def _keep_file(self, name: str, source: Any) -> str | None:
         log_dir = settings().get("log_dir")
@@ -236,8 +252,10 @@ class _OfflineRun(Run):
 
 
 class _RegisteredModel:
-    def __init__(self, name: str, path: str | None, tags: dict[str, Any]) -> None:
-        self.name, self.path, self.tags, self.version = name, path, tags, 1
+    def __init__(
+        self, name: str, path: str | None, tags: dict[str, Any] | None, version: int
+    ) -> None:
+        self.name, self.path, self.tags, self.version = name, path, tags or {}, version
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, version={self.version}, offline=True)"

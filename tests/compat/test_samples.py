@@ -159,6 +159,45 @@ def test_many_models_forecasting_from_the_model_cache(sample, tmp_path: Path) ->
     assert "store store1: 4 weeks from azureml-models/mean_store1/2/model.json" in logs
 
 
+def test_many_models_train_then_forecast_through_the_local_registry(
+    sample, tmp_path: Path
+) -> None:
+    """register_model in the training job stores each model as
+    <output>/azureml-models/<name>/<version>/; the forecasting job, given that folder with
+    --model-dir, finds every model with Model.get_model_path: both scripts unchanged."""
+    train, forecast = sample("many_models_train"), sample("many_models_forecast")
+    data = _sales(tmp_path / "sales", 2, 6)
+    trained = tmp_path / "trained"
+    done = cli(
+        "run", "--config", train / "parallel_run_config.yml", "--input", data,
+        "--output", trained, "--", "--target_column", "Quantity", "--timestamp_column",
+        "Week", "--model_type", "mean", "--test_size", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    registry = trained / "azureml-models"
+    assert sorted(
+        p.relative_to(registry).as_posix() for p in registry.glob("*/*/*")
+    ) == [
+        "mean_store1/1/mean_store1",
+        "mean_store2/1/mean_store2",
+    ]
+    horizons = tmp_path / "horizons"
+    horizons.mkdir()
+    (horizons / "store1.txt").write_text("4")
+    (horizons / "store2.txt").write_text("2")
+    out = tmp_path / "forecasts"
+    done = cli(
+        "run", "--entry-script", forecast / "forecast.py", "--input", horizons,
+        "--output", out, "--model-dir", registry, "--", "--model_type", "mean",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "parallel_run_step.txt").read_text().splitlines() == [
+        "store1 4 50.0",
+        "store2 2 45.0",
+    ]
+
+
 def test_batch_endpoint_scoring_reads_azureml_model_dir(sample, tmp_path: Path) -> None:
     root = sample("batch_endpoint")
     data = tmp_path / "rows"
