@@ -96,7 +96,36 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         str,
         "Python interpreter that runs the workers (default: this one)",
     ),
-    ("--compute-target", "compute_target", str, "local (default)"),
+    (
+        "--compute-target",
+        "compute_target",
+        str,
+        "local (default), ray, or a Ray client address ray://host:port",
+    ),
+    (
+        "--ray-address",
+        "ray_address",
+        str,
+        (
+            "Ray cluster for compute_target ray: auto, host:port or ray://host:port "
+            "(default: RAY_ADDRESS, else start Ray on this machine)"
+        ),
+    ),
+    (
+        "--worker-resources",
+        "worker_resources",
+        str,
+        (
+            "Ray resources of each worker, as num_cpus=1,num_gpus=0.5,memory=2e9,NAME=N "
+            "(default num_cpus=1)"
+        ),
+    ),
+    (
+        "--ray-node-wait",
+        "ray_node_wait",
+        float,
+        "seconds to wait for node_count Ray nodes before failing (default 60)",
+    ),
     ("--description", "description", str, "free text"),
 ]
 

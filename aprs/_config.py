@@ -31,6 +31,7 @@ from typing import Any, Literal, NoReturn, TypeGuard, cast
 
 import msgspec
 
+from ._backends._options import RayOptions
 from ._errors import ConfigError
 
 DEFAULT_APPEND_ROW_FILE_NAME = "parallel_run_step.txt"  # Azure's default
@@ -59,7 +60,13 @@ _INT_FIELDS = {  # field -> (lowest valid value, None allowed)
     "run_max_try": (1, False),
     "mini_batch_rows": (1, True),
 }
-_FLOAT_FIELDS = frozenset({"allowed_failed_percent", "run_invocation_timeout"})
+_FLOAT_FIELDS = frozenset(
+    {"allowed_failed_percent", "run_invocation_timeout", "ray_node_wait"}
+)
+_RAY_ONLY = (
+    "ray_address",
+    "worker_resources",
+)  # meaningless for compute_target="local"
 
 # Problem sentences, filled in with str.format; {got} is the offending value (see _got).
 # Those named after a field follow the field name: "`field` must be ...".
@@ -85,6 +92,9 @@ _MESSAGES = {
     "partition_keys_and_size": "cannot be set together with `mini_batch_size` (as in Azure v1); got {got}. Remove mini_batch_size: each partition is one mini-batch.",
     "models": 'must be a dict of model names (letters, digits, "._-") to paths, or None; got {got}. Give each model as NAME=PATH, as in --model mnist=models/mnist (or models: {{mnist: models/mnist}} in a job file).',
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
+    "worker_resources": 'must map resource names to numbers >= 0 per worker (num_cpus, num_gpus, memory in bytes, or a custom Ray resource), or be None; got {got}. Write it as {{"num_cpus": 1, "num_gpus": 0.5}} (CLI: --worker-resources num_cpus=1,num_gpus=0.5).',
+    "ray_node_wait": "must be a number of seconds > 0; got {got}. Set how long to wait for enough Ray nodes before failing (default 60).",
+    "ray_only": 'only applies to compute_target="ray"; got {got} with compute_target="local". Set compute_target="ray" (or "ray://host:port"), or remove it.',
     "text": "must be a non-empty string or None; got {got}. Set it to a path or name, or leave it unset.",
     "arg_type": "`arguments[{i}]` must be a str, int, float or path; got {got}. Convert it to a string (json.dumps for structured values).",
     "arg_first": 'The first argument must be a keyword starting with "-" (Azure passes keyword arguments only); got {got}. Put the option name first, as in ["--name", "{text}"].',
@@ -166,6 +176,9 @@ class ParallelRunConfig(
     compute_target: str = "local"
     models: dict[str, str] | None = None
     model_dir: str | None = None
+    ray_address: str | None = None
+    worker_resources: dict[str, float] | None = None
+    ray_node_wait: float = 60
 
     def __post_init__(self) -> None:
         for name in ("entry_script", "source_directory", "environment", "model_dir"):
@@ -180,6 +193,12 @@ class ParallelRunConfig(
     def effective_process_count(self) -> int:
         """Workers per node: ``process_count_per_node``, else the number of CPUs."""
         return self.process_count_per_node or os.cpu_count() or 1
+
+    def ray_options(self) -> RayOptions:
+        """The Ray backend's settings: address, one worker's resources, node wait."""
+        target = self.compute_target
+        address = self.ray_address or (target if target.startswith("ray://") else None)
+        return RayOptions.build(address, self.worker_resources, self.ray_node_wait)
 
     @property
     def effective_append_row_file_name(self) -> str:
@@ -414,6 +433,13 @@ def _target_ok(v: object) -> bool:
     return v in ("local", "ray") or port_ok
 
 
+def _resources_ok(v: object) -> bool:
+    if not isinstance(v, dict):
+        return v is None
+    names_ok = all(isinstance(k, str) and k.strip() for k in v)
+    return names_ok and all(_is_number(x) and x >= 0 for x in v.values())
+
+
 def _int_ok(low: int, optional: bool) -> Callable[[object], bool]:
     return lambda v: (optional and v is None) or (_is_int(v) and v >= low)
 
@@ -435,9 +461,12 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "compute_target": _target_ok,
     "models": _models_ok,
     "model_dir": _text_ok,
+    "ray_address": _text_ok,
+    "worker_resources": _resources_ok,
+    "ray_node_wait": lambda v: _is_number(v) and v > 0,
 }
 _TEXT_FIELDS = frozenset(
-    {"source_directory", "description", "environment", "model_dir"}
+    {"source_directory", "description", "environment", "model_dir", "ray_address"}
 )
 
 
@@ -463,6 +492,9 @@ def _collect_problems(v: Mapping[str, Any]) -> list[str]:
         )
     if v["compute_target"] == "local" and "node_count" not in bad and nodes != 1:
         problems.append(_bad("node_count_local", nodes, "node_count"))
+    if v["compute_target"] == "local":
+        given = [f for f in _RAY_ONLY if v[f] is not None and f not in bad]
+        problems.extend(_bad("ray_only", v[f], f) for f in given)
     return problems
 
 
@@ -510,6 +542,8 @@ def _coerce(field: str, value: Any) -> Any:
     """Turn "60" into 60 (or 60.0) for numeric fields: files often quote numbers."""
     if not isinstance(value, str):
         return value
+    if field == "worker_resources":
+        return _parse_resources(value)
     if field in _INT_FIELDS and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
         return int(value)
     if field in _FLOAT_FIELDS:
@@ -518,6 +552,20 @@ def _coerce(field: str, value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _parse_resources(text: str) -> Any:
+    """ "num_cpus=1,num_gpus=0.5" -> {"num_cpus": 1.0, "num_gpus": 0.5}; bad text as is."""
+    resources: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, number = part.partition("=")
+        try:
+            resources[name.strip()] = float(number)
+        except ValueError:
+            return text
+        if not sep or not name.strip():
+            return text
+    return resources
 
 
 def _arg_text(arg: object) -> str | None:

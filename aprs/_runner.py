@@ -44,6 +44,7 @@ from ._backends import (
     create_backend,
     default_env,
 )
+from ._backends._options import RayOptions
 from ._batcher import Call, CallBatch, MicroBatcher
 from ._bridge._protocol import RESULT_PICKLE
 from ._bridge._runtime import locate_script
@@ -93,6 +94,10 @@ class Runner:
             whose worker died. A call whose batch failed is isolated: the batch is split
             in halves and retried until only the failing items' callers get the error.
 
+    ``compute_target="ray"`` (or ``"ray://host:port"``) hosts the workers as Ray actors:
+    ``node_count`` x ``process_count_per_node`` of them, on the cluster at ``ray_address``
+    (default RAY_ADDRESS, else a Ray started here), each with ``worker_resources``.
+
     Raises:
         EntryScriptError / InitFailedError from ``__aenter__`` when the script cannot start.
         RunnerClosedError when used after ``aclose()``.
@@ -101,7 +106,7 @@ class Runner:
     # ~50 lines: half of it is the keyword signature (Azure's names, one per line)
     def __init__(
         self,
-        entry_script: str,
+        entry_script: str | os.PathLike[str],
         *,
         process_count_per_node: int | None = None,
         source_directory: str | None = None,
@@ -116,6 +121,9 @@ class Runner:
         environment: str | None = None,
         logging_level: str = "INFO",
         compute_target: str = "local",
+        node_count: int = 1,
+        ray_address: str | None = None,
+        worker_resources: dict[str, float] | None = None,
     ) -> None:
         where = locate_script(os.fspath(entry_script), source_directory)
         if where.path is not None and not os.path.isfile(where.path):
@@ -137,7 +145,11 @@ class Runner:
             python=environment or sys.executable,
             logging_level=logging_level.upper(),
         )
-        self._target = compute_target
+        self._target = "local" if compute_target == "local" else "ray"
+        if self._target == "ray":  # "ray" or a "ray://host:port" address
+            address = compute_target if compute_target != "ray" else ray_address
+            self._spec.node_count = node_count
+            self._spec.ray = RayOptions.build(address, worker_resources)
         self._max_batch = max_batch_size
         self._limit = limit
         self._wait_s = batch_wait_s

@@ -552,7 +552,7 @@ class _Job:
             output_file=plan.output_file if plan.append_row else None,
             resumed_from_batch=plan.resume.next if plan.resume else 0,
             peak_reorder_window=self.writer.peak_window,
-            workers=plan.spec.process_count,
+            workers=plan.spec.process_count * plan.spec.node_count,
             worker_crashes=stats.crashed if stats else 0,
             worker_timeouts=stats.timed_out if stats else 0,
         )

@@ -143,12 +143,6 @@ class ParallelRunStep:
                 f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
                 "only applies to file inputs. For in-memory items give a number of items."
             )
-        if self.config.compute_target != "local" or self.config.node_count != 1:
-            raise ConfigError(
-                f"compute_target={self.config.compute_target!r} with node_count="
-                f"{self.config.node_count}: multi-node runs (the Ray backend) are not "
-                "available yet. Use compute_target='local' and node_count=1."
-            )
         _check_models(self.config)
 
     def __repr__(self) -> str:
@@ -301,7 +295,8 @@ class ParallelRunStep:
             return None
         h = hashlib.sha256()
         cfg = self.config.to_dict()
-        cfg.pop("description", None)
+        for where_only in ("description", "ray_address", "ray_node_wait"):
+            cfg.pop(where_only, None)  # where the job runs does not change its result
         h.update(orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS))
         h.update(orjson.dumps([self.arguments, self.side_inputs, self.output]))
         for path in _code_files(script_path, source_dir, self.output):
@@ -341,6 +336,9 @@ class ParallelRunStep:
             output_dir=self.output,
             redirect_stdio=True,
         )
+        if cfg.compute_target != "local":
+            worker.node_count = cfg.node_count
+            worker.ray = cfg.ray_options()
         return JobPlan(
             spec=worker,
             sources=self.inputs,
@@ -366,7 +364,7 @@ class ParallelRunStep:
             on_progress=on_progress,
             items_expected=items_expected,
             batches_expected=batches_expected,
-            compute_target=cfg.compute_target,
+            compute_target="local" if cfg.compute_target == "local" else "ray",
         )
 
     def _batching(self) -> tuple[str, int]:

@@ -234,8 +234,35 @@ def test_defaults_match_azure():
             "compute_target": "local",
             "models": None,  # aprs additions (issue 9): local models for Model.get_model_path
             "model_dir": None,
+            "ray_address": None,  # issue 11: the Ray backend
+            "worker_resources": None,
+            "ray_node_wait": 60,
         }
     )
+
+
+def test_ray_settings() -> None:
+    """Ray keys: resources parsed from CLI text, checked, and refused for local runs."""
+    config = ParallelRunConfig.from_mapping(
+        {
+            "entry_script": "score.py",
+            "compute_target": "ray",
+            "node_count": 2,
+            "worker_resources": "num_cpus=2,num_gpus=0.5,memory=1e9,accel=1",
+        }
+    )
+    options = config.ray_options()
+    assert (options.num_cpus, options.num_gpus, options.memory) == (2, 0.5, 10**9)
+    assert options.resources == {"accel": 1} and options.address is None
+    assert options.bundle(3) == {"CPU": 6, "GPU": 1.5, "memory": 3e9, "accel": 3}
+    target = make(compute_target="ray://head:10001").ray_options()
+    assert target.address == "ray://head:10001"
+    with pytest.raises(ConfigError, match="`worker_resources` must map"):
+        make(compute_target="ray", worker_resources={"num_cpus": -1})
+    with pytest.raises(
+        ConfigError, match='`ray_address` only applies to compute_target="ray"'
+    ):
+        make(ray_address="auto")
 
 
 def test_entry_script_is_required():

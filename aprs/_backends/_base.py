@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._bridge._protocol import KIND_ITEMS, KIND_KEYED, KIND_TABLE
+from ._options import RayOptions
 
 __all__ = (
     "KIND_ITEMS",
@@ -61,6 +62,8 @@ class WorkerSpec:
     init_timeout_s: float | None = None
     max_init_tries: int = 3
     max_depth: int = 32
+    node_count: int = 1  # nodes that run workers (Ray); process_count workers on each
+    ray: RayOptions | None = None  # compute_target="ray" only
 
 
 @dataclass(slots=True)

@@ -1,0 +1,644 @@
+"""RayBackend: the workers are Ray actors; scheduler, writer, accounting and journal stay here.
+
+    start() ──► connect (address | RAY_ADDRESS | a new Ray on this machine; the code travels
+                as the runtime env's working_dir + py_modules)
+            ──► placement group: node_count bundles of process_count workers (STRICT_SPREAD)
+            ──► one actor per slot, pinned to its node's bundle: start(init) + lifeline()
+    try_submit(Attempt) ──► actor.run.remote(batch_id, kind, payload)   (big payloads go
+                            through the object store; up to ``depth`` calls queued per actor)
+    a ref resolves (Ray's thread) ──► call_soon_threadsafe ──► drain that actor's finished
+                            heads in order ──► listener.on_outcome(Done | Failed)
+    lifeline fails / a call raises RayActorError ──► the actor or its node died: the head gets
+                            Crashed, the rest are requeued untouched, a replacement starts in
+                            the same bundle (init() again)
+    head deadline (one lazy timer per actor) ──► ray.kill: head TimedOut, rest requeued,
+                            replacement
+
+Invariants (the local pool's, see ``_base``): an actor runs its calls strictly in submission
+order (max_concurrency 1), so the oldest unanswered call is the running one; every submitted
+try ends in exactly one outcome or one requeue, decided on the event loop thread, once per
+actor generation (a replaced actor's late replies are ignored, so a batch is never reported
+twice); no actor outlives ``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import ray
+from ray.exceptions import RayActorError, RayError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from .._bridge._protocol import BatchDone, Init, InitFailed
+from .._bridge._runtime import locate_script
+from .._errors import BackendError, EntryScriptError, InitFailedError
+from ._base import (
+    Attempt,
+    BackendListener,
+    BackendStatistics,
+    Crashed,
+    Done,
+    Failed,
+    TimedOut,
+    WorkerSpec,
+)
+from ._options import RayOptions
+from ._ray_actor import LIFELINE_GROUP, LogDelta, remote_class
+
+__all__ = ("RayBackend",)
+
+log = logging.getLogger("aprs.ray")
+
+_PIPELINE_S = (
+    0.005  # adaptive depth: 1 + this / mean run() time (a Ray call's round trip)
+)
+_MAX_DEPTH = 16  # calls queued per actor, at most
+_SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
+_AWAY_ENV = {"PYTHONPATH", "PWD", "OLDPWD", "SHLVL", "_"}  # never shipped to the nodes
+
+
+class _State(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    EXITED = "exited"
+
+
+@dataclass(slots=True, eq=False)
+class _Actor:
+    slot: int
+    bundle: int
+    handle: Any
+    state: _State = _State.STARTING
+    # (attempt, the future of its run() call), oldest first; the head is the running one
+    inflight: deque[tuple[Attempt, Future[Any]]] = field(default_factory=deque)
+    head_started: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+    node_id: str = ""
+    pid: int = 0
+
+    @property
+    def worker_id(self) -> str:
+        return f"{self.node_id[:8] or 'pending'}:{self.slot}"
+
+
+class RayBackend:
+    """node_count x process_count actors, each running init() once and run() per batch."""
+
+    def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
+        self._spec = spec
+        self._listener = listener
+        self._opts: RayOptions = spec.ray or RayOptions()
+        self._nodes = max(1, spec.node_count)
+        self._slots = self._nodes * spec.process_count
+        self._loop = asyncio.get_running_loop()
+        self._actors: list[_Actor | None] = [None] * self._slots
+        self._init_tries = [0] * self._slots
+        self._dead_slots: set[int] = set()
+        self._ready_once = asyncio.Event()
+        self._closing = False
+        self._fatal: BaseException | None = None
+        self._depth = 1  # one call per actor until run() has been timed
+        self._ewma_run_s: float | None = None
+        self._spawned = self._crashed = self._timed_out = self._init_failures = 0
+        self._last_init_failure: InitFailed | None = None
+        self._job_id = uuid.uuid4().hex[:8]
+        self._owns_ray = False
+        self._ship_code = False
+        self._pg: Any = None
+        self._cls: Any = None
+        self._env = _job_env(spec.env)
+        self._logs: dict[str, BinaryIO] = {}
+
+    # -- Backend ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, place every actor, return once one has run init()."""
+        self._connect()
+        self._cls = remote_class(ray)
+        await self._place()
+        for slot in range(self._slots):
+            self._spawn(slot)
+        await self._ready_once.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def try_submit(self, attempt: Attempt) -> bool:
+        """Queue ``attempt`` on the least busy ready actor; False when all are full."""
+        best: _Actor | None = None
+        for a in self._actors:
+            if (
+                a is None
+                or a.state is not _State.READY
+                or len(a.inflight) >= self._depth
+            ):
+                continue
+            if best is None or len(a.inflight) < len(best.inflight):
+                best = a
+                if not a.inflight:
+                    break
+        if best is None:
+            return False
+        ref = best.handle.run.remote(attempt.batch_id, attempt.kind, attempt.payload)
+        fut = self._watch(ref, self._on_run_done, best)
+        if not best.inflight:
+            best.head_started = self._loop.time()
+            self._arm_timer(best)
+        best.inflight.append((attempt, fut))
+        return True
+
+    def capacity(self) -> int:
+        return sum(
+            max(0, self._depth - len(a.inflight))
+            for a in self._actors
+            if a is not None and a.state is _State.READY
+        )
+
+    def abort(self) -> None:
+        self._closing = True
+        self._ready_once.set()
+
+    def kill_now(self) -> None:
+        self._closing = True
+        for a in self._actors:
+            if a is not None:
+                self._kill(a)
+
+    async def aclose(self, *, graceful: bool) -> None:
+        """Stop every actor (graceful: the scripts' shutdown() first), then disconnect."""
+        self._closing = True
+        self._ready_once.set()
+        stops: list[asyncio.Future[Any]] = []
+        for a in self._actors:
+            if a is None:
+                continue
+            self._cancel_timer(a)
+            if graceful and a.state is _State.READY:
+                stop = self._watch(a.handle.stop.remote(), self._on_stopped, a)
+                stops.append(asyncio.wrap_future(stop, loop=self._loop))
+            a.state = _State.STOPPING
+        if stops:
+            await asyncio.wait(stops, timeout=_SHUTDOWN_GRACE_S)
+        for a in self._actors:
+            if a is not None:
+                self._kill(a)
+        self._disconnect()
+
+    def statistics(self) -> BackendStatistics:
+        ready = sum(
+            1 for a in self._actors if a is not None and a.state is _State.READY
+        )
+        in_flight = sum(len(a.inflight) for a in self._actors if a is not None)
+        return BackendStatistics(
+            ready,
+            in_flight,
+            self._spawned,
+            self._crashed,
+            self._timed_out,
+            self._init_failures,
+            self._depth,
+        )
+
+    # -- connecting and placing ---------------------------------------------------------
+
+    def _connect(self) -> None:
+        """ray.init the way Ray users expect; reuse a connection the program already has."""
+        if ray.is_initialized():
+            return  # the caller's connection: its runtime env, our absolute paths
+        address = self._opts.address or os.environ.get("RAY_ADDRESS") or None
+        code = self._code_folder()
+        aprs_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        kwargs: dict[str, Any] = {
+            "runtime_env": {"working_dir": code, "py_modules": [aprs_dir]},
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+            "namespace": "aprs",
+        }
+        if address is None:  # a Ray of our own on this machine, big enough for the job
+            need = self._slots * self._opts.num_cpus
+            kwargs.update(
+                num_cpus=max(os.cpu_count() or 1, int(need + 0.999)),
+                include_dashboard=False,
+            )
+        try:
+            ray.init(address=address or "local", **kwargs)
+        except Exception as exc:
+            raise BackendError(
+                f"Cannot connect to the Ray cluster at {address or 'a new local Ray'}: "
+                f"{type(exc).__name__}: {exc}. Start the cluster (ray start --head) and "
+                "pass its address with --ray-address / ray_address or RAY_ADDRESS, or "
+                "leave them unset to start Ray on this machine."
+            ) from exc
+        self._owns_ray = True
+        self._ship_code = True
+
+    async def _place(self) -> None:
+        """Reserve one bundle per node; a cluster too small is an error after a bounded wait."""
+        per_node = self._spec.process_count
+        bundle = self._opts.bundle(per_node)
+        strategy = "STRICT_SPREAD" if self._nodes > 1 else "PACK"
+        self._pg = placement_group([bundle] * self._nodes, strategy=strategy)
+        ready = asyncio.wrap_future(self._pg.ready().future(), loop=self._loop)
+        wait = self._opts.node_wait_s
+        try:
+            await asyncio.wait_for(ready, wait)
+        except TimeoutError:
+            nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+            alive = sum(1 for n in nodes if n.get("Alive"))
+            self._disconnect()
+            raise BackendError(
+                f"node_count={self._nodes} with process_count_per_node={per_node} needs "
+                f"{self._nodes} Ray nodes with {bundle} free on each (one bundle per "
+                f"node), but the cluster has {alive} alive node(s) and could not place "
+                f"them within {wait:g} s. Add nodes (ray start --address=...), or lower "
+                "node_count, process_count_per_node or the per-worker resources."
+            ) from None
+
+    def _disconnect(self) -> None:
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                remove_placement_group(self._pg)
+            self._pg = None
+        for f in self._logs.values():
+            with contextlib.suppress(OSError):
+                f.close()
+        self._logs.clear()
+        if self._owns_ray:
+            self._owns_ray = False
+            ray.shutdown()
+
+    # -- spawning -----------------------------------------------------------------------
+
+    def _spawn(self, slot: int) -> None:
+        spec = self._spec
+        bundle = slot // spec.process_count
+        handle = self._cls.options(
+            **self._opts.actor_options(),
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                self._pg, placement_group_bundle_index=bundle
+            ),
+            max_restarts=0,
+            max_task_retries=0,
+        ).remote(self._env, self._job_id, slot)
+        a = _Actor(slot, bundle, handle)
+        self._actors[slot] = a
+        self._spawned += 1
+        init = Init(
+            self._script_for_actor(),
+            None if self._ship_code else spec.source_directory,
+            spec.argv,
+            slot,
+            spec.result_mode,
+            spec.logging_level,
+            spec.log_dir,
+            spec.output_dir,
+            spec.redirect_stdio,
+        )
+        self._watch(handle.start.remote(init, self._ship_code), self._on_started, a)
+        life = handle.lifeline.options(concurrency_group=LIFELINE_GROUP).remote()
+        self._watch(life, self._on_lifeline, a)
+        a.head_started = self._loop.time()
+        a.timer = self._loop.call_at(
+            a.head_started + self._init_timeout_s(), self._on_timer, a
+        )
+
+    def _code_folder(self) -> str:
+        """What travels as the working_dir: source_directory, else the script's folder."""
+        where = locate_script(self._spec.entry_script, self._spec.source_directory)
+        if where.source_directory or where.path is None:
+            return where.source_directory or os.getcwd()
+        return os.path.dirname(where.path)
+
+    def _script_for_actor(self) -> str:
+        """The entry script as the actor finds it: relative to the shipped code folder."""
+        spec = self._spec
+        where = locate_script(spec.entry_script, spec.source_directory)
+        if not self._ship_code or where.path is None:
+            return spec.entry_script
+        return os.path.relpath(where.path, self._code_folder())
+
+    def _respawn(self, slot: int) -> None:
+        if not self._closing:
+            self._spawn(slot)
+
+    def _watch(
+        self, ref: Any, callback: Callable[[_Actor, Future[Any]], None], a: _Actor
+    ) -> Future[Any]:
+        """The future of ``ref``; ``callback(a, future)`` runs on the loop once it resolves."""
+        fut: Future[Any] = ref.future()
+        loop = self._loop
+
+        def resolved(f: Future[Any]) -> None:
+            with contextlib.suppress(
+                RuntimeError
+            ):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(callback, a, f)
+
+        fut.add_done_callback(resolved)
+        return fut
+
+    # -- replies ------------------------------------------------------------------------
+
+    def _current(self, a: _Actor) -> bool:
+        return self._actors[a.slot] is a
+
+    def _on_started(self, a: _Actor, fut: Future[Any]) -> None:
+        if not self._current(a) or a.state is not _State.STARTING:
+            return
+        try:
+            reply, node_id, logs = fut.result()
+        except RayActorError as exc:
+            self._on_death(a, exc)
+            return
+        except Exception as exc:  # e.g. RuntimeEnvSetupError: no actor can start
+            self._set_fatal(
+                BackendError(
+                    f"Ray could not start a worker actor: {type(exc).__name__}: {exc}. "
+                    "Check that the cluster's nodes can run this Python and install the "
+                    "runtime environment (working_dir / py_modules)."
+                )
+            )
+            return
+        a.node_id = node_id
+        self._write_logs(a, logs)
+        self._cancel_timer(a)
+        if isinstance(reply, InitFailed):
+            self._on_init_failed(a, reply)
+            return
+        if self._closing:
+            return
+        a.state = _State.READY
+        a.pid = reply.pid
+        self._init_tries[a.slot] = 0
+        self._ready_once.set()
+        self._listener.on_capacity()
+
+    def _on_run_done(self, a: _Actor, _fut: Future[Any]) -> None:
+        """Deliver every finished call at the head of ``a``'s queue, in order."""
+        if not self._current(a) or a.state is not _State.READY:
+            return
+        delivered = False
+        while a.inflight and a.inflight[0][1].done():
+            attempt, fut = a.inflight[0]
+            try:
+                reply, body, logs = fut.result()
+            except RayError as exc:  # the actor (or its node) died under this call
+                self._on_death(a, exc)
+                return
+            a.inflight.popleft()
+            self._write_logs(a, logs)
+            self._finish_head(a, reply.run_s, ok=type(reply) is BatchDone)
+            delivered = True
+            if type(reply) is BatchDone:
+                outcome: Done | Failed = Done(
+                    reply.returned, body, reply.run_s, a.pid, a.slot, a.worker_id
+                )
+            else:
+                outcome = Failed(
+                    reply.error_type,
+                    reply.message,
+                    reply.traceback,
+                    body,
+                    reply.run_s,
+                    a.pid,
+                    a.slot,
+                    a.worker_id,
+                )
+            self._listener.on_outcome(attempt, outcome)
+            if not self._current(a) or a.state is not _State.READY:
+                return  # the owner stopped us from inside on_outcome
+        if delivered:
+            self._listener.on_capacity()
+
+    def _finish_head(self, a: _Actor, run_s: float, *, ok: bool) -> None:
+        self._cancel_timer(a)
+        if ok:
+            ewma = self._ewma_run_s
+            self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
+            depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))
+            self._depth = min(depth, self._spec.max_depth, _MAX_DEPTH)
+        else:
+            self._depth = 1  # one at a time until the next success, as the local pool
+        a.head_started = self._loop.time()
+        if a.inflight:
+            self._arm_timer(a)
+
+    def _on_lifeline(self, a: _Actor, fut: Future[Any]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            self._on_death(a, exc)
+
+    def _on_stopped(self, a: _Actor, fut: Future[Any]) -> None:
+        with contextlib.suppress(Exception):
+            code, logs = fut.result()
+            self._write_logs(a, logs)
+            if code:
+                log.warning("worker %s: shutdown() raised (see its log)", a.worker_id)
+
+    # -- failures -----------------------------------------------------------------------
+
+    def _on_death(self, a: _Actor, exc: BaseException) -> None:
+        """The actor died (killed, crashed, its node gone): once per actor."""
+        if not self._current(a) or a.state in (_State.STOPPING, _State.EXITED):
+            return
+        was, a.state = a.state, _State.EXITED
+        self._cancel_timer(a)
+        self._kill(a)  # "unavailable" may still run: make sure nothing answers twice
+        how = _describe(exc)
+        if was is _State.STARTING:
+            self._init_failed_slot(
+                a.slot, f"the worker actor died during init(): {how}"
+            )
+            return
+        self._crashed += 1
+        self._depth = 1
+        held = [attempt for attempt, _ in a.inflight]
+        a.inflight.clear()
+        log.warning("worker %s died: %s", a.worker_id, how)
+        if held:
+            head, rest = held[0], held[1:]
+            if (
+                rest
+            ):  # never started: back to the queue untouched, behind the head's retry
+                self._listener.on_requeue(rest)
+            self._listener.on_outcome(
+                head,
+                Crashed(
+                    None,
+                    None,
+                    f"Ray actor on node {a.node_id[:8]}: {how}",
+                    self._loop.time() - a.head_started,
+                    a.pid,
+                    a.slot,
+                    a.worker_id,
+                ),
+            )
+        self._respawn(a.slot)
+        self._listener.on_capacity()
+
+    def _on_timer(self, a: _Actor) -> None:
+        a.timer = None
+        now = self._loop.time()
+        if a.state is _State.STARTING:
+            limit = self._init_timeout_s()
+            if now < a.head_started + limit:  # fired early
+                a.timer = self._loop.call_at(a.head_started + limit, self._on_timer, a)
+                return
+            a.state = _State.EXITED
+            self._kill(a)
+            self._init_failed_slot(
+                a.slot,
+                f"init() did not finish within {limit:g} s (or the actor could not be "
+                "placed); the actor was killed",
+            )
+            return
+        if a.state is not _State.READY or not a.inflight:
+            return
+        deadline = a.head_started + self._spec.run_timeout_s
+        if now < deadline:
+            a.timer = self._loop.call_at(deadline, self._on_timer, a)
+            return
+        self._on_hung(a, now)
+
+    def _on_hung(self, a: _Actor, now: float) -> None:
+        self._timed_out += 1
+        self._depth = 1
+        a.state = _State.EXITED
+        self._kill(a)
+        held = [attempt for attempt, _ in a.inflight]
+        a.inflight.clear()
+        head, rest = held[0], held[1:]
+        timeout = self._spec.run_timeout_s
+        log.warning(
+            "worker %s: run() on mini-batch %d exceeded run_invocation_timeout (%g s); "
+            "killing the actor",
+            a.worker_id,
+            head.batch_id,
+            timeout,
+        )
+        if rest:
+            self._listener.on_requeue(rest)
+        self._listener.on_outcome(
+            head,
+            TimedOut(timeout, now - a.head_started, a.pid, a.slot, a.worker_id),
+        )
+        self._respawn(a.slot)
+        self._listener.on_capacity()
+
+    def _on_init_failed(self, a: _Actor, msg: InitFailed) -> None:
+        a.state = _State.EXITED
+        self._kill(a)
+        if msg.kind in ("import", "no_run"):
+            what = (
+                "failed to import" if msg.kind == "import" else "has no run() function"
+            )
+            detail = (
+                f"{msg.error_type}: {msg.message}"
+                if msg.kind == "import"
+                else msg.message
+            )
+            self._set_fatal(
+                EntryScriptError(
+                    f"The entry script {self._spec.entry_script} {what} in the Ray worker "
+                    f"actor ({detail}). Fix the script and run the job again.\n\n"
+                    f"{msg.traceback}".rstrip()
+                )
+            )
+            return
+        self._last_init_failure = msg
+        self._init_failed_slot(a.slot, f"init() raised {msg.error_type}: {msg.message}")
+
+    def _init_failed_slot(self, slot: int, reason: str) -> None:
+        self._init_failures += 1
+        self._init_tries[slot] += 1
+        tries = self._init_tries[slot]
+        log.warning("worker slot %d: %s (init attempt %d)", slot, reason, tries)
+        if self._closing:
+            return
+        if tries < self._spec.max_init_tries:
+            self._respawn(slot)
+            return
+        self._dead_slots.add(slot)
+        if len(self._dead_slots) == self._slots:
+            tb = self._last_init_failure.traceback if self._last_init_failure else ""
+            self._set_fatal(
+                InitFailedError(
+                    f"init() failed in every Ray worker ({self._init_failures} attempts on "
+                    f"{self._slots} worker slots); last failure: {reason}. Fix init() in "
+                    f"the entry script (its traceback follows) and run the job again.\n\n"
+                    f"{tb}".rstrip()
+                )
+            )
+
+    def _set_fatal(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self._ready_once.set()
+            self._listener.on_fatal(exc)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _init_timeout_s(self) -> float:
+        spec = self._spec  # Azure's bound for a stuck init(): 3 * run timeout + 30 s
+        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
+
+    def _arm_timer(self, a: _Actor) -> None:
+        if a.timer is None:
+            a.timer = self._loop.call_at(
+                a.head_started + self._spec.run_timeout_s, self._on_timer, a
+            )
+
+    def _cancel_timer(self, a: _Actor) -> None:
+        if a.timer is not None:
+            a.timer.cancel()
+            a.timer = None
+
+    def _kill(self, a: _Actor) -> None:
+        with contextlib.suppress(Exception):
+            ray.kill(a.handle, no_restart=True)
+
+    def _write_logs(self, a: _Actor, delta: LogDelta) -> None:
+        """Append what the actor's script logged to <log_dir>/<sub>/node-<id>/<file>."""
+        log_dir = self._spec.log_dir
+        if not delta or not log_dir:
+            return
+        node = f"node-{a.node_id[:8]}"
+        for rel, data in delta:
+            sub, name = os.path.split(rel)
+            path = os.path.join(log_dir, sub, node, name)
+            f = self._logs.get(path)
+            try:
+                if f is None:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    f = self._logs[path] = open(path, "ab", buffering=0)  # noqa: SIM115
+                f.write(data)
+            except OSError as exc:
+                log.warning("cannot write the worker log %s: %s", path, exc)
+
+
+def _job_env(env: dict[str, str]) -> dict[str, str]:
+    """The job's own variables: what differs from this process's environment.
+
+    The nodes keep their own PATH, HOME, ...; the job's environment_variables and
+    AZUREML_BI_OUTPUT_PATH travel with every actor.
+    """
+    return {
+        k: v for k, v in env.items() if os.environ.get(k) != v and k not in _AWAY_ENV
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:500]

@@ -1,0 +1,436 @@
+"""The Ray backend on real Ray: a local single-node Ray, and a 3-node cluster on this machine.
+
+One cluster for the module (head + 2 worker nodes with distinct custom resources, so where an
+actor landed is checkable); each job connects to it through ``ray_address`` as a user would.
+Faults are triggered by the items (tests/scripts/ray_probe.py), never by timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import build_step, read_failures, script_path
+
+import aprs
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(240)]
+
+STORE = 100 * 2**20  # object store per node: small, the payloads are tiny
+WORKER = {"num_cpus": 0.5, "aprs_slot": 1}  # only the two worker nodes have aprs_slot
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Replaces conftest's guard here: Ray's own daemons stay, our worker actors must not."""
+    yield
+    deadline = time.monotonic() + 20
+    while True:
+        left = _worker_actors()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"worker actors outlived their job: {left}"
+
+
+def _worker_actors() -> list[str]:
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            title = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if title.startswith("ray::RayWorker"):
+            found.append(f"{p.pid}: {title}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Head (no worker slots) + nodes "a" and "b" with 2 worker slots each."""
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "object_store_memory": STORE,
+            "include_dashboard": False,
+        },
+    )
+    for name in ("a", "b"):
+        c.add_node(
+            num_cpus=2,
+            object_store_memory=STORE,
+            resources={"aprs_slot": 2, f"node_{name}": 1},
+        )
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    return folder
+
+
+def ray_job(
+    tmp_path: Path,
+    marks: Path,
+    items: list[str],
+    *,
+    name: str = "ray-job",
+    **config: Any,
+) -> aprs.ParallelRunStep:
+    config.setdefault("compute_target", "ray")
+    config.setdefault("mini_batch_size", 2)
+    env = {"APRS_TEST_MARKS": str(marks), **config.pop("env", {})}
+    return build_step(
+        tmp_path / name,
+        "ray_probe",
+        [items],
+        name=name,
+        environment_variables=env,
+        arguments=["--flavour", "ray"],
+        **config,
+    )
+
+
+def rows(summary: aprs.JobSummary) -> list[str]:
+    assert summary.output_file is not None
+    return Path(summary.output_file).read_text().splitlines()
+
+
+def inits(marks: Path) -> list[tuple[str, str]]:
+    """(node id, pid) of every init() call."""
+    found = [p.name.split("-")[1:] for p in marks.glob("init-*")]
+    return [(node, pid) for node, pid in found]
+
+
+def worker_node_ids(cluster: Cluster) -> set[str]:
+    """The Ray node ids of the worker nodes (the head excluded)."""
+    return {node.node_id for node in cluster.worker_nodes}
+
+
+ITEMS = [f"i{n:02d}" for n in range(16)]
+
+
+# -- a Ray of its own -------------------------------------------------------------------
+
+
+def test_local_ray_started_when_no_address(
+    tmp_path: Path, marks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No address and no RAY_ADDRESS: the job starts Ray here, runs, and stops it again."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    step = ray_job(tmp_path, marks, ITEMS, process_count_per_node=2)
+    summary = step.run()
+    local = ray_job(tmp_path, marks, ITEMS, name="local-job", compute_target="local")
+    expected = rows(local.run())
+    assert rows(summary) == expected == [f"{i} {n // 2}" for n, i in enumerate(ITEMS)]
+    assert summary.status == "completed" and summary.workers == 2
+    assert not ray.is_initialized()  # the job's own Ray is gone with the job
+    logs = list((step_logs := Path(step.output) / "logs" / "user").rglob("*.txt"))
+    stdout = [p for p in logs if p.parent.parent.name == "stdout"]
+    assert stdout, f"no worker stdout collected under {step_logs}"
+    text = "".join(p.read_text() for p in stdout)
+    assert "init argv=['--mini_batch_size', '2']" in text
+
+
+# -- the multi-node cluster -------------------------------------------------------------
+
+
+def test_actors_spread_over_node_count_nodes(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """node_count=2 x 2: each worker node hosts exactly two actors, the head none."""
+    items = ["gather", *ITEMS]
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        node_count=2,
+        process_count_per_node=2,
+        worker_resources=WORKER,
+        env={"APRS_TEST_WORKERS": "4"},
+    )
+    summary = step.run()
+    assert summary.status == "completed" and summary.workers == 4
+    where = Counter(node for node, _pid in inits(marks))
+    assert set(where) == worker_node_ids(cluster)  # both worker nodes, not the head
+    assert sorted(where.values()) == [2, 2]
+    assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(items)]
+
+
+def test_output_equals_local_backend_row_by_row(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """The same job (with failing items) gives the same rows and counts on both backends."""
+    items = [*ITEMS[:5], "bad", *ITEMS[5:]]
+    common: dict[str, Any] = {"process_count_per_node": 2, "run_max_try": 2}
+    on_ray = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        node_count=2,
+        worker_resources=WORKER,
+        **common,
+    ).run()
+    local = ray_job(
+        tmp_path, marks, items, name="local-job", compute_target="local", **common
+    ).run()
+    assert rows(on_ray) == rows(local)
+    for field in ("items_succeeded", "items_failed", "mini_batches_failed", "retries"):
+        assert getattr(on_ray, field) == getattr(local, field), field
+
+
+def test_actor_killed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
+    """ray.kill of the actor running a batch: that batch crashes once, is retried, no loss."""
+    items = [*ITEMS[:6], "kill-actor", *ITEMS[6:], "gather"]
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        process_count_per_node=2,
+        worker_resources=WORKER,
+        env={"APRS_TEST_WORKERS": "3"},  # "gather" waits for the replacement's init()
+    )
+    summary = step.run()
+    assert summary.status == "completed"
+    assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(items)]
+    assert summary.worker_crashes == 1 and summary.retries == 1
+    [record] = read_failures(Path(step.output))
+    assert record["kind"] == "crashed" and record["mini_batch_index"] == 3
+    assert len(inits(marks)) == 3  # the replacement ran init() again
+
+
+def test_hung_run_is_killed_and_replaced(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """A run() past run_invocation_timeout: the actor is killed, the batch retried."""
+    items = [*ITEMS[:3], "hang", *ITEMS[3:8]]
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        process_count_per_node=2,
+        worker_resources=WORKER,
+        run_invocation_timeout=3,
+    )
+    summary = step.run()
+    assert summary.status == "completed"
+    assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(items)]
+    assert summary.worker_timeouts == 1
+    [record] = read_failures(Path(step.output))
+    assert record["kind"] == "timeout" and record["mini_batch_index"] == 1
+
+
+def test_threshold_stops_job_and_cancels_running_calls(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """error_threshold crossed while another actor runs a call that would never return."""
+    items = ["slow", "x", "bad", "y"]  # batch 0 never returns; batch 1 fails
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        process_count_per_node=2,
+        worker_resources=WORKER,
+        error_threshold=0,
+        run_max_try=1,
+    )
+    with pytest.raises(aprs.ErrorThresholdError) as info:
+        step.run()
+    summary = info.value.summary
+    assert summary is not None and summary.stop_reason == "error_threshold"
+    assert summary.items_failed == 2 and summary.items_succeeded == 0
+
+
+def test_runner_on_ray(cluster: Cluster, marks: Path) -> None:
+    """Runner(compute_target="ray"): warm actors answer submit() and map()."""
+    import anyio
+
+    async def go() -> tuple[list[Any], list[list[Any]]]:
+        async with aprs.Runner(
+            script_path("ray_probe"),
+            process_count_per_node=2,
+            compute_target="ray",
+            ray_address=cluster.address,
+            worker_resources={"num_cpus": 0.5},
+            environment_variables={"APRS_TEST_MARKS": str(marks)},
+        ) as runner:
+            one = await runner.submit(["p", "q"])
+            many = [rows async for rows in runner.map(ITEMS[:6], batch_size=2)]
+        return one, many
+
+    one, many = anyio.run(go)
+    assert one == ["p 0", "q 0"]
+    assert [r.split()[0] for batch in many for r in batch] == ITEMS[:6]
+
+
+def test_killed_driver_resumes(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
+    """SIGKILL of the driver mid-job; the same command resumes; every row exactly once."""
+    names = [
+        f"{n:02d}_{item}" for n, item in enumerate([*ITEMS[:8], "stall", *ITEMS[8:]])
+    ]
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text(name)
+    out = tmp_path / "resumed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "aprs",
+        "run",
+        "--name",
+        "resume-job",
+        "--entry-script",
+        str(script_path("ray_probe")),
+        "--input",
+        str(folder),
+        "--output",
+        str(out),
+        "--compute-target",
+        "ray",
+        "--ray-address",
+        cluster.address,
+        "--mini-batch-size",
+        "1",
+        "--process-count-per-node",
+        "2",
+        "--worker-resources",
+        "num_cpus=0.5",
+        "--env",
+        f"APRS_TEST_MARKS={marks}",
+        "--no-progress",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    first = subprocess.Popen(cmd, env=env)
+    try:
+        _wait_for(lambda: (marks / "stalled").exists() or first.poll() is not None)
+        assert first.poll() is None, "the first run ended before the stall"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    (marks / "go").touch()
+    done = subprocess.run(
+        cmd, check=False, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    final = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert final == [f"{name} {n}" for n, name in enumerate(names)]
+
+
+def test_too_few_nodes_is_a_clear_error(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """node_count=3 where only 2 nodes have worker slots: an error after ray_node_wait."""
+    step = ray_job(
+        tmp_path,
+        marks,
+        ITEMS,
+        ray_address=cluster.address,
+        node_count=3,
+        process_count_per_node=1,
+        worker_resources=WORKER,
+        ray_node_wait=2,
+    )
+    with pytest.raises(aprs.BackendError, match=r"node_count=3 .* needs 3 Ray nodes"):
+        step.run()
+    assert not inits(marks)
+
+
+def test_missing_extra_is_a_usage_error(tmp_path: Path) -> None:
+    """Without an importable ray: exit 2 naming the install command (real CLI process)."""
+    fake = tmp_path / "no_ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'ray'\", name='ray')\n"
+    )
+    (tmp_path / "in.txt").write_text("x")
+    path = os.pathsep.join([str(fake.parent), *sys.path])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aprs",
+            "run",
+            "--entry-script",
+            str(script_path("echo")),
+            "--input",
+            str(tmp_path / "in.txt"),
+            "--output",
+            str(tmp_path / "out"),
+            "--compute-target",
+            "ray",
+            "--no-progress",
+        ],
+        check=False,
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'aprs[ray]'" in done.stderr
+
+
+def test_node_removed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
+    """A whole node goes away under a running batch: crash, retried on the other node.
+
+    Last in the module: it takes node "a" or "b" away for good.
+    """
+    items = [*ITEMS[:4], "block", *ITEMS[4:10]]
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        node_count=2,
+        process_count_per_node=1,
+        worker_resources=WORKER,
+        ray_node_wait=30,
+    )
+    import threading
+
+    def remove_blocked_node() -> None:
+        _wait_for(lambda: (marks / "blocked-node").exists())
+        blocked = (marks / "blocked-node").read_text()
+        node = next(n for n in cluster.worker_nodes if n.node_id == blocked)
+        cluster.remove_node(node, allow_graceful=False)
+
+    remover = threading.Thread(target=remove_blocked_node, daemon=True)
+    remover.start()
+    summary = step.run()
+    remover.join(5)
+    assert summary.status == "completed"
+    assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(items)]
+    assert summary.worker_crashes >= 1
+    crashed = [r for r in read_failures(Path(step.output)) if r["kind"] == "crashed"]
+    assert [r["mini_batch_index"] for r in crashed] == [2]
+
+
+def _wait_for(condition: Any, limit: float = 120.0) -> None:
+    """Wait until ``condition()`` (a file the script made): a guard, not a timed check."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the script never reached the marker"
+        time.sleep(0.1)
