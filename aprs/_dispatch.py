@@ -68,6 +68,9 @@ class Dispatcher:
         self._owner = owner
         self._gate = gate
         self._retry_errors = retry_errors
+        # outcomes go straight to the owner: no forwarding call per mini-batch
+        self.on_outcome = owner.on_outcome  # type: ignore[method-assign]
+        self.on_fatal = owner.on_fatal  # type: ignore[method-assign]
 
     def attach(self, backend: Backend) -> None:
         self.backend = backend

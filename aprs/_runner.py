@@ -73,6 +73,7 @@ class Runner:
         RunnerClosedError when used after ``aclose()``.
     """
 
+    # ~50 lines: half of it is the keyword signature (Azure's names, one per line)
     def __init__(
         self,
         entry_script: str,

@@ -242,6 +242,10 @@ class SendBuffer:
         if body:
             self._parts.append(body)
 
+    def extend(self, parts: list[bytes | memoryview]) -> None:
+        """Queue buffers already framed (the rest of a frame a direct write left over)."""
+        self._parts.extend(parts)
+
     def head(self, max_parts: int) -> list[bytes | memoryview]:
         """The first ``max_parts`` buffers, for one ``os.writev``."""
         parts = self._parts
