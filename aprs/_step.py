@@ -177,18 +177,7 @@ class ParallelRunStep:
     def _prepare(self) -> _Prepared:
         script_path, source_dir = _check_script(self.config)
         self._check_output()
-        for i, inp in enumerate(self.inputs):
-            if isinstance(inp, (FileDataset, TabularDataset)) and not inp.resolve():
-                raise InputError(
-                    f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
-                    "the empty input."
-                )
-        for path in self.side_inputs:
-            if not os.path.exists(path):
-                raise InputError(
-                    f"The side input {path!r} does not exist. Pass an existing file or "
-                    "folder."
-                )
+        self._check_inputs()
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
         output = self._table_output(source_dir)
@@ -201,7 +190,25 @@ class ParallelRunStep:
             or state.get("fingerprint") != fingerprint
         ):
             return prep
-        status = state.get("status")
+        self._reuse_or_resume(prep, state.get("status"))
+        return prep
+
+    def _check_inputs(self) -> None:
+        for i, inp in enumerate(self.inputs):
+            if isinstance(inp, (FileDataset, TabularDataset)) and not inp.resolve():
+                raise InputError(
+                    f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
+                    "the empty input."
+                )
+        for path in self.side_inputs:
+            if not os.path.exists(path):
+                raise InputError(
+                    f"The side input {path!r} does not exist. Pass an existing file or "
+                    "folder."
+                )
+
+    def _reuse_or_resume(self, prep: _Prepared, status: Any) -> None:
+        """Same fingerprint as the last run: reuse its output, or resume from its journal."""
         if status == "completed" and self.allow_reuse:
             previous = _read_json(os.path.join(self._log_dir, _RESULT_FILE))
             out = self._final_path
@@ -210,7 +217,7 @@ class ParallelRunStep:
                 summary.reused = True
                 summary.elapsed_s = 0.0
                 prep.reused = summary
-            return prep
+            return
         # a Parquet file cannot be appended after its footer: such a job restarts afresh
         if (
             status in ("running", "interrupted")
@@ -231,7 +238,6 @@ class ParallelRunStep:
                 )
             ):
                 prep.resume = journal
-        return prep
 
     def _table_output(self, source_dir: str | None) -> TableOutput:
         """How workers format DataFrames (checks parallel_run_step.settings.json)."""
