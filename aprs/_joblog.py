@@ -87,6 +87,9 @@ sys/job.txt                        the parent's log (scheduling, stops, worker d
 sys/worker/workerNNN.txt           per worker: processes, failures, crashes, totals
 user/stdout, user/stderr           what the entry script printed, per worker
 user/entry_script_log              EntryScript().logger output, per worker
+metrics.jsonl                      Run.get_context().log(...) and friends, one JSON per call
+user/run_files                     copies of the files given to Run.upload_file
+../azureml-models                  models stored by Run.register_model (use with --model-dir)
 report.html                        `python -m aprs report <output>` draws these files
 """
 
