@@ -43,7 +43,9 @@ def run_step(work: dict[str, Any]) -> dict[str, Any]:
     data = items(work)
     with Sink() as sink:
         out = sink.dir / "out"
-        watcher = _FirstRow(out / "parallel_run_step.txt.partial")  # rows land here first
+        watcher = _FirstRow(
+            out / "parallel_run_step.txt.partial"
+        )  # rows land here first
         t0 = time.perf_counter()
         watcher.start(t0)
         cfg = aprs.ParallelRunConfig(

@@ -88,9 +88,7 @@ def _data(n: int, batch: int, address: str | None) -> float:
                 return {"id": b["id"] * 2}
 
         ds = ray.data.range(n, override_num_blocks=max(1, n // max(batch, 1000)))
-        ds = ds.map_batches(
-            Double, batch_size=batch, concurrency=WORKERS, num_cpus=0.5
-        )
+        ds = ds.map_batches(Double, batch_size=batch, concurrency=WORKERS, num_cpus=0.5)
         rows = 0
         with tempfile.TemporaryDirectory() as out:
             with open(os.path.join(out, "parallel_run_step.txt"), "w") as f:
@@ -180,7 +178,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _table(rows: list[tuple[str, dict[str, list[float]], str]], n: int, b: int, k: int) -> str:
+def _table(
+    rows: list[tuple[str, dict[str, list[float]], str]], n: int, b: int, k: int
+) -> str:
     def med(v: list[float]) -> float:
         return statistics.median(v)
 
