@@ -16,6 +16,7 @@ __all__ = [
     "BatchError",
     "BatchTimeoutError",
     "ConfigError",
+    "Dataset",
     "EntryScriptError",
     "ErrorThresholdError",
     "FileDataset",
@@ -30,21 +31,29 @@ __all__ = [
     "RemoteError",
     "Runner",
     "RunnerClosedError",
+    "RunnerOverloadedError",
+    "RunnerStatistics",
+    "TabularDataset",
     "UsageError",
     "WorkerCrashedError",
 ]
 
 _WHERE = {
+    "Dataset": "._datasets",
     "FileDataset": "._datasets",
     "JobSummary": "._summary",
     "ParallelRunConfig": "._config",
     "ParallelRunStep": "._step",
     "Runner": "._runner",
+    "RunnerStatistics": "._runner_stats",
+    "TabularDataset": "._datasets",
 }
 
 if TYPE_CHECKING:
     from ._config import ParallelRunConfig as ParallelRunConfig
+    from ._datasets import Dataset as Dataset
     from ._datasets import FileDataset as FileDataset
+    from ._datasets import TabularDataset as TabularDataset
     from ._errors import AprsError as AprsError
     from ._errors import BackendError as BackendError
     from ._errors import BatchError as BatchError
@@ -59,9 +68,11 @@ if TYPE_CHECKING:
     from ._errors import OutputError as OutputError
     from ._errors import RemoteError as RemoteError
     from ._errors import RunnerClosedError as RunnerClosedError
+    from ._errors import RunnerOverloadedError as RunnerOverloadedError
     from ._errors import UsageError as UsageError
     from ._errors import WorkerCrashedError as WorkerCrashedError
     from ._runner import Runner as Runner
+    from ._runner_stats import RunnerStatistics as RunnerStatistics
     from ._step import ParallelRunStep as ParallelRunStep
     from ._summary import JobSummary as JobSummary
 

@@ -39,6 +39,12 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         ),
     ),
     (
+        "--mini-batch-rows",
+        "mini_batch_rows",
+        int,
+        "rows per run() call for tabular inputs (instead of a byte size)",
+    ),
+    (
         "--error-threshold",
         "error_threshold",
         int,
@@ -168,6 +174,37 @@ def _parser() -> argparse.ArgumentParser:
         help="a file, folder or glob to split into mini-batches (repeatable)",
     )
     run.add_argument(
+        "--input-type",
+        choices=("file", "tabular"),
+        default=None,
+        help="file (run() gets a list of paths; the default) or tabular (run() gets a "
+        "pandas DataFrame; needs pip install 'aprs[tabular]'). A folder holding an "
+        "MLTable file is tabular by default",
+    )
+    run.add_argument(
+        "--input-format",
+        choices=("csv", "tsv", "parquet", "jsonl", "json"),
+        default=None,
+        help="table format of the tabular inputs (default: from the file extension)",
+    )
+    run.add_argument(
+        "--separator",
+        default=None,
+        help="column separator of delimited tabular inputs (default , or a tab for .tsv)",
+    )
+    run.add_argument(
+        "--partition-format",
+        default=None,
+        metavar="TEMPLATE",
+        help="file inputs: the varying parts of the paths below the input folder, as "
+        "'{user}/{season}/{genres}.wav', for --partition-keys (key=value folders need none)",
+    )
+    run.add_argument(
+        "--no-header",
+        action="store_true",
+        help="delimited tabular inputs have no header line (columns Column1, Column2...)",
+    )
+    run.add_argument(
         "--side-input",
         action="append",
         dest="side_inputs",
@@ -212,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
         help="show progress on stderr (default when it is a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_run_extras(run)
     run.add_argument(
         "--json",
         action="store_true",
@@ -222,7 +260,30 @@ def _parser() -> argparse.ArgumentParser:
         nargs=argparse.REMAINDER,
         help="after '--': arguments for the entry script",
     )
+    _add_commands(sub)
     return parser
+
+
+def _add_run_extras(run: argparse.ArgumentParser) -> None:
+    """Issue 10: --quiet and --dry-run (kept apart from the job's own options)."""
+    run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the final summary (no progress, no failure lines)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the mini-batch plan (how many, sizes, first items) and exit",
+    )
+
+
+def _add_commands(sub: Any) -> None:
+    """Issue 10: the report, status and validate commands (in aprs/_commands.py)."""
+    from ._commands import add_commands
+
+    add_commands(sub)
 
 
 def _top_help(parser: argparse.ArgumentParser) -> str:
@@ -239,20 +300,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or list(argv)[:1] in (["-h"], ["--help"]):
         _print(_top_help(parser))
         return 0 if argv else 2
+    validate = list(argv)[:1] == ["validate"]
+    if validate:  # `validate` takes exactly run's options
+        argv = ["run", *list(argv)[1:]]
     args = parser.parse_args(argv)
+    if validate:
+        args.command = "validate"
+    args.argv = list(argv)  # `aprs status` prints the command that resumes the job
     if args.version:
         from . import __version__
 
         _print(f"aprs {__version__}")
         return 0
-    if args.command != "run":
+    if args.command in ("report", "status"):
+        from ._commands import run_command
+
+        return run_command(args)
+    if args.command not in ("run", "validate"):
         print(_top_help(parser), file=sys.stderr)
         return 2
     from ._errors import AprsError, JobError, UsageError
 
-    _setup_logging()
+    _setup_logging(quiet=args.quiet)
     try:
         step = _build_step(args)  # its warnings reach stderr through the "aprs" logger
+        if args.command == "validate" or args.dry_run:
+            from ._commands import dry_run, validate_step
+
+            return validate_step(step) if args.command == "validate" else dry_run(step)
         summary = _run(step, args)
     except UsageError as exc:
         print(f"aprs: error: {exc}", file=sys.stderr)
@@ -276,11 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _setup_logging() -> None:
+def _setup_logging(*, quiet: bool = False) -> None:
     """The parent's warnings (retries, worker deaths, stops) go to stderr, one line each."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR if quiet else logging.WARNING)
     handler.setFormatter(logging.Formatter("aprs: %(levelname)s: %(message)s"))
     logger = logging.getLogger("aprs")
     logger.addHandler(handler)
@@ -289,31 +365,16 @@ def _setup_logging() -> None:
 
 
 def _run(step: Any, args: argparse.Namespace) -> Any:
+    from ._commands import display_for_run, record_command
     from ._step import run_coroutine
 
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-    on_progress = _progress_printer() if show else None
+    record_command(step, args.argv)
+    with display_for_run(progress=args.progress, quiet=args.quiet) as on_progress:
 
-    async def go() -> Any:
-        return await step.arun(on_progress=on_progress)
+        async def go() -> Any:
+            return await step.arun(on_progress=on_progress)
 
-    try:
         return run_coroutine(go)
-    finally:
-        if show:
-            sys.stderr.write("\n")
-
-
-def _progress_printer() -> Any:
-    def show(s: Any) -> None:
-        done = s.mini_batches_succeeded + s.mini_batches_failed
-        sys.stderr.write(
-            f"\r{done} mini-batches done ({s.mini_batches_failed} failed), "
-            f"{s.items_succeeded} items ok, {s.elapsed_s:.0f} s   "
-        )
-        sys.stderr.flush()
-
-    return show
 
 
 def _print_summary(summary: Any, args: argparse.Namespace) -> None:
@@ -339,7 +400,7 @@ def _print(text: str) -> None:
 
 def _build_step(args: argparse.Namespace) -> Any:
     from ._config import ParallelRunConfig
-    from ._datasets import FileDataset
+    from ._datasets._spec import input_from_spec
     from ._errors import ConfigError
     from ._step import ParallelRunStep
 
@@ -402,13 +463,25 @@ def _build_step(args: argparse.Namespace) -> Any:
     return ParallelRunStep(
         name=name,
         parallel_run_config=config,
-        inputs=[FileDataset.from_files(p) for p in inputs],
+        inputs=[input_from_spec(spec, _input_defaults(args)) for spec in inputs],
         output=args.output or step_data.get("output"),
         side_inputs=args.side_inputs or step_data.get("side_inputs"),
         arguments=arguments or None,
         allow_reuse=False
         if args.no_reuse
         else bool(step_data.get("allow_reuse", True)),
+    )
+
+
+def _input_defaults(args: argparse.Namespace) -> Any:
+    from ._datasets._spec import InputDefaults
+
+    return InputDefaults(
+        type=args.input_type,
+        format=args.input_format,
+        separator=args.separator,
+        header=not args.no_header,
+        partition_format=args.partition_format,
     )
 
 
@@ -510,6 +583,8 @@ def _make_paths_absolute(cfg: dict[str, Any], step: dict[str, Any], base: str) -
     def fix(value: Any) -> Any:
         if isinstance(value, str) and not os.path.isabs(value):
             return os.path.join(base, value)
+        if isinstance(value, dict) and "path" in value:  # an input mapping
+            return {**value, "path": fix(value["path"])}
         return value
 
     for key in ("source_directory", "model_dir"):

@@ -58,6 +58,7 @@ _INT_FIELDS = {  # field -> (lowest valid value, None allowed)
     "process_count_per_node": (1, True),
     "node_count": (1, False),
     "run_max_try": (1, False),
+    "mini_batch_rows": (1, True),
 }
 _FLOAT_FIELDS = frozenset(
     {"allowed_failed_percent", "run_invocation_timeout", "ray_node_wait"}
@@ -86,6 +87,8 @@ _MESSAGES = {
     "logging_level": f"must be one of {', '.join(_LEVELS)} (any case); got {{got}}. Use INFO unless you need more or less detail.",
     "environment_variables": 'must be a dict of names (non-empty, without "=") to string values, or None; got {got}. Quote values and fix names, as in {{"MY_FLAG": "1"}}.',
     "partition_keys": 'must be a non-empty list of distinct non-empty strings, or None; got {got}. List the partition columns, as in ["Store", "Brand"].',
+    "mini_batch_rows": "must be an integer >= 1 or None; got {got}. Set it to the number of table rows each run() call should receive (tabular inputs only).",
+    "mini_batch_rows_and_size": "cannot be set together with `mini_batch_size`; got {got}. Keep one: rows per mini-batch, or an approximate byte size.",
     "partition_keys_and_size": "cannot be set together with `mini_batch_size` (as in Azure v1); got {got}. Remove mini_batch_size: each partition is one mini-batch.",
     "models": 'must be a dict of model names (letters, digits, "._-") to paths, or None; got {got}. Give each model as NAME=PATH, as in --model mnist=models/mnist (or models: {{mnist: models/mnist}} in a job file).',
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
@@ -120,6 +123,9 @@ KNOWN_RUNTIME_FLAGS = frozenset((
     "run_id", "run_context_type",
 ))
 # fmt: on
+_IMPLEMENTED_FLAGS = frozenset(
+    ("append_row_dataframe_header",)
+)  # read by the workers (#8)
 
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 80
@@ -152,6 +158,7 @@ class ParallelRunConfig(
     entry_script: str  # a pathlib.Path is accepted and stored as str
     source_directory: str | None = None
     mini_batch_size: int | str | None = None
+    mini_batch_rows: int | None = None  # aprs: rows per mini-batch for tabular inputs
     error_threshold: int = -1
     allowed_failed_count: int | None = None
     allowed_failed_percent: float | None = None
@@ -327,7 +334,7 @@ def validate_arguments(
             problems.append(
                 _say("arg_reserved", i=i, got=_got(text), flag=flag, fix=fix)
             )
-        elif flag in KNOWN_RUNTIME_FLAGS:
+        elif flag in KNOWN_RUNTIME_FLAGS and flag not in _IMPLEMENTED_FLAGS:
             flags.append(flag)
         argv.append(text)
     if problems:
@@ -469,6 +476,13 @@ def _collect_problems(v: Mapping[str, Any]) -> list[str]:
     problems = [_bad("text" if f in _TEXT_FIELDS else f, v[f], f) for f in bad]
     keys, size = v["partition_keys"], v["mini_batch_size"]
     file_name, nodes = v["append_row_file_name"], v["node_count"]
+    rows = v["mini_batch_rows"]
+    if rows is not None and size is not None:
+        got = f"{_got(rows)} and mini_batch_size={_got(size)}"
+        problems.append(_bad("mini_batch_rows_and_size", rows, "mini_batch_rows", got))
+    if keys is not None and rows is not None:
+        got = f"{_got(keys)} and mini_batch_rows={_got(rows)}"
+        problems.append(_bad("partition_keys_and_size", keys, "partition_keys", got))
     if keys is not None and size is not None:
         got = f"{_got(keys)} and mini_batch_size={_got(size)}"
         problems.append(_bad("partition_keys_and_size", keys, "partition_keys", got))

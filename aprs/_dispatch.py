@@ -68,6 +68,9 @@ class Dispatcher:
         self._owner = owner
         self._gate = gate
         self._retry_errors = retry_errors
+        # outcomes go straight to the owner: no forwarding call per mini-batch
+        self.on_outcome = owner.on_outcome  # type: ignore[method-assign]
+        self.on_fatal = owner.on_fatal  # type: ignore[method-assign]
 
     def attach(self, backend: Backend) -> None:
         self.backend = backend
@@ -103,8 +106,12 @@ class Dispatcher:
         nothing.
         """
         tries = attempt.attempt
-        if not self._retry_errors and type(outcome) is Failed:
-            tries = max(tries, self.accounting.thresholds.run_max_try)  # final
+        final = type(outcome) is Failed and (
+            not self._retry_errors
+            or outcome.error_type == "TableReadError"  # the same bytes fail again
+        )
+        if final:
+            tries = max(tries, self.accounting.thresholds.run_max_try)
         retry = self.accounting.record_failed_try(attempt.batch_id, attempt.size, tries)
         if retry and not self.stopped:
             self.pending.appendleft(attempt.retry())

@@ -16,6 +16,7 @@ AprsError                                   root: `except aprs.AprsError` catche
 │   ├── BatchTimeoutError(BatchError, TimeoutError)   exceeded run_invocation_timeout
 │   └── RemoteError                         run() raised something that could not be unpickled
 ├── RunnerClosedError(AprsError, RuntimeError)        used after aclose()
+├── RunnerOverloadedError(AprsError, RuntimeError)    max_pending items already waiting
 └── BackendError                            infrastructure: Ray missing, spawn failed
 ```
 
@@ -44,6 +45,7 @@ __all__ = (
     "OutputError",
     "RemoteError",
     "RunnerClosedError",
+    "RunnerOverloadedError",
     "UsageError",
     "WorkerCrashedError",
 )
@@ -240,6 +242,27 @@ class RemoteError(BatchError):
 
 class RunnerClosedError(AprsError, RuntimeError):
     """The runner was used after aclose()."""
+
+
+class RunnerOverloadedError(AprsError, RuntimeError):
+    """``max_pending`` items are already accepted and not answered: shed load (HTTP 503).
+
+    Attributes:
+        pending: the items accepted and not yet answered.
+        limit: the Runner's ``max_pending``.
+    """
+
+    def __init__(self, pending: int, limit: int) -> None:
+        super().__init__(
+            f"The runner is overloaded: {pending} items are waiting or running and "
+            f"max_pending={limit}. Retry later (a service answers 503), pass wait=True to "
+            "wait for room, or raise max_pending."
+        )
+        self.pending = pending
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.pending, self.limit))
 
 
 class BackendError(AprsError):

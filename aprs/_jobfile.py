@@ -304,7 +304,10 @@ class _V2:
         if not isinstance(spec, dict):
             return self._literal(spec, name)
         if spec.get("path") is not None:
-            return self._local(spec["path"], f"inputs.{name}.path", fix)
+            path = self._parent(spec["path"])  # path: ${{parent.inputs.x}}
+            if isinstance(path, dict):
+                path = path.get("path", spec["path"])
+            return self._local(path, f"inputs.{name}.path", fix)
         for key in ("value", "default"):
             if spec.get(key) is not None:
                 return self._literal(spec[key], name)

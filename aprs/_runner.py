@@ -1,16 +1,22 @@
 """The long-lived async Runner for services: warm workers, submit / map / micro-batched calls.
 
-    await runner.submit(mini_batch) ──► Attempt(token=future) ──► Dispatcher ──► backend
-    await runner.call(item)         ──► micro-batcher (max_batch_size / batch_wait_s)
-                                        ──► one submit, each caller gets its element
+    await runner.submit(mini_batch) ──► admission (max_pending) ──► Attempt(token=future)
+                                        ──► Dispatcher ──► backend
+    await runner.call(item)         ──► admission ──► MicroBatcher (adaptive batches, per-item
+                                        isolation by bisection) ──► Dispatcher ──► backend
     async for rows in runner.map(items, batch_size) ──► bounded, in input order
 
 Outcomes resolve futures from the backend's callbacks on the loop, with no polling. The queue,
-requeue and retry rule are the job's (``Dispatcher``): a timed-out or crashed attempt is
-retried up to ``run_max_try`` tries; then the caller gets
+requeue and retry rule of submitted batches are the job's (``Dispatcher``): a timed-out or
+crashed attempt is retried up to ``run_max_try`` tries; then the caller gets
 ``BatchTimeoutError`` / ``WorkerCrashedError``. An exception raised by run() reaches the caller
 with its own type, the worker's traceback attached as ``__cause__`` (``RemoteError`` only when
-it cannot be unpickled).
+it cannot be unpickled). Calls are batched and isolated by ``aprs._batcher``.
+
+Admission: at most ``max_pending`` items are accepted and not yet answered; beyond that
+``call`` / ``submit`` raise ``RunnerOverloadedError`` at once, or wait for room with
+``wait=True``. ``timeout=`` bounds a caller's whole wait (``TimeoutError``); a caller that
+stops waiting before its item was sent takes it out of the queue.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import asyncio
 import os
 import pickle
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ._accounting import Accounting, Thresholds
 from ._backends import (
@@ -38,14 +45,20 @@ from ._backends import (
     default_env,
 )
 from ._backends._options import RayOptions
+from ._batcher import Call, CallBatch, MicroBatcher
 from ._bridge._protocol import RESULT_PICKLE
 from ._bridge._runtime import locate_script
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
     RemoteError,
     RunnerClosedError,
+    RunnerOverloadedError,
     UsageError,
 )
+from ._runner_stats import LatencyWindow, RunnerStatistics
+
+if TYPE_CHECKING:
+    from ._config import ParallelRunConfig
 
 __all__ = ("Runner",)
 
@@ -60,14 +73,26 @@ class _RemoteTraceback(Exception):
 
 
 class Runner:
-    """Keep workers warm (init() once each) and score mini-batches on demand.
+    """Keep workers warm (init() once each) and score mini-batches and single items on demand.
 
     Example:
-        >>> async with Runner("score.py", process_count_per_node=2) as runner:
-        ...     rows = await runner.submit(["a.png", "b.png"])    # one mini-batch
-        ...     label = await runner.call("c.png")                # micro-batched single item
-        ...     async for rows in runner.map(paths, batch_size=10):
+        >>> async with Runner("score.py", process_count_per_node=2, max_pending=4096) as r:
+        ...     rows = await r.submit(["a.png", "b.png"])    # one mini-batch
+        ...     label = await r.call("c.png", timeout=1.0)   # micro-batched single item
+        ...     async for rows in r.map(paths, batch_size=10):
         ...         ...
+
+    Args:
+        max_batch_size: while every worker is busy, a gathered batch is sent (queued behind
+            a running one) once this many items wait, or ...
+        batch_wait_s: ... once its oldest item waited this long. A worker with nothing to
+            do gets whatever is queued at once: a lone call is not delayed.
+        batch_limit: the most items in one run() call; batches for a free worker grow with
+            the queue up to it (default ``max(256, max_batch_size)``).
+        max_pending: the most items accepted and not yet answered (None: unbounded).
+        run_max_try: tries of a batch (submit) or of one item alone (call) that hung or
+            whose worker died. A call whose batch failed is isolated: the batch is split
+            in halves and retried until only the failing items' callers get the error.
 
     ``compute_target="ray"`` (or ``"ray://host:port"``) hosts the workers as Ray actors:
     ``node_count`` x ``process_count_per_node`` of them, on the cluster at ``ray_address``
@@ -78,6 +103,7 @@ class Runner:
         RunnerClosedError when used after ``aclose()``.
     """
 
+    # ~50 lines: half of it is the keyword signature (Azure's names, one per line)
     def __init__(
         self,
         entry_script: str | os.PathLike[str],
@@ -90,6 +116,8 @@ class Runner:
         run_max_try: int = 1,
         max_batch_size: int = 32,
         batch_wait_s: float = 0.002,
+        batch_limit: int | None = None,
+        max_pending: int | None = None,
         environment: str | None = None,
         logging_level: str = "INFO",
         compute_target: str = "local",
@@ -104,11 +132,8 @@ class Runner:
                 f"{where.path}). Pass the path of a .py file with a run(mini_batch) "
                 "function."
             )
-        if max_batch_size < 1 or batch_wait_s < 0 or run_max_try < 1:
-            raise UsageError(
-                "max_batch_size and run_max_try must be >= 1 and batch_wait_s >= 0; got "
-                f"{max_batch_size}, {run_max_try}, {batch_wait_s}."
-            )
+        limit = batch_limit if batch_limit is not None else max(256, max_batch_size)
+        _check_numbers(max_batch_size, batch_wait_s, run_max_try, limit, max_pending)
         self._spec = WorkerSpec(
             entry_script=where.spec,
             source_directory=where.source_directory,
@@ -126,18 +151,46 @@ class Runner:
             self._spec.node_count = node_count
             self._spec.ray = RayOptions.build(address, worker_resources)
         self._max_batch = max_batch_size
+        self._limit = limit
         self._wait_s = batch_wait_s
+        self._max_try = run_max_try
+        self._max_pending = max_pending
         self._backend: Backend | None = None
         # run() raising reaches the caller at once; timeouts and crashes are retried
         self._dispatch = Dispatcher(
             self, Accounting(Thresholds(run_max_try=run_max_try)), retry_errors=False
         )
+        self._batcher: MicroBatcher | None = None
         self._next_id = 0
         self._closed = False
         self._fatal: BaseException | None = None
-        self._bucket: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._bucket_timer: asyncio.TimerHandle | None = None
-        self._outstanding: set[asyncio.Future[Any]] = set()  # failed on aclose()
+        self._submits: set[asyncio.Future[Any]] = set()  # failed on aclose()
+        self._admitted = 0  # items accepted and not yet answered
+        self._room: deque[asyncio.Future[None]] = deque()  # wait=True callers
+        self._latency = LatencyWindow()
+        self._counts = {"batches": 0, "items": 0, "rejected": 0}
+
+    @classmethod
+    def from_config(cls, config: ParallelRunConfig, **overrides: Any) -> Runner:
+        """A Runner with a job's settings: script, workers, timeouts, tries, environment.
+
+        ``mini_batch_size`` (a count) becomes ``max_batch_size``; ``overrides`` are passed to
+        the constructor as they are (``max_pending=...``, ``batch_wait_s=...``).
+        """
+        kwargs: dict[str, Any] = {
+            "process_count_per_node": config.process_count_per_node,
+            "source_directory": config.source_directory,
+            "environment_variables": config.environment_variables,
+            "run_invocation_timeout": config.run_invocation_timeout,
+            "run_max_try": config.run_max_try,
+            "environment": config.environment,
+            "logging_level": config.logging_level,
+            "compute_target": config.compute_target,
+        }
+        if isinstance(config.mini_batch_size, int):
+            kwargs["max_batch_size"] = config.mini_batch_size
+        kwargs.update(overrides)
+        return cls(str(config.entry_script), **kwargs)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -157,6 +210,18 @@ class Runner:
         """Spawn the workers and wait until at least one has run init()."""
         if self._backend is not None:
             return
+        self._batcher = MicroBatcher(
+            send=self._dispatch.push,
+            retry=self._retry_first,
+            load=self._load,
+            new_id=self._new_id,
+            fail=_rebuild,
+            record=self._record,
+            max_batch_size=self._max_batch,
+            batch_limit=self._limit,
+            batch_wait_s=self._wait_s,
+            run_max_try=self._max_try,
+        )
         self._backend = create_backend(self._target, self._spec, self._dispatch)
         self._dispatch.attach(self._backend)
         try:
@@ -172,39 +237,80 @@ class Runner:
             return
         self._closed = True
         self._dispatch.stop()
-        self._flush_bucket()
-        err = RunnerClosedError("The runner was closed before this mini-batch ran.")
+        err = RunnerClosedError("The runner was closed before this item or batch ran.")
+        if self._batcher is not None:
+            for call in list(self._batcher.queue):
+                _set_exception(call.fut, err)
+            self._batcher.queue.clear()
         for attempt in self._dispatch.drain():
             _fail(attempt, err)
+        self._wake_room(everyone=True)
         if self._backend is not None:
             await self._backend.aclose(graceful=True)
         # batches a worker still held when it was stopped get no outcome: fail them here
         late = RunnerClosedError("The runner was closed while this mini-batch ran.")
-        for fut in list(self._outstanding):
-            if not fut.done():
-                fut.set_exception(late)
-        self._outstanding.clear()
+        if self._batcher is not None:
+            self._batcher.fail_all(late)
+        for fut in list(self._submits):
+            _set_exception(fut, late)
+        self._submits.clear()
 
     # -- API ----------------------------------------------------------------------------
 
-    async def submit(self, mini_batch: Sequence[Any]) -> list[Any]:
-        """Run one mini-batch on a warm worker; return what run() returned."""
-        fut = self._enqueue(list(mini_batch))
-        return await fut  # type: ignore[no-any-return]
+    async def submit(
+        self,
+        mini_batch: Sequence[Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-call deadline is the API)
+        wait: bool = False,
+    ) -> list[Any]:
+        """Run one mini-batch on a warm worker; return what run() returned.
 
-    async def call(self, item: Any) -> Any:
-        """Score one item; concurrent calls are grouped into micro-batches."""
+        Args:
+            timeout: seconds to wait at most (admission included); then ``TimeoutError``.
+            wait: when ``max_pending`` items are already waiting, wait for room instead of
+                raising ``RunnerOverloadedError``.
+        """
+        items = list(mini_batch)
+        async with asyncio.timeout(timeout):
+            await self._admit(len(items), wait)
+            try:
+                fut = self._enqueue(items)
+                try:
+                    return await fut  # type: ignore[no-any-return]
+                except asyncio.CancelledError:
+                    self._unqueue(fut)
+                    raise
+            finally:
+                self._release(len(items))
+
+    async def call(
+        self,
+        item: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-call deadline is the API)
+        wait: bool = False,
+    ) -> Any:
+        """Score one item; concurrent calls are grouped into adaptive micro-batches.
+
+        Args:
+            timeout: seconds to wait at most; then ``TimeoutError`` (an item not yet sent
+                is taken out of the queue, the answer of one already sent is dropped).
+            wait: wait for room instead of raising ``RunnerOverloadedError``.
+        """
+        if timeout is not None:
+            async with asyncio.timeout(timeout):
+                return await self.call(item, wait=wait)
+        batcher = self._batcher
         self._check_open()
+        await self._admit(1, wait)
+        assert batcher is not None
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._track(fut)
-        self._bucket.append((item, fut))
-        if len(self._bucket) >= self._max_batch:
-            self._flush_bucket()
-        elif self._bucket_timer is None:
-            self._bucket_timer = asyncio.get_running_loop().call_later(
-                self._wait_s, self._flush_bucket
-            )
-        return await fut
+        batcher.add(Call(item, fut))
+        try:
+            return await fut
+        finally:
+            self._release(1)
 
     async def map(
         self,
@@ -230,6 +336,62 @@ class Runner:
         while window:
             yield await window.popleft()
 
+    def statistics(self) -> RunnerStatistics:
+        """Queue, worker and latency figures right now (for dashboards and tests)."""
+        stats = self._backend.statistics() if self._backend else None
+        queued = len(self._batcher.queue) if self._batcher else 0
+        queued += sum(a.size for a in self._dispatch.pending)
+        batches, items = self._counts["batches"], self._counts["items"]
+        return RunnerStatistics(
+            pending=queued,
+            admitted=self._admitted,
+            in_flight=stats.in_flight if stats else 0,
+            workers_ready=stats.workers_ready if stats else 0,
+            batches=batches,
+            items=items,
+            mean_batch_size=items / batches if batches else 0.0,
+            crashes=stats.crashed if stats else 0,
+            timeouts=stats.timed_out if stats else 0,
+            isolated=self._batcher.isolated if self._batcher else 0,
+            rejected=self._counts["rejected"],
+            **self._latency.percentiles(),
+        )
+
+    # -- admission ----------------------------------------------------------------------
+
+    async def _admit(self, n: int, wait: bool) -> None:
+        self._check_open()
+        limit = self._max_pending
+        if limit is None or self._admitted + n <= limit or self._admitted == 0:
+            self._admitted += n
+            return
+        if not wait:
+            self._counts["rejected"] += 1
+            raise RunnerOverloadedError(self._admitted, limit)
+        while self._admitted and self._admitted + n > limit:
+            room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room.append(room)
+            try:
+                await room
+            except asyncio.CancelledError:
+                self._wake_room()  # pass the turn on
+                raise
+            self._check_open()
+        self._admitted += n
+
+    def _release(self, n: int) -> None:
+        self._admitted -= n
+        if self._room:
+            self._wake_room()
+
+    def _wake_room(self, everyone: bool = False) -> None:
+        while self._room:
+            room = self._room.popleft()
+            if not room.done():
+                room.set_result(None)
+                if not everyone:
+                    return
+
     # -- internals ----------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -242,44 +404,51 @@ class Runner:
                 "Use the runner inside `async with` or call start()."
             )
 
-    def _enqueue(self, items: list[Any], token: Any = None) -> asyncio.Future[Any]:
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _load(self) -> tuple[int, int]:
+        """(workers ready, batches on workers or waiting for one) for the batcher."""
+        stats = self._backend.statistics() if self._backend else None
+        if stats is None:
+            return (0, 0)
+        return (stats.workers_ready, stats.in_flight + len(self._dispatch.pending))
+
+    def _retry_first(self, attempts: list[Attempt]) -> None:
+        self._dispatch.on_requeue(attempts)
+        self._dispatch.fill()
+
+    def _record(self, call: Call) -> None:
+        self._latency.add(time.perf_counter() - call.t0)
+
+    def _enqueue(self, items: list[Any]) -> asyncio.Future[Any]:
         self._check_open()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if token is None:
-            self._track(fut)
+        self._submits.add(fut)
+        fut.add_done_callback(self._submits.discard)
         payload = pickle.dumps(items, protocol=5)
-        token = token if token is not None else fut
-        self._dispatch.push(Attempt(self._next_id, 1, len(items), payload, token=token))
-        self._next_id += 1
+        self._dispatch.push(Attempt(self._new_id(), 1, len(items), payload, token=fut))
         return fut
 
-    def _track(self, fut: asyncio.Future[Any]) -> None:
-        self._outstanding.add(fut)
-        fut.add_done_callback(self._outstanding.discard)
-
-    def _flush_bucket(self) -> None:
-        if self._bucket_timer is not None:
-            self._bucket_timer.cancel()
-            self._bucket_timer = None
-        bucket, self._bucket = self._bucket, []
-        if not bucket:
-            return
-        if self._closed:
-            for _, fut in bucket:
-                if not fut.done():
-                    fut.set_exception(RunnerClosedError("The runner was closed."))
-            return
-        futs = [f for _, f in bucket]
-        try:
-            self._enqueue([i for i, _ in bucket], token=futs)
-        except BaseException as exc:
-            for f in futs:
-                if not f.done():
-                    f.set_exception(exc)
+    def _unqueue(self, fut: asyncio.Future[Any]) -> None:
+        """A submit() caller stopped waiting: drop its batch if it was not sent yet."""
+        pending = self._dispatch.pending
+        for attempt in pending:
+            if attempt.token is fut:
+                pending.remove(attempt)
+                return
 
     # -- DispatchOwner ------------------------------------------------------------------
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
+        if type(outcome) is Done:
+            self._counts["batches"] += 1
+            self._counts["items"] += attempt.size
+        if type(attempt.token) is CallBatch:
+            assert self._batcher is not None
+            self._batcher.on_outcome(attempt, outcome)
+            return
         if type(outcome) is Done:
             self._dispatch.accounting.record_done(
                 attempt.batch_id, attempt.size, outcome.returned
@@ -302,51 +471,52 @@ class Runner:
             _fail(attempt, _rebuild(attempt, outcome))
 
     def on_filled(self) -> None:
-        pass
+        batcher = self._batcher
+        if batcher is not None and batcher.queue:
+            batcher.pump()
 
     def on_fatal(self, exc: BaseException) -> None:
         self._fatal = exc
         for attempt in self._dispatch.drain():
             _fail(attempt, exc)
+        if self._batcher is not None:
+            self._batcher.fail_all(exc)
 
-    def statistics(self) -> dict[str, int]:
-        """Queue and pool counters (for dashboards and tests)."""
-        stats = self._backend.statistics() if self._backend else None
-        return {
-            "pending": len(self._dispatch.pending),
-            "in_flight": stats.in_flight if stats else 0,
-            "workers_ready": stats.workers_ready if stats else 0,
-            "worker_crashes": stats.crashed if stats else 0,
-            "worker_timeouts": stats.timed_out if stats else 0,
-        }
+
+def _check_numbers(
+    max_batch_size: int,
+    batch_wait_s: float,
+    run_max_try: int,
+    batch_limit: int,
+    max_pending: int | None,
+) -> None:
+    if (
+        max_batch_size < 1
+        or batch_wait_s < 0
+        or run_max_try < 1
+        or batch_limit < 1
+        or (max_pending is not None and max_pending < 1)
+    ):
+        raise UsageError(
+            "max_batch_size, batch_limit, run_max_try and max_pending must be >= 1 and "
+            f"batch_wait_s >= 0; got max_batch_size={max_batch_size}, "
+            f"batch_limit={batch_limit}, run_max_try={run_max_try}, "
+            f"max_pending={max_pending}, batch_wait_s={batch_wait_s}."
+        )
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
 
 
 def _resolve(attempt: Attempt, result: Any) -> None:
-    token = attempt.token
-    if isinstance(token, list):
-        values = list(result) if isinstance(result, (list, tuple)) else []
-        for i, fut in enumerate(token):
-            if fut.done():
-                continue
-            if i < len(values):
-                fut.set_result(values[i])
-            else:
-                fut.set_exception(
-                    RemoteError(
-                        "ShortResult",
-                        f"run() returned {len(values)} elements for {len(token)} items",
-                        "",
-                    )
-                )
-    elif not token.done():
-        token.set_result(result)
+    if not attempt.token.done():
+        attempt.token.set_result(result)
 
 
 def _fail(attempt: Attempt, exc: BaseException) -> None:
-    futs = attempt.token if isinstance(attempt.token, list) else [attempt.token]
-    for fut in futs:
-        if not fut.done():
-            fut.set_exception(exc)
+    _set_exception(attempt.token, exc)
 
 
 def _rebuild(attempt: Attempt, outcome: Outcome) -> BaseException:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from ._accounting import Accounting, Thresholds
 from ._backends import (
     KIND_ITEMS,
     KIND_KEYED,
+    KIND_TABLE,
     Attempt,
     Backend,
     Crashed,
@@ -48,7 +50,9 @@ from ._backends import (
     WorkerSpec,
     create_backend,
 )
-from ._datasets import FileDataset, IterableInput
+from ._datasets import FileDataset, IterableInput, TabularDataset
+from ._datasets._partitions import file_groups, table_groups
+from ._datasets._table_plan import plan as plan_table
 from ._dispatch import Dispatcher, outcome_error
 from ._errors import (
     BackendError,
@@ -58,14 +62,20 @@ from ._errors import (
     OutputError,
     UsageError,
 )
+from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
+from ._progress import LiveStats
 from ._summary import JobSummary, StopReason, job_error
+from ._tabular._batch import describe
+from ._tabular._parquet_out import ParquetSink
 from ._writer import OrderedWriter
 
 __all__ = ("JobPlan", "run_job")
 
 log = logging.getLogger("aprs.job")
+# one line per failed try, on its own logger so the CLI can coalesce them
+failure_log = logging.getLogger("aprs.failures")
 logging.getLogger("aprs").addHandler(
     logging.NullHandler()
 )  # a library: apps choose output
@@ -78,8 +88,8 @@ class JobPlan:
     """Everything run_job needs; built and validated by ParallelRunStep."""
 
     spec: WorkerSpec
-    sources: list[FileDataset | IterableInput]
-    unit: str  # "count" | "bytes"
+    sources: list[FileDataset | TabularDataset | IterableInput]
+    unit: str  # "count" | "bytes" | "rows" (tables)
     batch_value: int
     thresholds: Thresholds
     append_row: bool
@@ -92,9 +102,13 @@ class JobPlan:
     partition_keys: list[str] | None = None  # one mini-batch per distinct key values
     base_dir: str | None = None
     handle_signals: bool = True
-    on_progress: Callable[[JobSummary], None] | None = None
-    progress_interval_s: float = 1.0
+    on_progress: Callable[[LiveStats], None] | None = None  # the CLI's display
+    progress_interval_s: float = 0.25
+    items_expected: int | None = None  # totals when known before reading (files, lists)
+    batches_expected: int | None = None
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
+    framed_output: bool = False  # bodies carry a header to write once (TableOutput)
+    parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
 
 
 class _Job:
@@ -116,6 +130,8 @@ class _Job:
             window_limit=max(1024, 64 * plan.spec.process_count),
             on_drained=self.fill,
             on_error=self.on_write_error,
+            framed=plan.framed_output,
+            sink=ParquetSink() if plan.parquet_output else None,
         )
         self.dispatch = Dispatcher(self, self.acc, gate=self.writer.accepts)
         self.pending = self.dispatch.pending
@@ -132,12 +148,27 @@ class _Job:
         self.max_try = plan.thresholds.run_max_try
         self.warned_extra = False
         self.signals = 0
+        self.started = time.perf_counter()
+        self.items_at_start = start.items_ok + start.items_failed
+        self.joblog = JobLog(
+            plan.log_dir,
+            fresh=plan.resume is None,
+            workers=plan.spec.process_count,
+            logging_level=plan.spec.logging_level,
+            resumed_from=start.next,
+        )
 
     # -- DispatchOwner ------------------------------------------------------------------
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
+        self.joblog.record(attempt, outcome)
         if self.stop_reason is not None:
             return
+        found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
+        if found >= 0 and found != attempt.size:
+            # a table's rows are known once a worker read them: count those as items
+            self.items_total += found - attempt.size
+            attempt.size = found
         if type(outcome) is Done:
             if outcome.returned > attempt.size and not self.warned_extra:
                 self.warned_extra = True
@@ -240,7 +271,7 @@ class _Job:
         """Read the inputs into ``pending``; an input that fails to read stops the job."""
         try:
             await self._produce()
-        except InputError as exc:
+        except UsageError as exc:  # InputError, or partition keys not in the paths
             self.stop("input_error", str(exc), cause=exc)
         except Exception as exc:
             error = InputError(
@@ -261,6 +292,14 @@ class _Job:
                     index = await self._offer(index, skip, items, key_value)
                     if self.stop_reason is not None:
                         return
+            elif keys and isinstance(source, (FileDataset, TabularDataset)):
+                index = await self._offer_partitions(source, keys, index, skip)
+                if self.stop_reason is not None:
+                    return
+            elif isinstance(source, TabularDataset):
+                index = await self._offer_tables(source, index, skip)
+                if self.stop_reason is not None:
+                    return
             elif isinstance(source, IterableInput) and source.is_async:
                 async for items in by_count_async(source.source, self.plan.batch_value):
                     index = await self._offer(index, skip, items)
@@ -277,6 +316,58 @@ class _Job:
         self.acc.scheduling_finished(index)
         self.fill()
         self._after_change()
+
+    async def _offer_tables(self, source: TabularDataset, index: int, skip: int) -> int:
+        """Plan the table in a thread, 64 slices at a time; offer each as a batch.
+
+        Slices below ``skip`` (already in a resumed job's output) are planned, not read.
+        """
+        plan = self.plan
+        slices = plan_table(source, plan.base_dir, plan.unit, plan.batch_value)
+        while True:
+            chunk = await anyio.to_thread.run_sync(lambda: list(islice(slices, 64)))
+            if not chunk:
+                return index
+            for part in chunk:
+                if index < skip:
+                    index += 1
+                    continue
+                # rows not known yet (byte ranges) count as 1 until a worker reads them
+                size = max(1, part.rows)
+                self.items_total += size
+                payload = pickle.dumps(part, protocol=5)
+                index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
+                if self.stop_reason is not None:
+                    return index
+
+    async def _offer_partitions(
+        self,
+        source: FileDataset | TabularDataset,
+        keys: list[str],
+        index: int,
+        skip: int,
+    ) -> int:
+        """One batch per key combination; grouping runs in a thread (it lists or reads
+        the key columns of every file before the first batch)."""
+        base = self.plan.base_dir
+        if isinstance(source, FileDataset):
+            groups = await anyio.to_thread.run_sync(file_groups, source, base, keys)
+            for key_value, files in groups:
+                index = await self._offer(index, skip, files, key_value)
+                if self.stop_reason is not None:
+                    break
+            return index
+        tables = await anyio.to_thread.run_sync(table_groups, source, base, keys)
+        for _key_value, parts, size in tables:
+            if index < skip:
+                index += 1
+                continue
+            self.items_total += size
+            payload = pickle.dumps(parts, protocol=5)
+            index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
+            if self.stop_reason is not None:
+                break
+        return index
 
     async def _keyed_batches(
         self, source: IterableInput, keys: list[str]
@@ -321,9 +412,14 @@ class _Job:
             self._pickle_failed(index, items, exc)
             self.scheduled = index + 1
             return index + 1
+        return await self._push(Attempt(index, 1, len(items), payload, kind))
+
+    async def _push(self, attempt: Attempt) -> int:
+        """Queue a new batch, waiting while the queue is full; returns the next index."""
+        index = attempt.batch_id
         self.scheduled = index + 1
         # sent at once when the queue was empty (a slow input must not wait for _HIGH)
-        self.dispatch.push(Attempt(index, 1, len(items), payload, kind))
+        self.dispatch.push(attempt)
         if len(self.pending) >= _HIGH:
             self.fill()
             while len(self.pending) >= _HIGH and self.stop_reason is None:
@@ -352,7 +448,9 @@ class _Job:
         short: int = 0,
         items: list[Any] | None = None,
     ) -> None:
-        if items is None and attempt.payload:
+        if items is None and attempt.payload and attempt.kind == KIND_TABLE:
+            items = describe(attempt.payload)  # "file, bytes a-b": where the rows are
+        elif items is None and attempt.payload:
             try:
                 items = pickle.loads(attempt.payload)
                 if attempt.kind == KIND_KEYED:
@@ -382,7 +480,7 @@ class _Job:
             line = orjson.dumps(record, default=repr)
         self.writer.log_failure(line + b"\n")
         if not short:
-            log.warning(
+            failure_log.warning(
                 "mini-batch %d try %d/%d failed: %s: %s",
                 attempt.batch_id,
                 attempt.attempt,
@@ -392,6 +490,32 @@ class _Job:
             )
 
     # -- summary ------------------------------------------------------------------------
+
+    def live(self) -> LiveStats:
+        """A snapshot for the progress display and the overview log (cheap: no I/O)."""
+        acc, plan, writer = self.acc, self.plan, self.writer
+        stats = self.backend.statistics() if self.backend is not None else None
+        batches_total = self.scheduled if self.source_done else plan.batches_expected
+        items_total = (
+            self.items_at_start + self.items_total if self.source_done else None
+        )
+        return LiveStats(
+            elapsed_s=time.perf_counter() - self.started,
+            batches_done=acc.batches_succeeded + acc.batches_failed,
+            batches_failed=acc.batches_failed,
+            batches_total=batches_total,
+            items_done=acc.items_succeeded + acc.items_failed,
+            items_failed=acc.items_failed,
+            items_total=items_total if items_total is not None else plan.items_expected,
+            retries=acc.retries,
+            failed_tries=acc.retries + acc.batches_failed,
+            workers_alive=stats.workers_ready if stats else 0,
+            workers=plan.spec.process_count,
+            in_flight=stats.in_flight if stats else 0,
+            reorder_window=writer.window_size,
+            items_at_start=self.items_at_start,
+            stopping=self.stop_reason is not None,
+        )
 
     def summary(self, elapsed_s: float) -> JobSummary:
         acc, plan = self.acc, self.plan
@@ -488,6 +612,7 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
                 fresh=fresh, failures_path=os.path.join(plan.log_dir, "failures.jsonl")
             )
         )
+        await anyio.to_thread.run_sync(job.joblog.open)
     except OSError as exc:
         await anyio.to_thread.run_sync(job.writer.release)
         raise OutputError(
@@ -497,6 +622,7 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.writer.run)
+            tg.start_soon(job.joblog.run, job.live)
             _install_signals(job, plan)
             try:
                 await _run(job, tg)
@@ -512,6 +638,9 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
     summary = job.summary(time.perf_counter() - started)
+    if plan.on_progress is not None:
+        plan.on_progress(job.live())  # the display ends on the final counts
+    await anyio.to_thread.run_sync(job.joblog.close, overview_final_line(summary))
     return summary, job_error(summary, job.cause)
 
 
@@ -541,13 +670,12 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
 
 
 async def _progress(
-    job: _Job, callback: Callable[[JobSummary], None], every: float
+    job: _Job, callback: Callable[[LiveStats], None], every: float
 ) -> None:
-    started = time.perf_counter()
     while not job.done.is_set():
         with anyio.move_on_after(every):
             await job.done.wait()
-        callback(job.summary(time.perf_counter() - started))
+        callback(job.live())
 
 
 async def _stop_backend(job: _Job) -> None:

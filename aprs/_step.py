@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,17 +34,20 @@ from ._backends import WorkerSpec, default_env
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
-from ._datasets import FileDataset, IterableInput, as_input
+from ._datasets import FileDataset, IterableInput, TabularDataset, as_input
 from ._errors import (
     ConfigError,
     EntryScriptError,
     InputError,
     OutputError,
 )
+from ._joblog import write_result_files
 from ._journal import Journal
+from ._plan import expected_totals
 from ._runtime_flags import apply_runtime_flags
 from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
+from ._tabular._output import TableOutput
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
@@ -52,6 +56,7 @@ log = logging.getLogger("aprs.step")
 _STATE_FILE = "state.json"
 _JOURNAL_FILE = "journal.jsonl"
 _RESULT_FILE = "job_result.json"
+_TABULAR_DEFAULT_BYTES = 1 << 20  # Azure's default mini_batch_size for tables: "1MB"
 
 
 class ParallelRunStep:
@@ -75,6 +80,9 @@ class ParallelRunStep:
             JobInterruptedError); ``exc.summary`` holds the counts.
     """
 
+    # over 50 lines on purpose: one flat check per Azure rule, in the order Azure applies
+    # them, each raising its own one-paragraph ConfigError (the tabular and Ray issues edit
+    # single checks here; a split would scatter the list)
     def __init__(
         self,
         name: str,
@@ -107,10 +115,13 @@ class ParallelRunStep:
         self.inputs = [as_input(obj, i) for i, obj in enumerate(inputs)]
         kinds = {type(i) for i in self.inputs}
         if len(kinds) > 1:
+            names = " and ".join(sorted(k.__name__ for k in kinds))
             raise ConfigError(
-                "All inputs of a ParallelRunStep must be of one type (as in Azure ML); got "
-                "both FileDataset and in-memory iterables. Run them as two steps."
+                "All inputs of a ParallelRunStep must be of one type (as in Azure ML: file "
+                f"and tabular inputs cannot be mixed); got {names}. Run them as separate "
+                "steps."
             )
+        self.tabular = isinstance(self.inputs[0], TabularDataset)
         self.side_inputs = [os.fspath(_side_path(s)) for s in (side_inputs or [])]
         self.output = os.path.abspath(
             os.fspath(output)
@@ -118,20 +129,21 @@ class ParallelRunStep:
             else os.path.join("aprs_output", name)
         )
         self.allow_reuse = bool(allow_reuse)
+        # how the CLI started this job (argv, cwd), kept in state.json for `aprs status`
+        self.command: dict[str, Any] | None = None
         spec = self.config.mini_batch_spec()
-        if spec.unit == "bytes" and not isinstance(self.inputs[0], FileDataset):
+        if self.config.mini_batch_rows is not None and not self.tabular:
+            raise ConfigError(
+                f"mini_batch_rows={self.config.mini_batch_rows} counts table rows, which "
+                "only applies to tabular inputs (TabularDataset, --input-type tabular). Set "
+                "mini_batch_size instead."
+            )
+        if spec.unit == "bytes" and isinstance(self.inputs[0], IterableInput):
             raise ConfigError(
                 f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
                 "only applies to file inputs. For in-memory items give a number of items."
             )
         _check_models(self.config)
-        if self.config.partition_keys and isinstance(self.inputs[0], FileDataset):
-            raise ConfigError(
-                f"partition_keys={self.config.partition_keys!r} groups in-memory items "
-                "(mappings) by their values; file inputs cannot be partitioned by keys "
-                "yet. Remove partition_keys and set mini_batch_size, or pass the rows as "
-                "an iterable of dicts."
-            )
 
     def __repr__(self) -> str:
         return f"ParallelRunStep(name={self.name!r}, output={self.output!r})"
@@ -164,8 +176,25 @@ class ParallelRunStep:
     def _prepare(self) -> _Prepared:
         script_path, source_dir = _check_script(self.config)
         self._check_output()
+        self._check_inputs()
+        fingerprint = self._fingerprint(script_path, source_dir)
+        prep = _Prepared(script_path, source_dir, fingerprint)
+        output = self._table_output(source_dir)
+        prep.framed = output.framed
+        prep.parquet = output.kind == "parquet"
+        state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
+        if (
+            state is None
+            or fingerprint is None
+            or state.get("fingerprint") != fingerprint
+        ):
+            return prep
+        self._reuse_or_resume(prep, state.get("status"))
+        return prep
+
+    def _check_inputs(self) -> None:
         for i, inp in enumerate(self.inputs):
-            if isinstance(inp, FileDataset) and not inp.resolve():
+            if isinstance(inp, (FileDataset, TabularDataset)) and not inp.resolve():
                 raise InputError(
                     f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
                     "the empty input."
@@ -176,16 +205,9 @@ class ParallelRunStep:
                     f"The side input {path!r} does not exist. Pass an existing file or "
                     "folder."
                 )
-        fingerprint = self._fingerprint(script_path, source_dir)
-        prep = _Prepared(script_path, source_dir, fingerprint)
-        state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
-        if (
-            state is None
-            or fingerprint is None
-            or state.get("fingerprint") != fingerprint
-        ):
-            return prep
-        status = state.get("status")
+
+    def _reuse_or_resume(self, prep: _Prepared, status: Any) -> None:
+        """Same fingerprint as the last run: reuse its output, or resume from its journal."""
         if status == "completed" and self.allow_reuse:
             previous = _read_json(os.path.join(self._log_dir, _RESULT_FILE))
             out = self._final_path
@@ -194,8 +216,13 @@ class ParallelRunStep:
                 summary.reused = True
                 summary.elapsed_s = 0.0
                 prep.reused = summary
-            return prep
-        if status in ("running", "interrupted") and self.allow_reuse:
+            return
+        # a Parquet file cannot be appended after its footer: such a job restarts afresh
+        if (
+            status in ("running", "interrupted")
+            and self.allow_reuse
+            and not prep.parquet
+        ):
             journal = Journal.load(os.path.join(self._log_dir, _JOURNAL_FILE))
             partial = self._partial_path
             if (
@@ -210,7 +237,14 @@ class ParallelRunStep:
                 )
             ):
                 prep.resume = journal
-        return prep
+
+    def _table_output(self, source_dir: str | None) -> TableOutput:
+        """How workers format DataFrames (checks parallel_run_step.settings.json)."""
+        argv = [*self._runtime_args(), *self.arguments]
+        try:
+            return TableOutput.from_run_args(argv, source_dir)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} Fix the file or remove it.") from None
 
     @property
     def _log_dir(self) -> str:
@@ -268,7 +302,9 @@ class ParallelRunStep:
         for path in _code_files(script_path, source_dir, self.output):
             _hash_file_meta(h, path, content=path.endswith(".py"))
         for inp in self.inputs:
-            assert isinstance(inp, FileDataset)
+            assert isinstance(inp, (FileDataset, TabularDataset))
+            if isinstance(inp, TabularDataset):
+                h.update(repr((inp.options, inp.name)).encode())
             for path in inp.resolve():
                 _hash_file_meta(h, path, content=False)
         for side in self.side_inputs:
@@ -281,8 +317,11 @@ class ParallelRunStep:
         env = dict(cfg.environment_variables or {})
         env["AZUREML_BI_OUTPUT_PATH"] = self.output
         env.update(_compat_env(cfg, self.name))
-        spec = cfg.mini_batch_spec()
+        unit, batch_value = self._batching()
         append_row = cfg.output_action == "append_row"
+        items_expected, batches_expected = expected_totals(
+            self.inputs, unit, batch_value, keyed=bool(cfg.partition_keys)
+        )
         worker = WorkerSpec(
             entry_script=prep.script_path,
             source_directory=prep.source_dir,
@@ -303,8 +342,8 @@ class ParallelRunStep:
         return JobPlan(
             spec=worker,
             sources=self.inputs,
-            unit=spec.unit,
-            batch_value=spec.value,
+            unit=unit,
+            batch_value=batch_value,
             thresholds=Thresholds(
                 cfg.error_threshold,
                 cfg.allowed_failed_count,
@@ -319,17 +358,33 @@ class ParallelRunStep:
             journal_path=os.path.join(self._log_dir, _JOURNAL_FILE),
             resume=prep.resume,
             partition_keys=list(cfg.partition_keys) if cfg.partition_keys else None,
+            framed_output=prep.framed and append_row,
+            parquet_output=prep.parquet and append_row,
             handle_signals=handle_signals,
             on_progress=on_progress,
+            items_expected=items_expected,
+            batches_expected=batches_expected,
             compute_target="local" if cfg.compute_target == "local" else "ray",
         )
+
+    def _batching(self) -> tuple[str, int]:
+        """(unit, value): "count" items, "bytes" (files, tables) or "rows" (tables)."""
+        cfg = self.config
+        if not self.tabular:
+            spec = cfg.mini_batch_spec()
+            return spec.unit, spec.value
+        if cfg.mini_batch_rows is not None:
+            return "rows", cfg.mini_batch_rows
+        if cfg.mini_batch_size is None:
+            return "bytes", _TABULAR_DEFAULT_BYTES
+        return "bytes", cfg.mini_batch_spec().value  # a plain number is bytes here
 
     def _runtime_args(self) -> list[str]:
         """The driver arguments Azure puts in sys.argv before the user's arguments."""
         cfg = self.config
         args = [
             "--mini_batch_size",
-            str(cfg.mini_batch_size or 10),
+            str(cfg.mini_batch_size or ("1MB" if self.tabular else 10)),
             "--error_threshold",
             str(cfg.error_threshold),
             "--output_action",
@@ -368,6 +423,7 @@ class ParallelRunStep:
             f.write(
                 orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2)
             )
+        write_result_files(self._log_dir, summary)
         status = (
             "completed"
             if summary.status == "completed"
@@ -381,14 +437,29 @@ class ParallelRunStep:
         with open(tmp, "wb") as f:
             f.write(
                 orjson.dumps(
-                    {"fingerprint": fingerprint, "status": status, "name": self.name}
+                    {
+                        "fingerprint": fingerprint,
+                        "status": status,
+                        "name": self.name,
+                        "pid": os.getpid(),  # `aprs status` tells running from stopped
+                        "time": time.time(),
+                        "command": self.command,
+                    }
                 )
             )
         os.replace(tmp, path)
 
 
 class _Prepared:
-    __slots__ = ("fingerprint", "resume", "reused", "script_path", "source_dir")
+    __slots__ = (
+        "fingerprint",
+        "framed",
+        "parquet",
+        "resume",
+        "reused",
+        "script_path",
+        "source_dir",
+    )
 
     def __init__(
         self, script_path: str, source_dir: str | None, fingerprint: str | None
@@ -398,6 +469,8 @@ class _Prepared:
         self.fingerprint = fingerprint
         self.resume: Any = None
         self.reused: JobSummary | None = None
+        self.framed = False
+        self.parquet = False
 
 
 def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:

@@ -20,6 +20,8 @@ import anyio
 import anyio.to_thread
 
 from ._journal import Journal, JournalState
+from ._tabular._output import split_header
+from ._tabular._parquet_out import ParquetSink
 
 __all__ = ("OrderedWriter",)
 
@@ -37,6 +39,8 @@ class OrderedWriter:
         window_limit: int,
         on_drained: Callable[[], None] | None = None,
         on_error: Callable[[OSError], None] | None = None,
+        framed: bool = False,
+        sink: ParquetSink | None = None,
     ) -> None:
         self._partial_path = partial_path
         self._journal = journal
@@ -60,10 +64,20 @@ class OrderedWriter:
         self._last_sync = 0.0
         self._dirty = False
         self.peak_window = 0
+        # bodies are "u32 len + header + rows": the first header goes before any row
+        self._framed = framed
+        self._sink = (
+            sink  # Parquet output: chunks are Arrow IPC, appended as row groups
+        )
 
     @property
     def next_id(self) -> int:
         return self.state.next
+
+    @property
+    def window_size(self) -> int:
+        """Results waiting for an earlier mini-batch (the reorder window)."""
+        return len(self._window)
 
     def accepts(self, batch_id: int) -> bool:
         """May a batch with this id be dispatched now without overflowing the window?"""
@@ -104,6 +118,10 @@ class OrderedWriter:
 
     def _advance(self, rows: bytes, ok: int, failed: int, batch_failed: bool) -> None:
         state = self.state
+        if self._framed and rows:
+            header, rows = split_header(rows)
+            if state.offset + self._buffered == 0:  # nothing written yet
+                rows = header + rows
         if rows:
             self._chunks.append(rows)
             self._buffered += len(rows)
@@ -182,7 +200,9 @@ class OrderedWriter:
     def _write_sync(
         self, chunks: list[bytes], failures: list[bytes], snapshot: JournalState | None
     ) -> None:
-        if chunks and self._fd is not None:
+        if chunks and self._fd is not None and self._sink is not None:
+            self._sink.write(self._fd, chunks)
+        elif chunks and self._fd is not None:
             data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
             view = memoryview(data)
             while view:
@@ -199,6 +219,11 @@ class OrderedWriter:
 
     def release(self) -> None:
         """Close the files (blocking, tiny)."""
+        if self._sink is not None and self.error is None:
+            try:
+                self._sink.close()
+            except OSError as exc:  # reported like any write error
+                self.error = exc
         for fd in (self._fd, self._failures_fd):
             if fd is not None:
                 os.close(fd)

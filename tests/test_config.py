@@ -216,6 +216,7 @@ def test_defaults_match_azure():
             "entry_script": "score.py",
             "source_directory": None,
             "mini_batch_size": None,
+            "mini_batch_rows": None,
             "error_threshold": -1,
             "allowed_failed_count": None,
             "allowed_failed_percent": None,
@@ -604,7 +605,9 @@ def test_reserved_arguments_are_rejected(name, spelling):
 @pytest.mark.parametrize(
     "spelling", ["--{}", "--{}=1", "--{dashed}"], ids=["flag", "equals", "dashes"]
 )
-@pytest.mark.parametrize("flag", sorted(KNOWN_RUNTIME_FLAGS))
+@pytest.mark.parametrize(
+    "flag", sorted(KNOWN_RUNTIME_FLAGS - {"append_row_dataframe_header"})
+)
 def test_runtime_flags_warn_and_pass_through(flag, spelling):
     """Azure runtime flags aprs does not implement warn and reach the script unchanged."""
     arg = spelling.format(flag, dashed=flag.replace("_", "-"))
@@ -644,3 +647,10 @@ def test_reserved_and_runtime_flag_sets_match_azure():
     assert len(KNOWN_RUNTIME_FLAGS) == 19
     assert "task_overhead_timeout" in KNOWN_RUNTIME_FLAGS
     assert not KNOWN_RUNTIME_FLAGS & RESERVED_ARGUMENTS
+
+
+def test_implemented_runtime_flag_passes_through_without_warning():
+    """--append_row_dataframe_header is implemented (issue 8): no warning."""
+    argv, warnings = validate_arguments(["--append_row_dataframe_header", "True"])
+    assert argv == ["--append_row_dataframe_header", "True"]
+    assert warnings == []

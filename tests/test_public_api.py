@@ -30,6 +30,7 @@ def test_all_is_complete() -> None:
         "ParallelRunConfig",
         "ParallelRunStep",
         "Runner",
+        "RunnerStatistics",
     } <= exported
     public_errors = {
         name

@@ -19,6 +19,7 @@ async def runner():
         process_count_per_node=2,
         run_invocation_timeout=1.0,
         max_batch_size=8,
+        batch_limit=8,
         batch_wait_s=0.01,
     ) as r:
         yield r
@@ -47,7 +48,7 @@ async def test_unimportable_exception_becomes_remote_error(runner):
 
 
 async def test_concurrent_calls_are_micro_batched(runner):
-    """Concurrent call()s are grouped into mini-batches of at most max_batch_size."""
+    """Concurrent call()s are grouped into mini-batches of at most batch_limit items."""
     results = await asyncio.gather(*(runner.call(i) for i in range(20)))
     assert [item for item, _ in results] == list(range(20))
     sizes = {size for _, size in results}
@@ -67,7 +68,7 @@ async def test_hang_times_out_and_worker_is_replaced(runner):
     with pytest.raises(aprs.BatchTimeoutError):
         await runner.submit(["hang"])
     assert await runner.submit(["after"]) == [("after", 1)]
-    assert runner.statistics()["worker_timeouts"] == 1
+    assert runner.statistics().timeouts == 1
 
 
 async def test_crash_raises_worker_crashed_and_pool_survives(runner):

@@ -747,20 +747,22 @@ def test_partition_keys_reject_items_without_the_key(
         step.run()
 
 
-def test_partition_keys_on_files_is_a_config_error(
+def test_partition_keys_not_in_file_paths_is_a_config_error(
     tmp_path: Path, script: Callable[[str], str]
 ) -> None:
-    """partition_keys with file inputs fails at construction with a message and the fix."""
+    """partition_keys with files whose paths hold no such key: a message and the fix."""
     (tmp_path / "f.txt").write_text("x")
     cfg = aprs.ParallelRunConfig(
         entry_script=script("partition_probe"), partition_keys=["store"]
     )
-    with pytest.raises(aprs.ConfigError, match="file inputs cannot be partitioned"):
-        aprs.ParallelRunStep(
-            name="keys",
-            parallel_run_config=cfg,
-            inputs=[aprs.FileDataset.from_files(str(tmp_path))],
-        )
+    step = aprs.ParallelRunStep(
+        name="keys",
+        parallel_run_config=cfg,
+        inputs=[aprs.FileDataset.from_files(str(tmp_path))],
+        output=tmp_path / "out",
+    )
+    with pytest.raises(aprs.ConfigError, match="has no such parts in its path"):
+        step.run()
 
 
 def test_input_generator_that_raises_stops_with_input_error(

@@ -16,6 +16,7 @@ from .._errors import ConfigError, UsageError
 from ._base import (
     KIND_ITEMS,
     KIND_KEYED,
+    KIND_TABLE,
     Attempt,
     Backend,
     BackendListener,
@@ -33,6 +34,7 @@ __all__ = (
     "BACKENDS",
     "KIND_ITEMS",
     "KIND_KEYED",
+    "KIND_TABLE",
     "Attempt",
     "Backend",
     "BackendListener",

@@ -23,12 +23,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .._bridge._protocol import KIND_ITEMS, KIND_KEYED
+from .._bridge._protocol import KIND_ITEMS, KIND_KEYED, KIND_TABLE
 from ._options import RayOptions
 
 __all__ = (
     "KIND_ITEMS",
     "KIND_KEYED",
+    "KIND_TABLE",
     "Attempt",
     "Backend",
     "BackendListener",
@@ -98,6 +99,7 @@ class Done:
     pid: int = 0
     worker_index: int = -1
     worker_id: str = ""
+    items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class Failed:
     pid: int = 0
     worker_index: int = -1
     worker_id: str = ""
+    items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
 
 
 @dataclass(frozen=True, slots=True)

@@ -402,7 +402,13 @@ class RayBackend:
             delivered = True
             if type(reply) is BatchDone:
                 outcome: Done | Failed = Done(
-                    reply.returned, body, reply.run_s, a.pid, a.slot, a.worker_id
+                    reply.returned,
+                    body,
+                    reply.run_s,
+                    a.pid,
+                    a.slot,
+                    a.worker_id,
+                    items=reply.items,
                 )
             else:
                 outcome = Failed(
@@ -414,6 +420,7 @@ class RayBackend:
                     a.pid,
                     a.slot,
                     a.worker_id,
+                    items=reply.items,
                 )
             self._listener.on_outcome(attempt, outcome)
             if not self._current(a) or a.state is not _State.READY:

@@ -420,7 +420,8 @@ class LocalPool:
             return  # a reply that raced a timeout or a replacement: already accounted
         if type(msg) is BatchDone:
             self._finish_head(w, msg.batch_id, msg.run_s)
-            self._settle(w, Done(msg.returned, body, msg.run_s, w.pid, w.index))
+            done = Done(msg.returned, body, msg.run_s, w.pid, w.index, items=msg.items)
+            self._settle(w, done)
         elif type(msg) is BatchFailed:
             self._finish_head(w, msg.batch_id, msg.run_s)
             failed = Failed(
@@ -431,6 +432,7 @@ class LocalPool:
                 msg.run_s,
                 w.pid,
                 w.index,
+                items=msg.items,
             )
             self._settle(w, failed)
         elif type(msg) is Ready:

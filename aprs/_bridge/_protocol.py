@@ -65,6 +65,9 @@ RESULT_PICKLE = 2  # service API: the returned list, pickled (protocol 5)
 # Payload kinds (RunBatch.kind, Attempt.kind): how the worker decodes a batch's body.
 KIND_ITEMS = 0  # the pickled list of items
 KIND_KEYED = 1  # the pickled pair (items, partition_key_value) made by partition_keys
+KIND_TABLE = (
+    2  # a pickled TableSlice (or list of them): the worker reads the rows itself
+)
 
 
 class Init(msgspec.Struct, tag=True, array_like=True):
@@ -115,6 +118,7 @@ class BatchDone(msgspec.Struct, tag=True, array_like=True, gc=False):
     batch_id: int
     returned: int
     run_s: float
+    items: int = -1  # items the worker found in the batch (table rows); -1: as sent
 
 
 class BatchFailed(msgspec.Struct, tag=True, array_like=True):
@@ -128,6 +132,7 @@ class BatchFailed(msgspec.Struct, tag=True, array_like=True):
     message: str
     traceback: str
     run_s: float
+    items: int = -1  # items the worker found in the batch (table rows); -1: as sent
 
 
 ToChild = Init | RunBatch | Shutdown
@@ -236,6 +241,10 @@ class SendBuffer:
         self._parts.append(encode_header(msg, len(body)))
         if body:
             self._parts.append(body)
+
+    def extend(self, parts: list[bytes | memoryview]) -> None:
+        """Queue buffers already framed (the rest of a frame a direct write left over)."""
+        self._parts.extend(parts)
 
     def head(self, max_parts: int) -> list[bytes | memoryview]:
         """The first ``max_parts`` buffers, for one ``os.writev``."""

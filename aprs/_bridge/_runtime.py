@@ -4,7 +4,9 @@
     load(init) ──► import the script (source_directory on sys.path), init()
                ──► (ScriptRuntime, Ready) | (None, InitFailed)
     runtime.run_batch(batch_id, kind, payload)
-               ──► decode payload by kind ──► run(mini_batch[, context]) ──► encode per result_mode
+               ──► decode payload by kind (KIND_TABLE: read the slice with pyarrow, a DataFrame)
+               ──► run(mini_batch[, context]) (not for an empty DataFrame)
+               ──► encode per result_mode (rows: TableOutput, by append_row_file_name)
                ──► (BatchDone, body) | (BatchFailed, pickled exception or b"")
     runtime.shutdown() ──► the script's shutdown(), if any
 
@@ -28,11 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._tabular._output import TableOutput
 from ._protocol import (
     KIND_ITEMS,
     KIND_KEYED,
+    KIND_TABLE,
     RESULT_COUNT,
     RESULT_PICKLE,
+    RESULT_ROWS,
     BatchDone,
     BatchFailed,
     Init,
@@ -161,7 +166,11 @@ def load(init: Init) -> tuple[ScriptRuntime | None, Ready | InitFailed]:
         except BaseException as exc:
             return None, _init_failed("init", exc)
     ready = Ready(os.getpid(), time.perf_counter() - started)
-    return ScriptRuntime(module, init.result_mode), ready
+    try:
+        output = TableOutput.from_run_args(init.argv, init.source_directory)
+    except ValueError:  # a bad settings file: the job checked it; the Runner keeps text
+        output = TableOutput()
+    return ScriptRuntime(module, init.result_mode, output), ready
 
 
 def _init_failed(kind: str, exc: BaseException) -> InitFailed:
@@ -172,9 +181,12 @@ def _init_failed(kind: str, exc: BaseException) -> InitFailed:
 class ScriptRuntime:
     """A loaded entry script whose init() returned: runs mini-batches, one at a time."""
 
-    def __init__(self, module: Any, result_mode: int) -> None:
+    def __init__(
+        self, module: Any, result_mode: int, output: TableOutput | None = None
+    ) -> None:
         self.module = module
         self.result_mode = result_mode
+        self.output = output or TableOutput()
         self._run: Callable[..., Any] = module.run
         self._with_context = _takes_context(self._run)
 
@@ -184,22 +196,28 @@ class ScriptRuntime:
         """Decode, run() and encode one mini-batch: (reply, body). Never raises."""
         started = time.perf_counter()
         try:
-            items, key_value = _decode(kind, payload)
+            items, context = _decode(batch_id, kind, payload)
         except BaseException as exc:
-            return _failure(batch_id, exc, started, "could not unpickle input: "), b""
+            return _decode_failure(batch_id, exc, started), b""
         del payload
+        count = len(items) if kind == KIND_TABLE else -1  # rows read, reported back
+        if count == 0:  # an empty DataFrame: run() is not called (as in Azure)
+            return BatchDone(batch_id, 0, time.perf_counter() - started, 0), b""
         try:
             result = (
-                self._run(items, MiniBatchContext(batch_id, key_value))
-                if self._with_context
-                else self._run(items)
+                self._run(items, context) if self._with_context else self._run(items)
             )
         except BaseException as exc:
             if isinstance(exc, SystemExit):
                 exc = RuntimeError(f"run() called sys.exit({exc.code!r})")
-            return _failure(batch_id, exc, started), self._pickle_exc(exc)
+            failed = _failure(batch_id, exc, started)
+            failed.items = count
+            return failed, self._pickle_exc(exc)
         try:
-            returned, out = _encode_result(result, self.result_mode)
+            if self.result_mode == RESULT_ROWS:
+                returned, out = self.output.encode(result)
+            else:
+                returned, out = _encode_result(result, self.result_mode)
         except BaseException as exc:
             where = (
                 ""
@@ -208,7 +226,7 @@ class ScriptRuntime:
             )
             return _failure(batch_id, exc, started, where), b""
         del result, items
-        return BatchDone(batch_id, returned, time.perf_counter() - started), out
+        return BatchDone(batch_id, returned, time.perf_counter() - started, count), out
 
     def shutdown(self) -> int:
         """Call the script's shutdown() if it has one; 0, or 3 when it raised."""
@@ -230,15 +248,31 @@ class ScriptRuntime:
             return b""
 
 
-def _decode(kind: int, payload: bytes) -> tuple[Any, dict[str, Any]]:
-    """(mini_batch, partition_key_value) from a payload of the given kind."""
+def _decode(batch_id: int, kind: int, payload: bytes) -> tuple[Any, MiniBatchContext]:
+    """(mini_batch, context) from a payload of the given kind."""
+    if kind == KIND_TABLE:
+        from .._tabular._batch import read_table_batch
+
+        frame, key_value, dataset = read_table_batch(payload)
+        context = MiniBatchContext(batch_id, key_value)
+        context.dataset = dataset
+        return frame, context
     data = pickle.loads(payload)
     if kind == KIND_ITEMS:
-        return data, {}
+        return data, MiniBatchContext(batch_id)
     if kind == KIND_KEYED:
         items, key_value = data
-        return items, key_value
+        return items, MiniBatchContext(batch_id, key_value)
     raise ValueError(f"unknown mini-batch payload kind {kind}")
+
+
+def _decode_failure(batch_id: int, exc: BaseException, started: float) -> BatchFailed:
+    """A payload that cannot be decoded; a table read error is reported as its message."""
+    items = getattr(exc, "items", None)
+    if type(exc).__name__ == "TableReadError" and isinstance(items, int):
+        run_s = time.perf_counter() - started
+        return BatchFailed(batch_id, "TableReadError", str(exc), "", run_s, items)
+    return _failure(batch_id, exc, started, "could not unpickle input: ")
 
 
 def _takes_context(run: Callable[..., Any]) -> bool:

@@ -32,6 +32,7 @@ from ._protocol import (
     SendBuffer,
     Shutdown,
     child_decoder,
+    encode_header,
 )
 from ._runtime import MiniBatchContext, ScriptRuntime, load, setup_process
 
@@ -61,12 +62,21 @@ class _Channel:
             n = os.readv(self._in, self._rbufs)
             if not n:
                 return None
-            ready.extend(self._decoder.feed(self._rview[:n]))
+            frames = self._decoder.feed(self._rview[:n])
+            if len(frames) == 1:
+                return frames[0]  # the common case when the parent waits for this reply
+            ready.extend(frames)
         return ready.popleft()
 
     def send(self, msg: Any, body: bytes = b"") -> None:
+        header = encode_header(msg, len(body))
+        parts: list[bytes | memoryview] = [header, body] if body else [header]
+        written = os.writev(self._out, parts)  # one frame: usually all of it at once
+        if written == len(header) + len(body):
+            return
         out = self._send
-        out.add(msg, body)
+        out.extend(parts)
+        out.advance(written)
         while out:
             out.advance(os.writev(self._out, out.head(_IOV_MAX)))
 

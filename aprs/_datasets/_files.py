@@ -16,7 +16,8 @@ class FileDataset:
     """Files to process, as ``FileDataset.from_files(...)`` in Azure ML.
 
     A mini-batch is a list of absolute file path strings, files in sorted path order.
-    Folders are walked recursively; globs may use ``**``. Resolution happens when the job
+    Folders are walked recursively; globs may use ``**``; a folder holding an ``MLTable``
+    file stands for the data files its ``paths:`` name (never the MLTable file itself). Resolution happens when the job
     starts (so the listing reflects the files present then).
 
     Example:
@@ -25,26 +26,41 @@ class FileDataset:
         >>> ds = FileDataset.from_files("data/**/*.pgm")
     """
 
-    __slots__ = ("_paths", "_resolved")
+    __slots__ = ("_paths", "_resolved", "partition_format")
 
-    def __init__(self, paths: Sequence[str]) -> None:
+    def __init__(
+        self, paths: Sequence[str], partition_format: str | None = None
+    ) -> None:
         self._paths = [os.fspath(p) for p in paths]
         self._resolved: list[str] | None = None
+        self.partition_format = partition_format
+        if partition_format is not None:
+            from ._path_keys import PathKeys
+
+            PathKeys(partition_format)  # a bad template fails here
 
     @classmethod
     def from_files(
-        cls, path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+        cls,
+        path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        partition_format: str | None = None,
     ) -> FileDataset:
-        """Create a dataset from a path, folder, glob, or a list of them."""
+        """Create a dataset from a path, folder, glob, or a list of them.
+
+        ``partition_format`` (Azure's) names the varying parts of the files' paths below
+        the input folder, such as ``"{user}/{season}/{genres}.wav"``; with
+        ``partition_keys`` one mini-batch holds the files of one combination of values.
+        Without it, ``key=value`` folder names (Hive style) are the partition values.
+        """
         if isinstance(path, (str, os.PathLike)):
-            return cls([os.fspath(path)])
+            return cls([os.fspath(path)], partition_format)
         paths = [os.fspath(p) for p in path]
         if not paths:
             raise InputError(
                 "FileDataset.from_files() got an empty list of paths. Pass at least one "
                 "file, folder or glob pattern."
             )
-        return cls(paths)
+        return cls(paths, partition_format)
 
     @property
     def patterns(self) -> list[str]:
@@ -93,6 +109,10 @@ def _expand(pattern: str, raw: str) -> list[str]:
             )
         return [str(path.resolve())]
     if path.is_dir():
+        if (path / "MLTable").is_file():  # an MLTable folder lists its data files
+            from ._mltable import load_mltable
+
+            return load_mltable(str(path)).files
         if not os.access(path, os.R_OK | os.X_OK):
             raise InputError(
                 f"The input folder {raw!r} is not readable. Fix its permissions."

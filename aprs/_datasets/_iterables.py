@@ -7,6 +7,7 @@ from typing import Any
 
 from .._errors import InputError
 from ._files import FileDataset
+from ._tabular import TabularDataset
 
 __all__ = ("IterableInput", "as_input")
 
@@ -27,9 +28,9 @@ class IterableInput:
         return f"IterableInput({type(self.source).__name__})"
 
 
-def as_input(obj: object, index: int) -> FileDataset | IterableInput:
+def as_input(obj: object, index: int) -> FileDataset | TabularDataset | IterableInput:
     """Classify one entry of ``inputs``."""
-    if isinstance(obj, (FileDataset, IterableInput)):
+    if isinstance(obj, (FileDataset, TabularDataset, IterableInput)):
         return obj
     if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
         raise InputError(

@@ -294,3 +294,45 @@ def test_azure_detection_by_run_id_behaves(sample, tmp_path: Path) -> None:
     rows = (out / "parallel_run_step.txt").read_text().splitlines()
     assert rows == [f"f0{i}.txt tracked" for i in (1, 2, 3)]
     assert {r["kind"] for r in metrics(out)} == {"tag", "log_row"}
+
+
+def test_v2_tabular_iris_from_an_mltable_input(sample) -> None:
+    """azureml-examples' iris pipeline: an MLTable input (direct mode), run() takes and
+    returns a DataFrame, Azure's runtime flags in program_arguments."""
+    root = sample("iris_mltable")
+    done = cli("run", "--config", root / "pipeline.yml", "--no-progress", cwd=root)
+    assert done.returncode == 0, done.stderr
+    out = root / "aprs_output" / "aprs-iris-prediction"
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert len(rows) == 30
+    assert [r.split()[-1] for r in rows[:3]] == ["Setosa", "Versicolor", "Virginica"]
+    assert all(len(r.split()) == 5 for r in rows)  # 4 measurements + variety, no label
+    result = json.loads((out / "logs" / "job_result.json").read_text())
+    assert (result["items_succeeded"], result["items_failed"]) == (30, 0)
+
+
+def test_file_partitions_per_folder(sample, tmp_path: Path) -> None:
+    """MachineLearningNotebooks' partition-per-folder sample: one mini-batch per
+    (user, genres) folder, the keys in mini_batch_context.partition_key_value."""
+    root = sample("partition_per_folder")
+    audio = tmp_path / "audio"
+    for user, genres, name, size in (
+        ("alice", "jazz", "a", 4), ("alice", "jazz", "b", 6),
+        ("alice", "rock", "c", 2), ("bob", "jazz", "d", 8),
+    ):  # fmt: skip
+        folder = audio / user / genres
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.wav").write_bytes(b"x" * size)
+    out = tmp_path / "out"
+    done = cli(
+        "run", "--entry-script", root / "total_file_size.py", "--input", audio,
+        "--partition-keys", "user,genres", "--partition-format",
+        "{user}/{genres}/{filename}.wav", "--output", out, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "parallel_run_step.txt").read_text().splitlines() == [
+        "a.wav,4,0.4,alice,jazz,10",
+        "b.wav,6,0.6,alice,jazz,10",
+        "c.wav,2,1.0,alice,rock,2",
+        "d.wav,8,1.0,bob,jazz,8",
+    ]

@@ -1,0 +1,437 @@
+"""The job's log files, laid out the way an Azure ML ParallelRunStep user looks for them.
+
+    on_outcome (loop) ──► JobLog.record(): one tuple appended, nothing else
+                               │ every _FLUSH_S, in a thread (never on the loop)
+                               ▼
+    logs/minibatches.jsonl           one JSON array per try: MINIBATCH_COLUMNS
+    logs/sys/worker/workerNNN.txt    per worker: processes started, failures, crashes, totals
+                                     (every mini-batch too at logging_level DEBUG)
+    logs/sys/job.txt                 the parent's own log ("aprs" logger) at logging_level
+    logs/job_progress_overview.txt   a progress line every _OVERVIEW_S, and the final result
+    logs/job_result.txt, job_error.txt   written at the end by write_result_files()
+    logs/readme.txt                  what each file holds
+
+``minibatches.jsonl`` starts every run (fresh or resumed) with a JSON object line
+``{"run": n, "started": ..., "workers": ..., "resumed_from": ...}``; every other line is
+``[index, try, worker, pid, start, end, items_in, items_out, status]`` with wall-clock
+seconds and status ``done`` | ``short`` (run() returned fewer elements) | ``failed`` |
+``timeout`` | ``crashed``. Lines are whole: a killed job leaves at most one torn last line,
+which readers skip.
+
+Invariants: the hot path (``record``) is one ``time.time()`` and one ``list.append``; encoding
+and file writes happen in a worker thread with the loop free. A log that cannot be written
+never stops the job (the output and journal are what matter): the error is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from ._backends._base import Attempt, Crashed, Done, Failed, Outcome, TimedOut
+from ._progress import LiveStats, format_duration
+
+__all__ = (
+    "MINIBATCH_COLUMNS",
+    "JobLog",
+    "group_failures",
+    "read_failures",
+    "read_minibatches",
+    "write_result_files",
+)
+
+log = logging.getLogger("aprs.joblog")
+
+MINIBATCH_COLUMNS = (
+    "index",
+    "try",
+    "worker",
+    "pid",
+    "start",
+    "end",
+    "items_in",
+    "items_out",
+    "status",
+)
+MINIBATCHES_FILE = "minibatches.jsonl"
+OVERVIEW_FILE = "job_progress_overview.txt"
+_STATUS: dict[type, str] = {
+    Done: "done",
+    Failed: "failed",
+    TimedOut: "timeout",
+    Crashed: "crashed",
+}
+_FLUSH_S = 0.5
+_OVERVIEW_S = 5.0
+
+_README = """\
+aprs job logs (the layout follows Azure ML ParallelRunStep's "logs" folder)
+
+job_result.json / job_result.txt   the result: status, counts, reason (JSON / text)
+job_error.txt                      failures grouped by error: count + the first of each
+job_progress_overview.txt          a progress line every few seconds while the job runs
+failures.jsonl                     one JSON record per failed try, with traceback and items
+minibatches.jsonl                  one line per try: [index, try, worker, pid, start, end,
+                                   items_in, items_out, status]; object lines mark each run
+journal.jsonl, state.json          the resume journal and the job's fingerprint
+sys/job.txt                        the parent's log (scheduling, stops, worker deaths)
+sys/worker/workerNNN.txt           per worker: processes, failures, crashes, totals
+user/stdout, user/stderr           what the entry script printed, per worker
+user/entry_script_log              EntryScript().logger output, per worker
+report.html                        `python -m aprs report <output>` draws these files
+"""
+
+
+@dataclass(slots=True)
+class _WorkerState:
+    pid: int = 0
+    processes: int = 0
+    tries: int = 0
+    items: int = 0
+    failures: int = 0
+    run_s: float = 0.0
+
+
+@dataclass(slots=True)
+class JobLog:
+    """Collects per-try rows on the loop and writes every log file from a thread.
+
+    Args:
+        log_dir: ``<output>/logs``.
+        fresh: truncate the per-run files (a resumed run appends).
+        workers: worker processes of the job.
+        logging_level: the job's ``logging_level`` (DEBUG adds one line per mini-batch
+            to the worker logs; the parent's log file uses it as its level).
+        resumed_from: first mini-batch of this run (0 for a fresh run).
+    """
+
+    log_dir: str
+    fresh: bool = True
+    workers: int = 1
+    logging_level: str = "INFO"
+    resumed_from: int = 0
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    _workers: dict[int, _WorkerState] = field(default_factory=dict)
+    _handler: logging.Handler | None = None
+    _old_level: int = logging.NOTSET
+    _broken: bool = False
+    _started: float = field(default_factory=time.time)
+
+    # -- loop side ----------------------------------------------------------------------
+
+    def record(self, attempt: Attempt, outcome: Outcome) -> None:
+        """One try ended (hot path: call from the loop, never blocks)."""
+        kind = type(outcome)
+        self.rows.append(
+            (
+                attempt.batch_id,
+                attempt.attempt,
+                outcome.worker_index,
+                outcome.pid,
+                time.time(),
+                outcome.run_s,
+                attempt.size,
+                outcome.returned if kind is Done else 0,  # type: ignore[union-attr]
+                _STATUS.get(kind, "failed"),
+            )
+        )
+
+    async def run(self, live: Callable[[], LiveStats]) -> None:
+        """Flush rows every _FLUSH_S and an overview line every _OVERVIEW_S; until cancelled."""
+        next_overview = time.monotonic() + _OVERVIEW_S
+        while True:
+            await anyio.sleep(_FLUSH_S)
+            line = None
+            if time.monotonic() >= next_overview:
+                next_overview = time.monotonic() + _OVERVIEW_S
+                line = live().line()
+            await self.flush(line)
+
+    async def flush(self, overview: str | None = None) -> None:
+        """Write the rows collected so far (and an overview line), in a thread."""
+        rows, self.rows = self.rows, []
+        if rows or overview:
+            await anyio.to_thread.run_sync(self._write, rows, overview)
+
+    # -- thread side --------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the folders, start this run's files, attach the parent's log file."""
+        sys_dir = os.path.join(self.log_dir, "sys", "worker")
+        os.makedirs(sys_dir, exist_ok=True)
+        if self.fresh:
+            for name in os.listdir(sys_dir):
+                if name.startswith("worker") and name.endswith(".txt"):
+                    os.unlink(os.path.join(sys_dir, name))
+        mode = "wb" if self.fresh else "ab"
+        with open(os.path.join(self.log_dir, "readme.txt"), "w") as f:
+            f.write(_README)
+        runs = 0 if self.fresh else _count_runs(self._path(MINIBATCHES_FILE))
+        marker = {
+            "run": runs + 1,
+            "started": self._started,
+            "workers": self.workers,
+            "resumed_from": self.resumed_from,
+            "columns": MINIBATCH_COLUMNS,
+        }
+        with open(self._path(MINIBATCHES_FILE), mode) as f:
+            f.write(orjson.dumps(marker) + b"\n")
+        with open(self._path(OVERVIEW_FILE), mode) as f:
+            what = "" if self.fresh else f", resumed at mini-batch {self.resumed_from}"
+            f.write(f"{_stamp(self._started)}  job started{what}\n".encode())
+        self._attach_handler(mode)
+
+    def _attach_handler(self, mode: str) -> None:
+        level = logging.getLevelName(self.logging_level.upper())
+        level = level if isinstance(level, int) else logging.INFO
+        handler = logging.FileHandler(
+            os.path.join(self.log_dir, "sys", "job.txt"),
+            mode=mode[0],
+            encoding="utf-8",
+        )
+        handler.setLevel(level)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        logger = logging.getLogger("aprs")
+        self._old_level = logger.level
+        if logger.getEffectiveLevel() > level:
+            logger.setLevel(level)
+        logger.addHandler(handler)
+        self._handler = handler
+
+    def close(self, final_line: str | None) -> None:
+        """Write what is left, the worker totals and the last overview line (blocking)."""
+        rows, self.rows = self.rows, []
+        self._write(rows, final_line)
+        now = _stamp(time.time())
+        for index, w in sorted(self._workers.items()):
+            self._append(
+                self._worker_path(index),
+                f"{now}  totals: {w.tries} tries, {w.items} items returned, "
+                f"{w.failures} failed tries, run() {w.run_s:.3f} s in all, "
+                f"{w.processes} process(es)\n",
+            )
+        if self._handler is not None:
+            logger = logging.getLogger("aprs")
+            logger.removeHandler(self._handler)
+            logger.setLevel(self._old_level)
+            self._handler.close()
+            self._handler = None
+
+    def _write(self, rows: list[tuple[Any, ...]], overview: str | None) -> None:
+        try:
+            if rows:
+                self._write_rows(rows)
+            if overview:
+                self._append(
+                    self._path(OVERVIEW_FILE), f"{_stamp(time.time())}  {overview}\n"
+                )
+        except OSError as exc:
+            if not self._broken:
+                self._broken = True
+                log.error("the job's log files cannot be written: %s", exc)
+
+    def _write_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        out = []
+        per_worker: dict[int, list[str]] = {}
+        debug = self.logging_level.upper() == "DEBUG"
+        for batch_id, attempt, worker, pid, end, run_s, size, returned, kind in rows:
+            status = "short" if kind == "done" and returned < size else kind
+            start = round(end - run_s, 6)
+            row = (batch_id, attempt, worker, pid, start, round(end, 6))
+            out.append(orjson.dumps((*row, size, returned, status)))
+            lines = self._worker_lines(
+                batch_id, attempt, worker, pid, end, run_s, size, returned, status
+            )
+            if debug or lines:
+                bucket = per_worker.setdefault(worker, [])
+                bucket.extend(lines)
+                if debug:
+                    bucket.append(
+                        f"{_stamp(end)}  mini-batch {batch_id} try {attempt}: {status}, "
+                        f"{size} items in, {returned} out, run() {run_s:.3f} s\n"
+                    )
+        with open(self._path(MINIBATCHES_FILE), "ab") as f:
+            f.write(b"\n".join(out) + b"\n")
+        for worker, lines in per_worker.items():
+            if lines:
+                self._append(self._worker_path(worker), "".join(lines))
+
+    def _worker_lines(
+        self,
+        batch_id: int,
+        attempt: int,
+        worker: int,
+        pid: int,
+        end: float,
+        run_s: float,
+        size: int,
+        returned: int,
+        status: str,
+    ) -> list[str]:
+        w = self._workers.get(worker)
+        if w is None:
+            w = self._workers[worker] = _WorkerState()
+        lines = []
+        if pid and pid != w.pid:
+            w.pid = pid
+            w.processes += 1
+            lines.append(
+                f"{_stamp(end - run_s)}  process pid {pid} serves worker{worker:03d} "
+                f"(process #{w.processes} of this worker)\n"
+            )
+        w.tries += 1
+        w.items += returned
+        w.run_s += run_s
+        if status in ("failed", "timeout", "crashed", "short"):
+            w.failures += 1
+            what = {
+                "failed": "run() raised (see logs/failures.jsonl)",
+                "timeout": "run() timed out: the process was killed and replaced",
+                "crashed": "the process died: it was replaced",
+                "short": f"run() returned {returned} elements for {size} items",
+            }[status]
+            lines.append(
+                f"{_stamp(end)}  mini-batch {batch_id} try {attempt} {status} "
+                f"after {run_s:.3f} s in pid {pid}: {what}\n"
+            )
+        return lines
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.log_dir, name)
+
+    def _worker_path(self, worker: int) -> str:
+        name = f"worker{worker:03d}.txt" if worker >= 0 else "unknown.txt"
+        return os.path.join(self.log_dir, "sys", "worker", name)
+
+    @staticmethod
+    def _append(path: str, text: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+
+
+def _stamp(t: float) -> str:
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+        + f".{int(t % 1 * 1000):03d}Z"
+    )
+
+
+def _count_runs(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.startswith(b"{"))
+    except OSError:
+        return 0
+
+
+# -- readers (status, report) -----------------------------------------------------------
+
+
+def _json_lines(path: str) -> Iterator[Any]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return
+    for line in data.splitlines():
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a torn last line of a killed job
+
+
+def read_minibatches(log_dir: str) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    """(run markers, rows) of ``logs/minibatches.jsonl``; missing file -> empty."""
+    runs: list[dict[str, Any]] = []
+    rows: list[list[Any]] = []
+    for value in _json_lines(os.path.join(log_dir, MINIBATCHES_FILE)):
+        if isinstance(value, dict):
+            runs.append(value)
+        elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS):
+            rows.append(value)
+    return runs, rows
+
+
+def read_failures(log_dir: str) -> list[dict[str, Any]]:
+    """The records of ``logs/failures.jsonl`` (one per failed try)."""
+    path = os.path.join(log_dir, "failures.jsonl")
+    return [r for r in _json_lines(path) if isinstance(r, dict)]
+
+
+@dataclass(slots=True)
+class FailureGroup:
+    """All failed tries with the same error type and (number-blind) message."""
+
+    error_type: str
+    message: str
+    count: int
+    batches: set[int]
+    first: dict[str, Any]
+
+
+def group_failures(records: Iterable[dict[str, Any]]) -> list[FailureGroup]:
+    """Failures grouped by error (digits in the message ignored), most frequent first."""
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    for rec in records:
+        etype = str(rec.get("error_type") or "Error")
+        message = str(rec.get("message") or "")
+        first_line = message.strip().split("\n", 1)[0]
+        key = (etype, re.sub(r"\d+", "N", first_line)[:300])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = FailureGroup(etype, first_line, 0, set(), rec)
+        group.count += 1
+        index = rec.get("mini_batch_index")
+        if isinstance(index, int):
+            group.batches.add(index)
+    return sorted(groups.values(), key=lambda g: -g.count)
+
+
+def write_result_files(log_dir: str, summary: Any) -> None:
+    """``job_result.txt`` (the summary in words) and ``job_error.txt`` (grouped failures)."""
+    with open(os.path.join(log_dir, "job_result.txt"), "w", encoding="utf-8") as f:
+        f.write(summary.render() + "\n")
+        if summary.status != "completed" or summary.mini_batches_failed:
+            f.write(
+                "\nsee job_error.txt (failures grouped by error) and failures.jsonl\n"
+            )
+    groups = group_failures(read_failures(log_dir))
+    with open(os.path.join(log_dir, "job_error.txt"), "w", encoding="utf-8") as f:
+        if not groups:
+            f.write("no failures\n")
+            return
+        total = sum(g.count for g in groups)
+        f.write(f"{total} failed tries, {len(groups)} distinct errors\n")
+        for n, g in enumerate(groups, 1):
+            first = g.first
+            f.write(
+                f"\n[{n}] {g.error_type}: {g.message}\n"
+                f"    {g.count} failed tries over {len(g.batches)} mini-batches; first: "
+                f"mini-batch {first.get('mini_batch_index')} try {first.get('try')}, "
+                f"pid {first.get('worker_pid')}\n"
+            )
+            tb = str(first.get("traceback") or "").rstrip()
+            if tb:
+                f.write("    " + tb.replace("\n", "\n    ") + "\n")
+
+
+def overview_final_line(summary: Any) -> str:
+    """The last line of the overview file."""
+    return (
+        f"finished: {summary.status}; mini-batches {summary.mini_batches_succeeded} "
+        f"succeeded, {summary.mini_batches_failed} failed of {summary.mini_batches_total}; "
+        f"items {summary.items_succeeded} succeeded, {summary.items_failed} failed; "
+        f"elapsed {format_duration(summary.elapsed_s)}"
+        + (f"; {summary.message}" if summary.message else "")
+    )

@@ -1,0 +1,40 @@
+"""Worker side: turn a tabular mini-batch payload into the DataFrame run() receives.
+
+    payload (pickled TableSlice, or a list of them for a partition spanning files)
+        ──► read_slice per part ──► one DataFrame + partition_key_value + dataset name
+
+Such payloads travel with ``KIND_TABLE`` (aprs._bridge._protocol) as their Attempt / RunBatch
+kind.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from ._read import read_slice
+from ._slice import TableSlice
+
+__all__ = ("describe", "read_table_batch")
+
+
+def read_table_batch(payload: bytes) -> tuple[Any, dict[str, Any], str]:
+    """(DataFrame, partition_key_value, dataset name); raises TableReadError."""
+    obj = pickle.loads(payload)
+    parts: list[TableSlice] = obj if isinstance(obj, list) else [obj]
+    frames = [read_slice(part) for part in parts]
+    if len(frames) == 1:
+        df = frames[0]
+    else:
+        import pandas as pd
+
+        df = pd.concat(frames, ignore_index=True)
+    first = parts[0]
+    return df, dict(first.key_value or {}), first.dataset
+
+
+def describe(payload: bytes) -> list[str]:
+    """The parts of a payload as "file, bytes a-b" strings (parent: failure records)."""
+    obj = pickle.loads(payload)
+    parts: list[TableSlice] = obj if isinstance(obj, list) else [obj]
+    return [part.where() for part in parts]

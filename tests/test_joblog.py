@@ -1,0 +1,169 @@
+"""Every log file present and parseable after completed, failed, stopped and killed jobs;
+`aprs status` on each; logging_level honoured. Real CLI processes, outcomes by content."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import make_files, script_path
+
+from aprs._joblog import MINIBATCH_COLUMNS, read_minibatches
+
+pytestmark = pytest.mark.timeout(120)
+
+REPO = Path(__file__).resolve().parent.parent
+STATUSES = {"done", "short", "failed", "timeout", "crashed"}
+
+
+def run_job(
+    tmp_path: Path, contents: list[str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    files = {f"f{i:03d}.txt": c for i, c in enumerate(contents)}
+    inputs = make_files(tmp_path / "in", files)
+    cmd = [
+        sys.executable,
+        "-m",
+        "aprs",
+        "run",
+        "--entry-script",
+        str(script_path("experience")),
+        "--input",
+        str(inputs),
+        "--output",
+        str(tmp_path / "out"),
+        "--mini-batch-size",
+        "1",
+        "--process-count-per-node",
+        "2",
+        "--run-max-try",
+        "2",
+        *extra,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        cmd, check=False, capture_output=True, text=True, env=env, timeout=90
+    )
+
+
+def status(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [sys.executable, "-m", "aprs", "status", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def check_logs(logs: Path) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    """The files every job leaves, each parsed; returns minibatches.jsonl's content."""
+    for name in ("readme.txt", "job_progress_overview.txt", "state.json"):
+        assert (logs / name).is_file(), name
+    orjson.loads((logs / "state.json").read_bytes())
+    for line in (logs / "failures.jsonl").read_bytes().splitlines():
+        orjson.loads(line)
+    runs, rows = read_minibatches(str(logs))
+    raw = (logs / "minibatches.jsonl").read_bytes().splitlines()
+    assert len(raw) == len(runs) + len(rows)  # every line parses
+    assert runs and runs[0]["columns"] == list(MINIBATCH_COLUMNS)
+    for _index, attempt, worker, pid, start, end, n_in, _n_out, st in rows:
+        assert st in STATUSES and 0 <= worker < 2 and pid > 0
+        assert start <= end and n_in == 1 and attempt in (1, 2)
+    assert (logs / "sys" / "job.txt").is_file()
+    assert list((logs / "sys" / "worker").glob("worker00*.txt"))
+    return runs, rows
+
+
+def test_completed_job_with_failures_and_a_crash(tmp_path: Path) -> None:
+    ran = run_job(tmp_path, ["ok", "bad", "ok", "crash", "ok", "ok"])
+    assert ran.returncode == 0, ran.stderr
+    logs = tmp_path / "out" / "logs"
+    runs, rows = check_logs(logs)
+    assert len(runs) == 1
+    by_status = sorted((r[0], r[1], r[8]) for r in rows if r[8] != "done")
+    assert by_status == [(1, 1, "failed"), (1, 2, "failed"), (3, 1, "crashed")]
+    assert sorted(r[0] for r in rows if r[8] == "done") == [0, 2, 3, 4, 5]
+    result = (logs / "job_result.txt").read_text()
+    assert result.startswith("status: completed") and "job_error.txt" in result
+    errors = (logs / "job_error.txt").read_text()
+    assert "3 failed tries, 2 distinct errors" in errors
+    assert "ValueError: cannot process f001.txt" in errors
+    assert "2 failed tries over 1 mini-batches" in errors
+    assert "WorkerCrashedError" in errors
+    overview = (logs / "job_progress_overview.txt").read_text().splitlines()
+    assert overview[0].endswith("job started")
+    assert "finished: completed" in overview[-1]
+    worker_logs = "".join(p.read_text() for p in (logs / "sys" / "worker").iterdir())
+    assert "try 1 crashed" in worker_logs and "the process died" in worker_logs
+    assert "totals:" in worker_logs
+    st = status(tmp_path / "out")
+    assert st.returncode == 0
+    assert "completed" in st.stdout.splitlines()[0]
+    assert "1 crashed" in st.stdout and "nothing to resume" in st.stdout
+
+
+def test_failed_job(tmp_path: Path) -> None:
+    ran = run_job(tmp_path, ["ok", "bad", "ok", "ok"], "--error-threshold", "0")
+    assert ran.returncode == 1
+    logs = tmp_path / "out" / "logs"
+    check_logs(logs)
+    assert (logs / "job_result.txt").read_text().startswith("status: failed")
+    assert "ValueError" in (logs / "job_error.txt").read_text()
+    assert "finished: failed" in (logs / "job_progress_overview.txt").read_text()
+    st = status(tmp_path / "out")
+    assert "failed" in st.stdout.splitlines()[0]
+    assert "python -m aprs run" in st.stdout
+
+
+def test_interrupted_job_and_its_resume_command(tmp_path: Path) -> None:
+    contents = ["ok"] * 3 + ["stop"] + ["ok"] * 30
+    ran = run_job(tmp_path, contents)
+    assert ran.returncode == 130, ran.stderr
+    out = tmp_path / "out"
+    check_logs(out / "logs")
+    assert (
+        (out / "logs" / "job_result.txt").read_text().startswith("status: interrupted")
+    )
+    st = status(out)
+    assert st.returncode == 0
+    assert "stopped (Ctrl-C / SIGTERM)" in st.stdout
+    resume = st.stdout.splitlines()[-1]
+    assert resume.startswith("resume with: cd ")
+    assert "python -m aprs run --entry-script" in resume
+    info = orjson.loads(status(out, "--json").stdout)
+    assert info["status"].startswith("stopped") and info["journal"]["next"] < 34
+
+
+def test_killed_job_still_readable(tmp_path: Path) -> None:
+    ran = run_job(tmp_path, ["ok", "ok", "kill"] + ["ok"] * 10)
+    assert ran.returncode == -9
+    out = tmp_path / "out"
+    logs = out / "logs"
+    assert not (logs / "job_result.json").exists()
+    read_minibatches(str(logs))  # whatever was flushed parses (torn lines skipped)
+    st = status(out)
+    assert "stopped (killed: its process is gone)" in st.stdout
+    assert "resume with: " in st.stdout
+
+
+def test_logging_level_debug_logs_every_mini_batch(tmp_path: Path) -> None:
+    ran = run_job(tmp_path, ["ok"] * 4, "--logging-level", "DEBUG")
+    assert ran.returncode == 0
+    worker_logs = "".join(
+        p.read_text() for p in (tmp_path / "out" / "logs" / "sys" / "worker").iterdir()
+    )
+    for i in range(4):
+        assert f"mini-batch {i} try 1: done" in worker_logs
+
+
+def test_status_of_a_folder_without_a_job(tmp_path: Path) -> None:
+    st = status(tmp_path)
+    assert st.returncode == 2
+    assert "is not the output directory of an aprs job" in st.stderr
