@@ -88,15 +88,15 @@ def _data(n: int, batch: int, address: str | None) -> float:
                 return {"id": b["id"] * 2}
 
         ds = ray.data.range(n, override_num_blocks=max(1, n // max(batch, 1000)))
-        ds = ds.map_batches(
-            Double, batch_size=batch, concurrency=WORKERS, num_cpus=0.5
-        )
+        ds = ds.map_batches(Double, batch_size=batch, concurrency=WORKERS, num_cpus=0.5)
         rows = 0
-        with tempfile.TemporaryDirectory() as out:
-            with open(os.path.join(out, "parallel_run_step.txt"), "w") as f:
-                for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    f.write("".join(f"{x}\n" for x in b["id"].tolist()))
-                    rows += len(b["id"])
+        with (
+            tempfile.TemporaryDirectory() as out,
+            open(os.path.join(out, "parallel_run_step.txt"), "w") as f,
+        ):
+            for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                f.write("".join(f"{x}\n" for x in b["id"].tolist()))
+                rows += len(b["id"])
         assert rows == n, rows
     finally:
         ray.shutdown()
@@ -180,13 +180,17 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _table(rows: list[tuple[str, dict[str, list[float]], str]], n: int, b: int, k: int) -> str:
+def _table(
+    rows: list[tuple[str, dict[str, list[float]], str]], n: int, b: int, k: int
+) -> str:
     def med(v: list[float]) -> float:
         return statistics.median(v)
 
     out = [
-        f"{n:,} ints in batches of {b}, {WORKERS} workers (0.5 CPU each on Ray), K={k}; "
-        "medians. Per batch = elapsed / 2000 for 2000 1-item batches.",
+        (
+            f"{n:,} ints in batches of {b}, {WORKERS} workers (0.5 CPU each on Ray), "
+            f"K={k}; medians. Per batch = elapsed / 2000 for 2000 1-item batches."
+        ),
         "",
         "| peer | items/s ↑ | start-up s ↓ | per batch µs ↓ | driver peak RSS MB ↓ |",
         "| --- | ---: | ---: | ---: | ---: |",
