@@ -126,6 +126,16 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         float,
         "seconds to wait for node_count Ray nodes before failing (default 60)",
     ),
+    (
+        "--ship-inputs",
+        "ship_inputs",
+        bool,
+        (
+            "compute_target ray: send file inputs to the workers as bytes through Ray's "
+            "object store (for nodes without the driver's storage); run() gets copies "
+            "in a node-local folder"
+        ),
+    ),
     ("--description", "description", str, "free text"),
 ]
 
@@ -214,7 +224,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--output", help="output directory (default ./aprs_output/<name>)")
     for option, key, typ, text in _CONFIG_OPTIONS:
-        run.add_argument(option, dest=key, type=typ, help=text, default=None)
+        if typ is bool:  # a flag: absent leaves the --config file's value
+            run.add_argument(
+                option, dest=key, action="store_true", help=text, default=None
+            )
+        else:
+            run.add_argument(option, dest=key, type=typ, help=text, default=None)
     run.add_argument(
         "--env",
         action="append",

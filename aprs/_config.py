@@ -66,6 +66,7 @@ _FLOAT_FIELDS = frozenset(
 _RAY_ONLY = (
     "ray_address",
     "worker_resources",
+    "ship_inputs",
 )  # meaningless for compute_target="local"
 
 # Problem sentences, filled in with str.format; {got} is the offending value (see _got).
@@ -94,6 +95,7 @@ _MESSAGES = {
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
     "worker_resources": 'must map resource names to numbers >= 0 per worker (num_cpus, num_gpus, memory in bytes, or a custom Ray resource), or be None; got {got}. Write it as {{"num_cpus": 1, "num_gpus": 0.5}} (CLI: --worker-resources num_cpus=1,num_gpus=0.5).',
     "ray_node_wait": "must be a number of seconds > 0; got {got}. Set how long to wait for enough Ray nodes before failing (default 60).",
+    "ship_inputs": "must be true or false; got {got}. Set it to true to send file inputs to the Ray workers as bytes (clusters without shared storage).",
     "ray_only": 'only applies to compute_target="ray"; got {got} with compute_target="local". Set compute_target="ray" (or "ray://host:port"), or remove it.',
     "text": "must be a non-empty string or None; got {got}. Set it to a path or name, or leave it unset.",
     "arg_type": "`arguments[{i}]` must be a str, int, float or path; got {got}. Convert it to a string (json.dumps for structured values).",
@@ -179,6 +181,7 @@ class ParallelRunConfig(
     ray_address: str | None = None
     worker_resources: dict[str, float] | None = None
     ray_node_wait: float = 60
+    ship_inputs: bool = False  # aprs: file inputs travel as bytes to the Ray workers
 
     def __post_init__(self) -> None:
         for name in ("entry_script", "source_directory", "environment", "model_dir"):
@@ -198,7 +201,9 @@ class ParallelRunConfig(
         """The Ray backend's settings: address, one worker's resources, node wait."""
         target = self.compute_target
         address = self.ray_address or (target if target.startswith("ray://") else None)
-        return RayOptions.build(address, self.worker_resources, self.ray_node_wait)
+        return RayOptions.build(
+            address, self.worker_resources, self.ray_node_wait, self.ship_inputs
+        )
 
     @property
     def effective_append_row_file_name(self) -> str:
@@ -464,6 +469,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "ray_address": _text_ok,
     "worker_resources": _resources_ok,
     "ray_node_wait": lambda v: _is_number(v) and v > 0,
+    "ship_inputs": lambda v: isinstance(v, bool),
 }
 _TEXT_FIELDS = frozenset(
     {"source_directory", "description", "environment", "model_dir", "ray_address"}
@@ -493,7 +499,7 @@ def _collect_problems(v: Mapping[str, Any]) -> list[str]:
     if v["compute_target"] == "local" and "node_count" not in bad and nodes != 1:
         problems.append(_bad("node_count_local", nodes, "node_count"))
     if v["compute_target"] == "local":
-        given = [f for f in _RAY_ONLY if v[f] is not None and f not in bad]
+        given = [f for f in _RAY_ONLY if v[f] not in (None, False) and f not in bad]
         problems.extend(_bad("ray_only", v[f], f) for f in given)
     return problems
 
@@ -544,6 +550,8 @@ def _coerce(field: str, value: Any) -> Any:
         return value
     if field == "worker_resources":
         return _parse_resources(value)
+    if field == "ship_inputs" and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"  # --set ship_inputs=true
     if field in _INT_FIELDS and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
         return int(value)
     if field in _FLOAT_FIELDS:

@@ -237,6 +237,7 @@ def test_defaults_match_azure():
             "ray_address": None,  # issue 11: the Ray backend
             "worker_resources": None,
             "ray_node_wait": 60,
+            "ship_inputs": False,
         }
     )
 
@@ -263,6 +264,12 @@ def test_ray_settings() -> None:
         ConfigError, match='`ray_address` only applies to compute_target="ray"'
     ):
         make(ray_address="auto")
+    shipped = ParallelRunConfig.from_mapping(
+        {"entry_script": "s.py", "compute_target": "ray", "ship_inputs": "true"}
+    )
+    assert shipped.ray_options().ship_inputs is True
+    with pytest.raises(ConfigError, match="`ship_inputs` must be true or false"):
+        make(compute_target="ray", ship_inputs="yes")
 
 
 def test_entry_script_is_required():

@@ -8,6 +8,7 @@ Faults are triggered by the items (tests/scripts/ray_probe.py), never by timing.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -391,6 +392,147 @@ def test_missing_extra_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'aprs[ray]'" in done.stderr
+
+
+# -- ship_inputs: file bytes through the object store ------------------------------------
+
+
+def _shared_inputs(root: Path) -> dict[str, bytes]:
+    """key=value folders, one base name in two folders, one file big enough for ray.put."""
+    rng = random.Random(0)
+    files = {
+        "store=A/brand=x/01.txt": b"a-x-1",
+        "store=A/brand=x/02.txt": b"a-x-2",
+        "store=A/brand=y/01.txt": b"a-y-1",  # same base name as above
+        "store=B/brand=x/big.bin": rng.randbytes(300_000),  # over PUT_MIN_BYTES
+        "store=B/brand=x/03.txt": b"b-x-3",
+        "store=B/brand=y/04.txt": b"",
+        "store=B/brand=y/05.txt": b"b-y-5",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["files", "partition-keys"])
+def test_ship_inputs_runs_on_node_local_copies(
+    tmp_path: Path, marks: Path, cluster: Cluster, keyed: bool
+) -> None:
+    """ship_inputs: run() gets copies under a node-local folder (never the driver's
+    paths), with the same names and contents, deleted after the call; rows equal the
+    local backend's (which reads the files in place)."""
+    root = tmp_path / "shared"
+    _shared_inputs(root)
+    common: dict[str, Any] = {"process_count_per_node": 1}
+    if keyed:
+        common["partition_keys"] = ["store", "brand"]
+    else:
+        common["mini_batch_size"] = 2
+
+    def job(name: str, **config: Any) -> aprs.JobSummary:
+        env = {"APRS_TEST_MARKS": str(marks), **config.pop("env", {})}
+        step = build_step(
+            tmp_path / name,
+            "ship_probe",
+            [aprs.FileDataset.from_files(str(root))],
+            name=name,
+            environment_variables=env,
+            **common,
+            **config,
+        )
+        return step.run()
+
+    local = job("local", compute_target="local")  # first: the Ray job deletes a file
+    shipped = job(
+        "shipped",
+        compute_target="ray",
+        ray_address=cluster.address,
+        node_count=2,
+        worker_resources=WORKER,
+        ship_inputs=True,
+        env={"APRS_TEST_INPUT_ROOT": str(root)},
+    )
+    assert shipped.status == "completed" and shipped.items_failed == 0
+    assert shipped.retries == 1  # big.bin's first try deleted the driver's copy
+    assert not (root / "store=B/brand=x/big.bin").exists()
+    assert rows(shipped) == rows(local) and len(rows(local)) == 7
+    seen = [line for p in marks.glob("seen-*") for line in p.read_text().split()]
+    ray_seen = [p for p in seen if "-inputs" in p]
+    names = Counter(Path(p).name for p in ray_seen)
+    assert set(names) == {"01.txt", "02.txt", "03.txt", "04.txt", "05.txt", "big.bin"}
+    assert (
+        names["big.bin"] == 2
+    )  # its batch ran twice: the retry used the shipped bytes
+    for path in ray_seen:
+        assert not path.startswith(str(root)), path  # a copy,
+        assert f"{root}{os.sep}store=" in path, path  # the driver's path re-rooted
+        assert not os.path.exists(path), f"{path} outlived its run() call"
+
+
+def test_ship_inputs_refused_where_it_cannot_apply(tmp_path: Path) -> None:
+    """Tables are read by the workers from their path, and a local job sees its files:
+    both are a ConfigError (exit 2) naming the fix."""
+    table = tmp_path / "t.csv"
+    table.write_text("a\n1\n")
+    cfg = aprs.ParallelRunConfig(
+        entry_script=str(script_path("echo")), compute_target="ray", ship_inputs=True
+    )
+    with pytest.raises(aprs.ConfigError, match="Put the tables on storage every node"):
+        aprs.ParallelRunStep(
+            "tables",
+            cfg,
+            [aprs.TabularDataset.from_delimited_files(str(table))],
+            output=tmp_path / "out",
+        )
+    with pytest.raises(
+        aprs.ConfigError, match='`ship_inputs` only applies to compute_target="ray"'
+    ):
+        aprs.ParallelRunConfig(entry_script="score.py", ship_inputs=True)
+
+
+# -- tabular inputs on Ray -------------------------------------------------------------
+
+
+def test_tabular_job_on_ray_equals_local(tmp_path: Path, cluster: Cluster) -> None:
+    """CSV and Parquet tables, mini_batch_rows: the actors read their own slices and the
+    ordered output is byte for byte the local backend's."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    score = Path(__file__).parent / "tabular" / "scripts" / "score_table.py"
+    df = pd.DataFrame({"id": range(1200), "x": [i * 0.5 for i in range(1200)]})
+    df["text"] = [f"row {i}" for i in range(1200)]
+    df.iloc[:700].to_csv(tmp_path / "p0.csv", index=False)
+    df.iloc[700:].to_csv(tmp_path / "p1.csv", index=False)
+    df.iloc[:500].to_parquet(tmp_path / "p0.parquet", row_group_size=150)
+    df.iloc[500:].to_parquet(tmp_path / "p1.parquet", row_group_size=150)
+    tables = {
+        "csv": aprs.TabularDataset.from_delimited_files(str(tmp_path / "p*.csv")),
+        "parquet": aprs.TabularDataset.from_parquet_files(str(tmp_path / "p*.parquet")),
+    }
+    for fmt, ds in tables.items():
+        outputs = []
+        for target in ("ray", "local"):
+            extra: dict[str, Any] = {}
+            if target == "ray":
+                extra = {"ray_address": cluster.address, "node_count": 2}
+                extra["worker_resources"] = WORKER
+            step = build_step(
+                tmp_path / f"{fmt}-{target}",
+                score,
+                [ds.as_named_input("scores")],
+                name=f"{fmt}-{target}",
+                compute_target=target,
+                mini_batch_rows=250,
+                process_count_per_node=1,
+                **extra,
+            )
+            summary = step.run()
+            assert summary.status == "completed", (fmt, target)
+            assert summary.items_succeeded == 1200 and summary.mini_batches_total > 4
+            outputs.append(Path(summary.output_file or "").read_bytes())
+        assert outputs[0] == outputs[1], fmt
+        assert len(outputs[0].splitlines()) == 1200
 
 
 def test_node_removed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> None:

@@ -6,6 +6,8 @@
             ──► one actor per slot, pinned to its node's bundle: start(init) + lifeline()
     try_submit(Attempt) ──► actor.run.remote(batch_id, kind, payload)   (big payloads go
                             through the object store; up to ``depth`` calls queued per actor)
+                            or, ship_inputs, actor.run_shipped.remote(..., file bytes/refs)
+                            (the producer read them in a thread: ship_files, _ray_ship)
     a ref resolves (Ray's thread) ──► call_soon_threadsafe ──► drain that actor's finished
                             heads in order ──► listener.on_outcome(Done | Failed)
     lifeline fails / a call raises RayActorError ──► the actor or its node died: the head gets
@@ -55,6 +57,7 @@ from ._base import (
 )
 from ._options import RayOptions
 from ._ray_actor import LIFELINE_GROUP, LogDelta, remote_class
+from ._ray_ship import ShippedFiles, ship_files
 
 __all__ = ("RayBackend",)
 
@@ -150,13 +153,29 @@ class RayBackend:
                     break
         if best is None:
             return False
-        ref = best.handle.run.remote(attempt.batch_id, attempt.kind, attempt.payload)
+        shipped: ShippedFiles | None = attempt.files
+        if shipped is None:
+            ref = best.handle.run.remote(
+                attempt.batch_id, attempt.kind, attempt.payload
+            )
+        else:  # the refs are top-level arguments: fetched to the node before the call
+            ref = best.handle.run_shipped.remote(
+                attempt.batch_id,
+                attempt.kind,
+                attempt.payload,
+                shipped.inline,
+                *shipped.refs,
+            )
         fut = self._watch(ref, self._on_run_done, best)
         if not best.inflight:
             best.head_started = self._loop.time()
             self._arm_timer(best)
         best.inflight.append((attempt, fut))
         return True
+
+    def ship_files(self, paths: list[str]) -> ShippedFiles:
+        """Read a batch's files for shipping (ship_inputs); blocking, call it in a thread."""
+        return ship_files(paths)
 
     def capacity(self) -> int:
         return sum(
