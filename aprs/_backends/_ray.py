@@ -30,6 +30,7 @@ import contextlib
 import enum
 import logging
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -123,12 +124,18 @@ class RayBackend:
         self._cls: Any = None
         self._env = _job_env(spec.env)
         self._logs: dict[str, BinaryIO] = {}
+        self._t0 = 0.0
+        self.connect_s: float | None = None  # ray.init (or reuse) took this long
+        self.ready_s: float | None = None  # start() to every actor's init() done
 
     # -- Backend ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, place every actor, return once one has run init()."""
+        self._t0 = time.perf_counter()
         self._connect()
+        self.connect_s = time.perf_counter() - self._t0
+        log.info("Ray: connected in %.2f s", self.connect_s)
         self._cls = remote_class(ray)
         await self._place()
         for slot in range(self._slots):
@@ -401,6 +408,15 @@ class RayBackend:
         a.pid = reply.pid
         self._init_tries[a.slot] = 0
         self._ready_once.set()
+        if self.ready_s is None and all(
+            x is not None and x.state is _State.READY for x in self._actors
+        ):
+            self.ready_s = time.perf_counter() - self._t0
+            log.info(
+                "Ray: all %d worker actors ready after %.2f s",
+                self._slots,
+                self.ready_s,
+            )
         self._listener.on_capacity()
 
     def _on_run_done(self, a: _Actor, _fut: Future[Any]) -> None:
