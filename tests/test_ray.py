@@ -8,6 +8,7 @@ Faults are triggered by the items (tests/scripts/ray_probe.py), never by timing.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -404,7 +405,7 @@ def _shared_inputs(root: Path) -> dict[str, bytes]:
         "store=A/brand=x/01.txt": b"a-x-1",
         "store=A/brand=x/02.txt": b"a-x-2",
         "store=A/brand=y/01.txt": b"a-y-1",  # same base name as above
-        "store=B/brand=x/big.bin": rng.randbytes(300_000),  # over PUT_MIN_BYTES
+        "store=B/brand=x/big.bin": rng.randbytes(300_000),  # its batch goes by ray.put
         "store=B/brand=x/03.txt": b"b-x-3",
         "store=B/brand=y/04.txt": b"",
         "store=B/brand=y/05.txt": b"b-y-5",
@@ -468,6 +469,47 @@ def test_ship_inputs_runs_on_node_local_copies(
         assert not path.startswith(str(root)), path  # a copy,
         assert f"{root}{os.sep}store=" in path, path  # the driver's path re-rooted
         assert not os.path.exists(path), f"{path} outlived its run() call"
+
+
+def test_shipped_files_are_packed_in_order(
+    tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ship_files packs a big batch into few objects (one per CHUNK_BYTES) and
+    materialise writes every file back, in order, at its re-rooted path."""
+    from aprs._backends import KIND_ITEMS, _ray_ship
+
+    monkeypatch.setattr(_ray_ship, "CHUNK_BYTES", 250_000)
+    rng = random.Random(1)
+    sizes = [120_000, 90_000, 0, 300_000, 5, 100_000]
+    paths = []
+    for n, size in enumerate(sizes):
+        path = (
+            tmp_path / "in" / f"d{n % 2}" / "same.bin"
+            if n < 2
+            else tmp_path / f"{n}.bin"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+        paths.append(str(path))
+    ray.init(address=cluster.address, logging_level="ERROR")
+    try:
+        shipped = _ray_ship.ship_files(paths)
+        assert shipped.inline is None and shipped.nbytes == sum(sizes)
+        assert len(shipped.refs) == 3  # [120k, 90k, 0], [300k], [5, 100k]
+        chunks = tuple(ray.get(shipped.refs))
+        small = _ray_ship.ship_files(paths[4:5])
+        assert small.inline is not None and not small.refs  # tiny batches go inline
+    finally:
+        ray.shutdown()
+    folder = tmp_path / "node"
+    payload = pickle.dumps(paths)
+    local = pickle.loads(
+        _ray_ship.materialise(str(folder), KIND_ITEMS, payload, None, chunks)
+    )
+    assert local == [str(folder) + p for p in paths]
+    assert [Path(p).read_bytes() for p in local] == [
+        Path(p).read_bytes() for p in paths
+    ]
 
 
 def test_ship_inputs_refused_where_it_cannot_apply(tmp_path: Path) -> None:

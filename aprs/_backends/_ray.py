@@ -126,6 +126,7 @@ class RayBackend:
         self._logs: dict[str, BinaryIO] = {}
         self._t0 = 0.0
         self.connect_s: float | None = None  # ray.init (or reuse) took this long
+        self.first_ready_s: float | None = None  # start() to the first init() done
         self.ready_s: float | None = None  # start() to every actor's init() done
 
     # -- Backend ------------------------------------------------------------------------
@@ -408,6 +409,9 @@ class RayBackend:
         a.pid = reply.pid
         self._init_tries[a.slot] = 0
         self._ready_once.set()
+        if self.first_ready_s is None:
+            self.first_ready_s = time.perf_counter() - self._t0
+            log.info("Ray: first worker actor ready after %.2f s", self.first_ready_s)
         if self.ready_s is None and all(
             x is not None and x.state is _State.READY for x in self._actors
         ):

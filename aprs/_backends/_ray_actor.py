@@ -89,12 +89,12 @@ class RayWorker:
         batch_id: int,
         kind: int,
         payload: bytes,
-        inline: list[bytes | None],
-        *fetched: bytes,
+        inline: list[bytes] | None,
+        *fetched: list[bytes],
     ) -> tuple[BatchDone | BatchFailed, bytes, LogDelta]:
         """run() on shipped files: written to a node-local folder, deleted after the call.
 
-        ``fetched`` are the big files' contents (Ray resolved their refs before the call).
+        ``fetched``: the packed files of a big batch (Ray resolved the refs before the call).
         """
         started = time.perf_counter()
         os.makedirs(self._inputs_dir, exist_ok=True)

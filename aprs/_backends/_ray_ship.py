@@ -2,8 +2,8 @@
 
     driver, producer thread                      actor (any node)
     ship_files(paths) ─ read each file ─┐
-        < 64 KB: bytes kept inline      │        run_shipped(batch_id, kind, payload,
-        >= 64 KB: ray.put, the ref kept ├──────►     inline, *refs)   (Ray resolves the refs
+        batch < 100 KB: bytes inline    │        run_shipped(batch_id, kind, payload,
+        else packed, ray.put per 32 MB  ├──────►     inline, *refs)   (Ray resolves the refs
     ShippedFiles on Attempt.files ──────┘           before the call, while the previous
     (a retry reuses it: nothing is read twice)      batch runs)
                                                  materialise: <node-local dir>/b<id>-*/<rel>
@@ -12,8 +12,8 @@
 
 For clusters whose nodes do not see the driver's files. The driver reads each batch once, in
 the producer's thread (never on the event loop); what it holds is bounded by the producer's
-queue and a byte budget (the scheduler's ``_SHIP_BUDGET``): the large files live in the
-driver node's object store, referenced by the attempt, and are freed when the batch's
+queue and a byte budget (the scheduler's ``_SHIP_BUDGET``): the bytes of all but tiny batches
+live in the driver node's object store, referenced by the attempt, and are freed when the batch's
 attempt is dropped (written or given up). On the node, ``run()`` receives paths with the
 same base names and parent folders (the driver's absolute path re-rooted under a temp
 folder of the node), deleted after the call. Tables are not shipped (their slices are read by the workers
@@ -33,40 +33,59 @@ import ray
 
 from .._bridge._protocol import KIND_KEYED
 
-__all__ = ("PUT_MIN_BYTES", "ShippedFiles", "local_layout", "materialise", "ship_files")
+__all__ = (
+    "CHUNK_BYTES",
+    "INLINE_BYTES",
+    "ShippedFiles",
+    "local_layout",
+    "materialise",
+    "ship_files",
+)
 
-PUT_MIN_BYTES = 64 << 10  # files this big go through ray.put once; smaller ones inline
+INLINE_BYTES = (
+    100 << 10
+)  # a batch this small travels inside the call (Ray inlines it too)
+CHUNK_BYTES = (
+    32 << 20
+)  # else files are packed into objects of about this size, put once
 
 
 @dataclass(frozen=True, slots=True)
 class ShippedFiles:
-    """The contents of one batch's files: inline bytes, or None where ``refs`` holds it."""
+    """One batch's file contents: ``inline`` (small batches), else packed in ``refs``."""
 
-    inline: list[bytes | None]
-    refs: list[Any]  # ray.ObjectRef per None in ``inline``, in order
+    inline: list[bytes] | None
+    refs: list[Any]  # ray.ObjectRef of list[bytes] (files in order), when not inline
     nbytes: int  # total file bytes (the scheduler's budget)
 
 
 def ship_files(paths: list[str]) -> ShippedFiles:
-    """Read ``paths`` (blocking: call it in a thread); big files go to the object store.
+    """Read ``paths`` (blocking: call it in a thread); big batches go to the object store.
+
+    One object per ~CHUNK_BYTES of files, not one per file: each object costs Ray about a
+    millisecond to put and to fetch, which dominated batches of many small files.
 
     Raises:
         OSError: a file cannot be read (the caller fails the batch, not the job).
     """
-    inline: list[bytes | None] = []
+    chunk: list[bytes] = []
+    chunk_bytes = total = 0
     refs: list[Any] = []
-    total = 0
     for path in paths:
         with open(path, "rb") as f:
             data = f.read()
+        if chunk and chunk_bytes + len(data) > CHUNK_BYTES:
+            refs.append(ray.put(chunk))
+            chunk, chunk_bytes = [], 0
+        chunk.append(data)
+        chunk_bytes += len(data)
         total += len(data)
-        if len(data) >= PUT_MIN_BYTES:
-            refs.append(ray.put(data))
-            inline.append(None)
-        else:
-            inline.append(data)
-        del data  # the object store holds the big ones now
-    return ShippedFiles(inline, refs, total)
+        del data
+    if not refs and total < INLINE_BYTES:
+        return ShippedFiles(chunk, [], total)
+    if chunk:
+        refs.append(ray.put(chunk))
+    return ShippedFiles(None, refs, total)
 
 
 def local_layout(paths: list[str], folder: str) -> list[str]:
@@ -83,16 +102,15 @@ def materialise(
     folder: str,
     kind: int,
     payload: bytes,
-    inline: list[bytes | None],
-    fetched: tuple[Any, ...],
+    inline: list[bytes] | None,
+    fetched: tuple[list[bytes], ...],
 ) -> bytes:
     """Write the shipped files under ``folder``; the payload with the local paths instead."""
     data = pickle.loads(payload)
     paths, key_value = data if kind == KIND_KEYED else (data, None)
     local = local_layout(paths, folder)
-    big = iter(fetched)
-    for target, content in zip(local, inline, strict=True):
-        blob = content if content is not None else next(big)
+    contents = inline if inline is not None else [b for chunk in fetched for b in chunk]
+    for target, blob in zip(local, contents, strict=True):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as f:
             f.write(blob)
