@@ -4,7 +4,8 @@
            ──► for each round, workload, case: a fresh process (--one CASE WORKLOAD)
                local      aprs, compute_target="local", 2 worker processes
                ray1       aprs on a single-node Ray it starts itself (2 actors)
-               ray3       aprs on a local 3-node cluster (head + 2 nodes, node_count=2 x 1)
+               ray3       aprs on a local 3-node cluster (head without CPUs + 2 nodes of 2
+                          logical CPUs, node_count=2 x 1)
                ray3-ship  ray3 with ship_inputs (file workload only: bytes, not paths)
                data1      Ray Data map_batches, actor pool of 2, single node
                data3      Ray Data on the same 3-node cluster
@@ -35,6 +36,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -359,8 +361,10 @@ def _cluster() -> Any:
             "include_dashboard": False,
         },
     )
-    for _ in range(2):
-        c.add_node(num_cpus=1, object_store_memory=STORE)
+    for _ in range(
+        2
+    ):  # 2 logical CPUs: Ray Data's read tasks need 1 next to its actors
+        c.add_node(num_cpus=2, object_store_memory=STORE)
     c.wait_for_nodes()
     return c
 
@@ -400,30 +404,28 @@ def count(path: Path) -> int:
 
 def _child(case: str, workload: str, args: argparse.Namespace) -> dict[str, Any] | str:
     """One measurement in a fresh process: its result, or "error: ..." / "timeout"."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "perf.ray_bench",
-        "--one",
-        case,
-        workload,
-        *_sizes(args),
-    ]
+    cmd = [sys.executable, "-m", "perf.ray_bench", "--one", case, workload]
+    child = subprocess.Popen(
+        [*cmd, *_sizes(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT.parent,
+    )
     try:
-        done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=args.timeout,
-            check=False,
-            cwd=ROOT.parent,
-        )
+        out, err = child.communicate(timeout=args.timeout)
     except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGINT)  # its finally: shuts its Ray cluster down
+        try:
+            child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
         return "timeout"
-    if done.returncode:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+    if child.returncode:
+        last = (err.strip().splitlines() or ["?"])[-1]
         return f"error: {last[:160]}"
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -472,7 +474,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a smoke run: 200 files, 100k rows, 500 batches, 1 round",
     )
-    p.add_argument("--timeout", type=float, default=900, help="seconds per measurement")
+    p.add_argument(
+        "--timeout", type=float, default=600, help="seconds per measurement (600)"
+    )
     p.add_argument(
         "--one", nargs=2, metavar=("CASE", "WORKLOAD"), help=argparse.SUPPRESS
     )
