@@ -567,8 +567,13 @@ def _row(
 
     return (
         f"| {LABELS[case]} | {rate:,.0f} | {ratio} | {fmt('first_s')} | {fmt('connect_s')} | "
-        f"{fmt('first_ready_s')} / {fmt('ready_s') or '—'} | {per} | {med('rss_mb'):.0f} |"
+        f"{_ready(fmt('first_ready_s'), fmt('ready_s'))} | {per} | {med('rss_mb'):.0f} |"
     )
+
+
+def _ready(first: str, every: str) -> str:
+    """ "first / all"; "—" for all when the job ended before every actor was ready."""
+    return f"{first} / {every or '—'}" if first else ""
 
 
 if __name__ == "__main__":

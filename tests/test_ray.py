@@ -418,11 +418,20 @@ def _shared_inputs(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("keyed", [False, True], ids=["files", "partition-keys"])
 def test_ship_inputs_runs_on_node_local_copies(
-    tmp_path: Path, marks: Path, cluster: Cluster, keyed: bool
+    tmp_path: Path,
+    marks: Path,
+    cluster: Cluster,
+    keyed: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """ship_inputs: run() gets copies under a node-local folder (never the driver's
     paths), with the same names and contents, deleted after the call; rows equal the
-    local backend's (which reads the files in place)."""
+    local backend's (which reads the files in place). Unkeyed, the byte budget is one
+    byte: each batch is read only once the one before is written (no deadlock)."""
+    if not keyed:
+        import aprs._scheduler
+
+        monkeypatch.setattr(aprs._scheduler, "_SHIP_BUDGET", 1)
     root = tmp_path / "shared"
     _shared_inputs(root)
     common: dict[str, Any] = {"process_count_per_node": 1}
