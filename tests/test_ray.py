@@ -429,9 +429,9 @@ def test_ship_inputs_runs_on_node_local_copies(
     local backend's (which reads the files in place). Unkeyed, the byte budget is one
     byte: each batch is read only once the one before is written (no deadlock)."""
     if not keyed:
-        import aprs._scheduler
+        from aprs import _scheduler
 
-        monkeypatch.setattr(aprs._scheduler, "_SHIP_BUDGET", 1)
+        monkeypatch.setattr(_scheduler, "_SHIP_BUDGET", 1)
     root = tmp_path / "shared"
     _shared_inputs(root)
     common: dict[str, Any] = {"process_count_per_node": 1}
