@@ -182,7 +182,7 @@ def run_aprs(
         summary = step.run()
         elapsed = time.perf_counter() - t0
         lines = count(out / name)
-        steady = _steady(out / "logs" / "minibatches.jsonl")
+        per_batch, steady = _steady(out / "logs" / "minibatches.jsonl")
     finally:
         shutil.rmtree(out, ignore_errors=True)
     assert summary.items_succeeded == items_of(workload, args), summary
@@ -193,19 +193,24 @@ def run_aprs(
         "first_ready_s": timings.first_s,
         "ready_s": timings.ready_s,
         "lines": lines,
-        "per_batch_s": steady,
+        "per_batch_s": per_batch,
+        "steady_rate": steady,
     }
 
 
-def _steady(journal: Path) -> float:
-    """Seconds between consecutive batch ends, first to last (start-up and teardown out)."""
-    ends = []
+def _steady(journal: Path) -> tuple[float, float]:
+    """(seconds between consecutive batch ends, items/s after the first batch's end):
+    start-up and teardown left out."""
+    ends: list[tuple[float, int]] = []
     with open(journal, "rb") as f:
         for line in f:
             row = json.loads(line)
             if isinstance(row, list):
-                ends.append(row[5])
-    return (max(ends) - min(ends)) / max(1, len(ends) - 1)
+                ends.append((row[5], row[6]))
+    ends.sort()
+    span = ends[-1][0] - ends[0][0]
+    items = sum(n for _, n in ends[1:])
+    return span / max(1, len(ends) - 1), items / span if span > 0 else float("nan")
 
 
 class FirstRow:
@@ -335,7 +340,8 @@ def run_data(
     elapsed = time.perf_counter() - t0
     assert lines == items_of(workload, args), lines
     # per row after the first block (1-row batches in "overhead": per batch)
-    per = (last - t0 - first) / max(1, lines - first_rows)
+    span = last - t0 - first
+    per = span / max(1, lines - first_rows)
     return {
         "s": elapsed,
         "first_s": first,
@@ -344,6 +350,7 @@ def run_data(
         "ready_s": float("nan"),
         "lines": lines,
         "per_batch_s": per,
+        "steady_rate": (lines - first_rows) / span if span > 0 else float("nan"),
     }
 
 
@@ -525,10 +532,11 @@ def report(
     for workload in args.workloads:
         out += ["", f"### {workload}", ""]
         out.append(
-            "| case | items/s ↑ | vs Ray Data, same cluster | first row s ↓ | "
+            "| case | items/s ↑ | steady items/s ↑ | vs Ray Data on the same cluster: end to end / steady | "
+            "first row s ↓ | "
             "ray.init s | first / all workers ready s | µs/batch ↓ | driver peak RSS MB ↓ |"
         )
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for w, case in _pairs(args):
             if w == workload:
                 out.append(_row(workload, case, runs, errors, args))
@@ -543,20 +551,23 @@ def _row(
     args: argparse.Namespace,
 ) -> str:
     if (workload, case) in errors:
-        return f"| {LABELS[case]} | {errors[workload, case]} | | | | | | |"
+        return f"| {LABELS[case]} | {errors[workload, case]} | | | | | | | |"
     got = runs.get((workload, case), [])
     if not got:
-        return f"| {LABELS[case]} | — | | | | | | |"
+        return f"| {LABELS[case]} | — | | | | | | | |"
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in got)
 
     items = items_of(workload, args)
     rate = items / med("s")
+    steady = med("steady_rate")
     peer = runs.get((workload, PEER.get(case, "")), [])
     ratio = ""
     if peer:
-        ratio = f"{rate / (items / statistics.median(r['s'] for r in peer)):.2f}x"
+        peer_rate = items / statistics.median(r["s"] for r in peer)
+        peer_steady = statistics.median(r["steady_rate"] for r in peer)
+        ratio = f"{rate / peer_rate:.2f}x / {_num(steady / peer_steady, '.2f')}x"
     per = ""
     if workload == "overhead":
         per = f"{med('per_batch_s') * 1e6:,.0f}"
@@ -566,9 +577,13 @@ def _row(
         return "" if math.isnan(value) else f"{value:.2f}"
 
     return (
-        f"| {LABELS[case]} | {rate:,.0f} | {ratio} | {fmt('first_s')} | {fmt('connect_s')} | "
+        f"| {LABELS[case]} | {rate:,.0f} | {_num(steady, ',.0f')} | {ratio} | {fmt('first_s')} | {fmt('connect_s')} | "
         f"{_ready(fmt('first_ready_s'), fmt('ready_s'))} | {per} | {med('rss_mb'):.0f} |"
     )
+
+
+def _num(value: float, spec: str) -> str:
+    return "—" if math.isnan(value) else format(value, spec)
 
 
 def _ready(first: str, every: str) -> str:
