@@ -567,7 +567,7 @@ def _row(
     if peer:
         peer_rate = items / statistics.median(r["s"] for r in peer)
         peer_steady = statistics.median(r["steady_rate"] for r in peer)
-        ratio = f"{rate / peer_rate:.2f}x / {_num(steady / peer_steady, '.2f')}x"
+        ratio = f"{rate / peer_rate:.2f}x / {_num(steady / peer_steady, '.2f')}"
     per = ""
     if workload == "overhead":
         per = f"{med('per_batch_s') * 1e6:,.0f}"
@@ -583,7 +583,10 @@ def _row(
 
 
 def _num(value: float, spec: str) -> str:
-    return "—" if math.isnan(value) else format(value, spec)
+    """``value`` formatted (a ratio when spec is ".2f": with an "x"); "—" for nan."""
+    if math.isnan(value):
+        return "—"
+    return format(value, spec) + ("x" if spec == ".2f" else "")
 
 
 def _ready(first: str, every: str) -> str:
