@@ -8,8 +8,9 @@
 
 Phases of ``run_job``: (1) open the writer and journal, (2) start the backend (fails fast when
 the script cannot be imported or init() fails everywhere), (3) run producer + writer in one task
-group while callbacks dispatch, (4) on completion, a crossed threshold, a signal or a fatal
-backend error: stop feeding, stop workers (gracefully only on success), flush the writer, and
+group while callbacks dispatch (a tabular input's producer starts with (2): planning overlaps
+the workers' start-up), (4) on completion, a crossed threshold, a signal or a fatal backend
+error: stop feeding, stop workers (gracefully only on success), flush the writer, and
 (5) build the summary. All state lives on the event loop; callbacks never await.
 
 Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
@@ -653,6 +654,15 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
         return
     job.backend = backend
     job.dispatch.attach(backend)
+    # Tables are planned while the workers start (imports + init() take seconds; reading
+    # Parquet footers or counting a CSV's lines is parent work that need not wait for
+    # them): batches queue in `pending` and go out as workers become ready. Other inputs
+    # may run user code (generators), so they are read only once init() succeeded.
+    early = bool(plan.sources) and all(
+        isinstance(s, TabularDataset) for s in plan.sources
+    )
+    if early:
+        tg.start_soon(job.produce)
     try:
         await backend.start()
     except (EntryScriptError, InitFailedError):
@@ -662,7 +672,8 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
         return
     if job.stop_reason is not None:  # Ctrl-C / SIGTERM while init() was running
         return
-    tg.start_soon(job.produce)
+    if not early:
+        tg.start_soon(job.produce)
     if plan.on_progress is not None:
         tg.start_soon(_progress, job, plan.on_progress, plan.progress_interval_s)
     job.fill()
