@@ -138,3 +138,14 @@ def test_integer_frames_are_written_as_pandas_writes_them(
             assert (
                 header == df.iloc[:0].to_csv(**{**out.to_csv, "header": True}).encode()
             )
+
+
+def test_a_frame_subclass_keeps_its_own_to_csv() -> None:
+    """The faster writer never bypasses a DataFrame subclass that formats rows itself."""
+
+    class Shouting(pd.DataFrame):
+        def to_csv(self, *args: Any, **kwargs: Any) -> Any:
+            return str(super().to_csv(*args, **kwargs)).replace("1", "ONE")
+
+    out = TableOutput.from_run_args([*RUNTIME, "out.txt"], None)
+    assert out.encode(Shouting({"a": [1, 2]})) == (2, b"ONE\n2\n")
