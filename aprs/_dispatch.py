@@ -84,6 +84,14 @@ class Dispatcher:
             # Otherwise outcomes refill (on_capacity).
             self.fill()
 
+    def push_front(self, attempts: list[Attempt]) -> None:
+        """Attempts ahead of everything pending, in their order (retries, split parts).
+
+        Sent on the next fill (the backend's ``on_capacity`` after the outcome that caused
+        them).
+        """
+        self.pending.extendleft(reversed(attempts))
+
     def fill(self) -> None:
         """Send pending attempts, oldest first, while the gate and the backend accept them."""
         backend, pending, gate = self.backend, self.pending, self._gate
@@ -134,7 +142,7 @@ class Dispatcher:
         self._owner.on_outcome(attempt, outcome)
 
     def on_requeue(self, attempts: list[Attempt]) -> None:
-        self.pending.extendleft(reversed(attempts))
+        self.push_front(attempts)
 
     def on_capacity(self) -> None:
         self.fill()

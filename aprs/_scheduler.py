@@ -62,6 +62,7 @@ from ._errors import (
     OutputError,
     UsageError,
 )
+from ._isolate import Isolator
 from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
@@ -109,6 +110,7 @@ class JobPlan:
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
     framed_output: bool = False  # bodies carry a header to write once (TableOutput)
     parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
+    isolate_failures: bool = False  # bisect failing mini-batches (aprs._isolate)
 
 
 class _Job:
@@ -134,6 +136,15 @@ class _Job:
             sink=ParquetSink() if plan.parquet_output else None,
         )
         self.dispatch = Dispatcher(self, self.acc, gate=self.writer.accepts)
+        self.isolator: Isolator | None = None
+        if plan.isolate_failures:
+            self.isolator = Isolator(
+                accounting=self.acc,
+                requeue=self.dispatch.push_front,
+                put=self.writer.put,
+                log_failure=self._log_part_failure,
+                framed=plan.framed_output,
+            )
         self.pending = self.dispatch.pending
         self.backend: Backend | None = None
         self.space = anyio.Event()
@@ -164,6 +175,11 @@ class _Job:
         self.joblog.record(attempt, outcome)
         if self.stop_reason is not None:
             return
+        if attempt.token is not None:  # a part of a mini-batch being bisected
+            assert self.isolator is not None
+            self.isolator.on_outcome(attempt, outcome)
+            self._after_change()
+            return
         found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
         if found >= 0 and found != attempt.size:
             # a table's rows are known once a worker read them: count those as items
@@ -188,7 +204,10 @@ class _Job:
             self.writer.put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
         else:
             self._log_failure(attempt, outcome)
-            if not self.dispatch.retry_or_give_up(attempt, outcome):
+            isolator = self.isolator
+            if isolator is not None and isolator.can_start(attempt, outcome):
+                isolator.start(attempt)
+            elif not self.dispatch.retry_or_give_up(attempt, outcome):
                 self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
         self._after_change()
 
@@ -459,8 +478,10 @@ class _Job:
                 items = None
         shown = [_show(i) for i in (items or [])[:100]]
         kind, error_type, message, tb = _describe(attempt, outcome, short)
+        span = attempt.token.span if attempt.token is not None else None
         record = {
             "mini_batch_index": attempt.batch_id,
+            "part": span,  # [offset, count] of a bisected mini-batch's part, else null
             "try": attempt.attempt,
             "max_try": self.max_try,
             "kind": kind,
@@ -481,13 +502,17 @@ class _Job:
         self.writer.log_failure(line + b"\n")
         if not short:
             failure_log.warning(
-                "mini-batch %d try %d/%d failed: %s: %s",
+                "mini-batch %d%s try %d/%d failed: %s: %s",
                 attempt.batch_id,
+                _part_text(span),
                 attempt.attempt,
                 self.max_try,
                 error_type,
                 message,
             )
+
+    def _log_part_failure(self, attempt: Attempt, outcome: Outcome, short: int) -> None:
+        self._log_failure(attempt, outcome, short=short)
 
     # -- summary ------------------------------------------------------------------------
 
@@ -578,6 +603,16 @@ def _describe(
     error = outcome_error(attempt, outcome)
     kind = "crashed" if type(outcome) is Crashed else "timeout"
     return kind, type(error).__name__, str(error), ""
+
+
+def _part_text(span: tuple[int, int] | None) -> str:
+    """ " (items 4-5)" for a part of a bisected mini-batch, "" for a whole one."""
+    if span is None:
+        return ""
+    offset, count = span
+    if count == 1:
+        return f" (item {offset} alone)"
+    return f" (items {offset}-{offset + count - 1})"
 
 
 def _show(item: Any) -> Any:

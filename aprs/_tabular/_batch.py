@@ -13,7 +13,7 @@ import pickle
 from typing import Any
 
 from ._read import read_slice
-from ._slice import TableSlice
+from ._slice import RowWindow, TableSlice
 
 __all__ = ("describe", "read_table_batch")
 
@@ -21,6 +21,9 @@ __all__ = ("describe", "read_table_batch")
 def read_table_batch(payload: bytes) -> tuple[Any, dict[str, Any], str]:
     """(DataFrame, partition_key_value, dataset name); raises TableReadError."""
     obj = pickle.loads(payload)
+    window = obj if isinstance(obj, RowWindow) else None
+    if window is not None:
+        obj = window.table
     parts: list[TableSlice] = obj if isinstance(obj, list) else [obj]
     frames = [read_slice(part) for part in parts]
     if len(frames) == 1:
@@ -29,12 +32,21 @@ def read_table_batch(payload: bytes) -> tuple[Any, dict[str, Any], str]:
         import pandas as pd
 
         df = pd.concat(frames, ignore_index=True)
+    if window is not None:  # a part of a failing mini-batch (isolate_failures)
+        df = df.iloc[window.offset : window.offset + window.count]
     first = parts[0]
     return df, dict(first.key_value or {}), first.dataset
 
 
 def describe(payload: bytes) -> list[str]:
-    """The parts of a payload as "file, bytes a-b" strings (parent: failure records)."""
+    """The parts of a payload as "file, bytes a-b" strings (parent: failure records).
+
+    A row window adds "rows a-b of the mini-batch" first.
+    """
     obj = pickle.loads(payload)
+    window = obj if isinstance(obj, RowWindow) else None
+    if window is not None:
+        obj = window.table
     parts: list[TableSlice] = obj if isinstance(obj, list) else [obj]
-    return [part.where() for part in parts]
+    where = [part.where() for part in parts]
+    return [window.where(), *where] if window is not None else where
