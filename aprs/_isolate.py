@@ -1,13 +1,14 @@
 """Poison-item isolation for jobs (``isolate_failures``): bisect a failing mini-batch.
 
-    whole try fails (n > 1 items) ──► Isolator.start: Bisection(batch, budget) ──► two Parts
-                                                                                   │ Dispatcher
-    Part try outcome ◄─────────────────────────────────────────────────────────────┘ front
-      Done ──► rows kept by offset (ok, short)
-      failed, count > 1, budget >= 2 ──► two halves, ahead of all pending work
+    whole try fails (n > 1 items) ──► Isolator.start: Bisection(batch, budget) ──► halves:
+                                          first half ──► Dispatcher front (ahead of new work)
+                                          second half ──► Bisection.waiting
+    part try outcome
+      Done ──► rows kept by offset (ok, short) ──► next waiting part
+      failed, count > 1, budget >= 2 ──► split again (first half now, second waits)
       failed, count == 1, tries < run_max_try, budget >= 1 ──► the item alone again
-      otherwise ──► its items fail now (error_threshold sees them at once)
-    no part open ──► rows assembled in item order ──► writer.put(batch_id, ...) once
+      otherwise ──► its items fail now (error_threshold sees them at once) ──► next part
+    nothing waiting ──► rows assembled in item order ──► writer.put(batch_id, ...) once
 
 A part is an ``Attempt`` with the original ``batch_id`` (so the writer's gate and window
 apply unchanged), its own try number and payload, and a ``Part`` token (``span``: offset and
@@ -27,7 +28,10 @@ Accounting (Azure's thresholds, per original mini-batch):
 
 Invariants: the writer gets each mini-batch once, with the rows of its good items in item
 order (so the journal and resume stay exactly-once); the extra tries of one mini-batch are
-bounded by its budget (``budget``); everything runs on the event loop and never awaits.
+bounded by its budget (``budget``); one part of a mini-batch is out at a time, depth first,
+so the tries (and which items a spent budget leaves failing together) do not depend on
+timing and a resumed job writes the same bytes; other mini-batches keep every other worker
+busy meanwhile. Everything runs on the event loop and never awaits.
 """
 
 from __future__ import annotations
@@ -62,28 +66,19 @@ def budget(size: int, run_max_try: int) -> int:
 
 
 class Bisection:
-    """One original mini-batch being isolated: its budget, open parts, finished rows."""
+    """One original mini-batch being isolated: its budget, waiting parts, finished rows."""
 
-    __slots__ = (
-        "attempt",
-        "base",
-        "budget",
-        "failed",
-        "open",
-        "results",
-        "tries",
-    )
+    __slots__ = ("attempt", "base", "budget", "failed", "results", "waiting")
 
     def __init__(self, attempt: Attempt, base: Any, budget: int) -> None:
         self.attempt = attempt  # the whole mini-batch's failed try (id, kind, size)
         self.base = base  # items, (items, key_value), or the TableSlice(s)
         self.budget = budget
-        self.open = 0  # parts whose outcome is not final yet
+        self.waiting: list[Attempt] = []  # parts not sent yet; the last one goes next
         self.failed = 0  # items whose last try failed (poison, or the budget ran out)
         self.results: dict[
             int, tuple[bytes, int, int]
         ] = {}  # offset -> (body, ok, short)
-        self.tries = 0  # part tries so far (each costs one run() call)
 
 
 class Part:
@@ -167,8 +162,6 @@ class Isolator:
         self._log_failure(attempt, outcome, 0)
         table_error = type(outcome) is Failed and outcome.error_type == "TableReadError"
         if part.count > 1 and b.budget >= 2 and not table_error:
-            b.budget -= 2
-            b.open -= 1
             self.acc.retries += 1
             self._split(b, part.offset, part.count)
         elif (
@@ -178,10 +171,9 @@ class Isolator:
             and not table_error
         ):
             b.budget -= 1
-            b.tries += 1
             self.acc.retries += 1
             self._requeue([attempt.retry()])
-        else:  # poison item(s), or the budget ran out: these items fail as a group
+        else:  # a poison item, or the budget ran out: these items fail as a group
             if part.count == 1:
                 self.isolated += 1
             b.failed += part.count
@@ -191,18 +183,18 @@ class Isolator:
     # -- parts --------------------------------------------------------------------------
 
     def _split(self, b: Bisection, offset: int, count: int) -> None:
+        """Two halves: the first goes now (ahead of new work), the second waits for it.
+
+        One part of a mini-batch is out at a time, depth first, first half first: the
+        order of tries, and so what the budget buys, does not depend on timing.
+        """
+        b.budget -= 2
         half = count // 2
-        parts = [
-            self._attempt(b, offset, half),
-            self._attempt(b, offset + half, count - half),
-        ]
-        b.open += 2
-        b.tries += 2
-        self._requeue(parts)  # both ahead of new work, the first half first
+        b.waiting.append(self._attempt(b, offset + half, count - half))
+        self._requeue([self._attempt(b, offset, half)])
 
     def _attempt(self, b: Bisection, offset: int, count: int) -> Attempt:
-        root = b.attempt
-        base = b.base
+        root, base = b.attempt, b.base
         if root.kind == KIND_TABLE:
             body: Any = RowWindow(base, offset, count)
         elif root.kind == KIND_KEYED:
@@ -217,9 +209,11 @@ class Isolator:
     def _close(
         self, b: Bisection, part: Part, body: bytes, ok: int, short: int
     ) -> None:
+        """A part is final: send the next waiting part, or finish the mini-batch."""
         b.results[part.offset] = (body, ok, short)
-        b.open -= 1
-        if b.open == 0:
+        if b.waiting:
+            self._requeue([b.waiting.pop()])
+        else:
             self._finish(b)
 
     def _finish(self, b: Bisection) -> None:

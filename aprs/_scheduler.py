@@ -580,6 +580,7 @@ class _Job:
             workers=plan.spec.process_count * plan.spec.node_count,
             worker_crashes=stats.crashed if stats else 0,
             worker_timeouts=stats.timed_out if stats else 0,
+            items_isolated=self.isolator.isolated if self.isolator else 0,
         )
 
 
