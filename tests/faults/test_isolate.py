@@ -17,6 +17,8 @@ import pytest
 
 import aprs
 from aprs._isolate import budget
+from aprs._report._data import load as load_report
+from aprs._status import job_status
 
 from .conftest import (
     OUTPUT_NAME,
@@ -98,6 +100,15 @@ def test_only_poison_items_fail_and_good_rows_are_written_in_order(
     parts = _part_rows(faults.out)
     assert {r[0] for r in parts} == {0, 2}  # only the failing mini-batches were split
     assert all(r[6] == r[9][1] for r in parts)  # items_in is the part's count
+    # `status` and the report read the part tries
+    assert f"{len(parts)} of them on parts of bisected" in job_status(str(faults.out))
+    report = load_report(str(faults.out))
+    assert sorted(t.key for t in report.tries if t.part) == sorted(
+        (r[0], r[1], r[9][0]) for r in parts
+    )
+    single = [t for t in report.tries if (t.index, t.part) == (0, (3, 1))]
+    assert [t.label for t in single] == ["1 of item 3", "2 of item 3"]
+    assert "ValueError" in report.errors_by_try[single[0].key]
     # the good mini-batches ran once; the split ones cost about 2 x log2(6) + retries
     calls = len(faults.markers.calls())
     assert 2 + 2 <= calls <= 2 + 2 * (1 + budget(6, 2))
