@@ -288,3 +288,22 @@ def test_killed_isolating_job_resumes_to_identical_output(
     assert result["resumed_from_batch"] == done
     assert (result["items_succeeded"], result["items_failed"]) == (60, 4)
     assert (faults.out / OUTPUT_NAME).read_bytes() == expected
+
+
+def test_keyed_item_batches_keep_their_key(job: Any) -> None:
+    """In-memory items with partition_keys: the parts of a key's mini-batch keep the key
+    value; only the bad item fails."""
+    items = [{"k": i % 2, "id": i, "bad": i == 5} for i in range(10)]
+    ran = job(
+        "partition_probe",
+        [items],
+        partition_keys=["k"],
+        isolate_failures=True,
+        run_max_try=1,
+    )
+    s = ran.summary
+    assert (s.items_succeeded, s.items_failed, s.items_isolated) == (9, 1, 1)
+    assert s.mini_batches_failed == 1
+    assert ran.rows() == [f"0|k=0|{i}" for i in (0, 2, 4, 6, 8)] + [
+        f"1|k=1|{i}" for i in (1, 3, 7, 9)
+    ]
