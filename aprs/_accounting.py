@@ -12,6 +12,10 @@ Azure semantics (../shared/reference/azure-prs.md section 4.1):
   With -1, Azure's samples that return ``[]`` or one row per partition (v2 partitioned
   training) complete, as they do in Azure.
 
+With ``isolate_failures`` (aprs._isolate) a failing mini-batch is bisected: it is *failing*
+while it is bisected and counts once at the end (failed if any of its items failed); each
+poison item counts as a failed item as soon as its last try fails.
+
 Only the event loop touches an Accounting, so updates are atomic without locks.
 """
 

@@ -12,7 +12,9 @@ Invariants:
   input order and the writer's reorder window stays small;
 - nothing is sent past the owner's gate (the job's writer window), so memory stays bounded;
 - whether a try is retried is decided here only, by ``Accounting.record_failed_try``
-  (Azure's run_max_try), for jobs and the Runner alike.
+  (Azure's run_max_try), for jobs and the Runner alike; the one exception is a job's
+  ``isolate_failures``: the parts of a bisected mini-batch are decided by ``aprs._isolate``
+  and come back through ``push_front``.
 
 All calls happen on the event loop thread; nothing here awaits.
 """

@@ -12,6 +12,10 @@ group while callbacks dispatch, (4) on completion, a crossed threshold, a signal
 backend error: stop feeding, stop workers (gracefully only on success), flush the writer, and
 (5) build the summary. All state lives on the event loop; callbacks never await.
 
+With ``isolate_failures`` a failed try of a mini-batch of several items goes to the Isolator
+(aprs._isolate) instead of the retry rule: its parts come back to ``on_outcome`` with a
+``Part`` token, and the Isolator puts the assembled mini-batch into the writer once.
+
 Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
 ``_HIGH // 2``; the dispatcher sends no batch more than ``window_limit`` ids ahead of the
 writer, so memory is bounded by (pending + in flight + window), not by the input size.
