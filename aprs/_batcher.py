@@ -18,9 +18,12 @@ Invariants:
   one cancelled after dispatch is discarded without touching the others of its batch;
 - bisection is bounded: the sub-batches of one failed batch share a budget of
   ``2 x size`` extra tries; when it runs out the remaining items get the batch's error;
-- the pump never awaits; it runs on the loop after the current turn, so callers woken
-  together (the answers of one batch) are gathered into one batch, and a lone call waits
-  one loop turn, not batch_wait_s.
+- the pump never awaits; it runs on the loop after the current turn, also after an answer or
+  freed capacity (``schedule``), so callers woken together (the answers of one batch)
+  re-queue first and join what was already waiting in one batch, and a lone call waits one
+  loop turn, not batch_wait_s. (Pumping synchronously on an answer sent the waiting items
+  alone and split the callers into groups that never merged: 64 closed-loop callers ran in
+  batches of 16/16/32, mean 22, instead of 32.)
 """
 
 from __future__ import annotations
@@ -118,6 +121,12 @@ class MicroBatcher:
             self._scheduled = True
             self._loop.call_soon(self.pump)
 
+    def schedule(self) -> None:
+        """Pump one loop turn from now (the callers woken by an answer re-queue first)."""
+        if self.queue and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.pump)
+
     def pump(self) -> None:
         """Send what the dispatch rule allows now; arm the gather timer for the rest."""
         self._scheduled = False
@@ -187,8 +196,7 @@ class MicroBatcher:
             self._answer(batch, outcome.body)
         else:
             self._isolate(attempt, batch, outcome)
-        if self.queue and not self._scheduled:
-            self.pump()
+        self.schedule()
 
     def _answer(self, batch: CallBatch, body: bytes) -> None:
         try:

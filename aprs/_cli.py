@@ -306,6 +306,19 @@ def _top_help(parser: argparse.ArgumentParser) -> str:
     return f"{parser.format_help()}\n{run.format_help()}"
 
 
+def _as_validate(parser: argparse.ArgumentParser) -> None:
+    """Make run's subparser speak as ``validate`` (its --help and its usage errors)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run: argparse.ArgumentParser = sub.choices["run"]
+    run.prog = run.prog.replace(" run", " validate")
+    run.description = (
+        "Check a job without running it: the configuration, the inputs (listed and "
+        "planned), and the entry script (imported and init() run in one real worker). "
+        "Takes exactly the options of `run`; exit 0 when all is fine, 1 when something "
+        "checked is broken, 2 for usage errors."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     if argv is None:
@@ -316,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate = list(argv)[:1] == ["validate"]
     if validate:  # `validate` takes exactly run's options
         argv = ["run", *list(argv)[1:]]
+        _as_validate(parser)
     args = parser.parse_args(argv)
     if validate:
         args.command = "validate"

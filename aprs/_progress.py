@@ -57,6 +57,7 @@ class LiveStats:
     reorder_window: int
     items_at_start: int = 0  # done before this run (resume): not part of the rate
     stopping: bool = False
+    finished: bool = False  # the final snapshot: the workers have exited
 
     @property
     def items_rate(self) -> float:
@@ -85,11 +86,17 @@ class LiveStats:
         parts += [
             f"failed {self.batches_failed}",
             f"retries {self.retries}",
-            f"workers {self.workers_alive}/{self.workers}",
+            self.workers_text(),
             f"window {self.reorder_window}",
             f"elapsed {format_duration(self.elapsed_s)}",
         ]
         return ", ".join(parts)
+
+    def workers_text(self) -> str:
+        """``workers 2/2 alive`` while running; ``workers 2 (stopped)`` at the end."""
+        if self.finished:
+            return f"workers {self.workers} (stopped)"
+        return f"workers {self.workers_alive}/{self.workers} alive"
 
 
 def _of(done: int, total: int | None) -> str:
@@ -283,7 +290,7 @@ class RichProgress:
             f"failed {s.batches_failed}  ", style="red" if s.batches_failed else ""
         )
         text.append(f"retries {s.retries}  ", style="yellow" if s.retries else "")
-        text.append(f"workers {s.workers_alive}/{s.workers} alive  ")
+        text.append(f"{s.workers_text()}  ")
         text.append(f"in flight {s.in_flight}  reorder window {s.reorder_window}")
         if s.stopping:
             text.append("  stopping...", style="bold yellow")

@@ -144,6 +144,7 @@ class Runner:
             run_timeout_s=float(run_invocation_timeout),
             python=environment or sys.executable,
             logging_level=logging_level.upper(),
+            min_depth=2,  # call()'s batches gathered while all are busy (_batcher)
         )
         self._target = "local" if compute_target == "local" else "ray"
         if self._target == "ray":  # "ray" or a "ray://host:port" address
@@ -472,8 +473,8 @@ class Runner:
 
     def on_filled(self) -> None:
         batcher = self._batcher
-        if batcher is not None and batcher.queue:
-            batcher.pump()
+        if batcher is not None:
+            batcher.schedule()
 
     def on_fatal(self, exc: BaseException) -> None:
         self._fatal = exc

@@ -520,7 +520,7 @@ class _Job:
 
     # -- summary ------------------------------------------------------------------------
 
-    def live(self) -> LiveStats:
+    def live(self, *, finished: bool = False) -> LiveStats:
         """A snapshot for the progress display and the overview log (cheap: no I/O)."""
         acc, plan, writer = self.acc, self.plan, self.writer
         stats = self.backend.statistics() if self.backend is not None else None
@@ -543,7 +543,8 @@ class _Job:
             in_flight=stats.in_flight if stats else 0,
             reorder_window=writer.window_size,
             items_at_start=self.items_at_start,
-            stopping=self.stop_reason is not None,
+            stopping=self.stop_reason is not None and not finished,
+            finished=finished,
         )
 
     def summary(self, elapsed_s: float) -> JobSummary:
@@ -679,7 +680,8 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
         await anyio.to_thread.run_sync(job.writer.release)
     summary = job.summary(time.perf_counter() - started)
     if plan.on_progress is not None:
-        plan.on_progress(job.live())  # the display ends on the final counts
+        # the display ends on the final counts
+        plan.on_progress(job.live(finished=True))
     await anyio.to_thread.run_sync(job.joblog.close, overview_final_line(summary))
     return summary, job_error(summary, job.cause)
 

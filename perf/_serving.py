@@ -11,6 +11,7 @@ request, from send to answer. Scorers:
     aprs    aprs.Runner.call (micro-batching)
     ppe     loop.run_in_executor(ProcessPoolExecutor, run([x])) per request
     pool    multiprocessing.Pool.apply_async(run([x])) wrapped in an asyncio future
+    bare    the floor (direct, 1 caller only): run([x]) over a bare Pipe per child
 
 Each function runs in a fresh process (perf._measure) and returns a raw result dict.
 """
@@ -100,6 +101,53 @@ class PoolScorer:
         return {"workers_ready": WORKERS}
 
 
+class BareScorer:
+    """The floor: two children on a bare Pipe each, ``run([x])`` per request, answers read
+    with ``loop.add_reader`` (perf/_pipes.py). No batching, retries or timeouts: what a
+    lone request costs on this machine beyond run() itself."""
+
+    def __init__(self) -> None:
+        from collections import deque
+
+        from ._pipes import pipe_workers
+
+        self._cm = pipe_workers(str(SCRIPT), WORKERS, pump=False)
+        self.conns = self._cm.__enter__()
+        self.waiting: dict[Any, deque[asyncio.Future[Any]]] = {
+            c: deque() for c in self.conns
+        }
+        self._next = 0
+
+    async def __aenter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        for c in self.conns:
+            loop.add_reader(c.fileno(), self._on_reply, c)
+        await asyncio.gather(*(self.call(i) for i in range(WORKERS * 4)))
+        return self
+
+    def _on_reply(self, conn: Any) -> None:
+        fut = self.waiting[conn].popleft()
+        if not fut.done():
+            fut.set_result(conn.recv()[0])
+
+    async def __aexit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for c in self.conns:
+            loop.remove_reader(c.fileno())
+        self._cm.__exit__(None, None, None)
+
+    async def call(self, item: Any) -> Any:
+        conn = self.conns[self._next % WORKERS]
+        self._next += 1
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[conn].append(fut)
+        conn.send([item])
+        return await fut
+
+    def statistics(self) -> dict[str, Any]:
+        return {"workers_ready": WORKERS}
+
+
 def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if fut.done():
         return
@@ -114,7 +162,7 @@ def _scorer(peer: str, runner: dict[str, Any]) -> Any:
         import aprs
 
         return aprs.Runner(SCRIPT, process_count_per_node=WORKERS, **runner)
-    return {"ppe": PPEScorer, "pool": PoolScorer}[peer]()
+    return {"ppe": PPEScorer, "pool": PoolScorer, "bare": BareScorer}[peer]()
 
 
 # -- the closed loop ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ PEERS = {
     "aprs": "aprs Runner.call",
     "ppe": "PPE run_in_executor",
     "pool": "Pool.apply_async",
+    "bare": "floor: bare Pipe per child",
 }
 POISON_EVERY = 1000
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for callers in args.callers:
             for peer in PEERS:
+                if peer == "bare" and (mode != "direct" or callers != 1):
+                    continue  # the floor of a lone request; no batching, no HTTP
                 kw = {"peer": peer, "callers": callers, **common}
                 rows.append(
                     (peer, measure(f"perf._serving:{mode}", kw, env, args.timeout))

@@ -77,7 +77,9 @@ def test_terminal_shows_totals_rate_eta_and_coalesced_failures(tmp_path: Path) -
     assert "mini-batches 20/20 (100%)" in text
     assert "items 40/40 (100%)" in text
     assert "ETA " in text and "items/s" in text
-    assert re.search(r"workers [0-2]/2 alive", text)
+    assert re.search(r"workers [0-2]/2 alive", text)  # while running
+    # the final frame says the workers stopped instead of "0/2 alive"
+    assert "workers 2 (stopped)" in text.rsplit("mini-batches 20/20", 1)[-1]
     # 10 bad files x 2 tries = 20 failed tries: 5 printed, the rest counted in one line
     assert text.count("ValueError: cannot process") == 5
     assert "15 more failures (see logs/failures.jsonl)" in text
@@ -94,6 +96,7 @@ def test_pipe_gets_plain_lines_and_failures_coalesce(tmp_path: Path) -> None:
     progress = [ln for ln in err.splitlines() if ln.startswith("aprs: progress: ")]
     assert progress, err
     assert "mini-batches 20/20 (100%), items 40/40 (100%)" in progress[-1]
+    assert "workers 2 (stopped)" in progress[-1]
     assert err.count("ValueError: cannot process") == 5
     assert "aprs: 15 more failures (see logs/failures.jsonl)" in err
     assert "status: completed" in proc.stdout

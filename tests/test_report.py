@@ -178,3 +178,28 @@ def test_report_needs_a_job(tmp_path: Path) -> None:
     ran = aprs("report", str(tmp_path))
     assert ran.returncode == 2
     assert "is not the output directory of an aprs job" in ran.stderr
+
+
+def test_report_open_hands_the_page_to_the_browser(
+    finished: Path, tmp_path: Path
+) -> None:
+    # webbrowser honours $BROWSER: a real program that records what it was asked to open
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+    browser.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BROWSER": f"{browser} %s"}
+    ran = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [sys.executable, "-m", "aprs", "report", str(finished), "--open"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+    )
+    assert ran.returncode == 0, ran.stderr
+    page = finished / "report.html"
+    assert ran.stdout.strip() == str(page)
+    deadline = time.monotonic() + 10  # the browser runs in the background
+    while not opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert opened.read_text() == f"file://{page.resolve()}"

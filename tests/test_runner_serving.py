@@ -208,6 +208,26 @@ async def test_submit_timeout_raises_timeout_error(tmp_path):
         assert await r.submit(["x"]) == [("x", 1)]
 
 
+async def test_a_submit_that_gives_up_before_dispatch_never_runs(tmp_path):
+    """A submit() cancelled while its batch waits for a worker takes the batch back out."""
+    gate, mark = Gate(tmp_path), tmp_path / "ran"
+    async with runner(1) as r:
+        held = asyncio.ensure_future(r.call(gate.item))
+        await gate.started()
+        with pytest.raises(TimeoutError):
+            await r.submit([{"mark": str(mark)}], timeout=0.1)
+        waiting = asyncio.ensure_future(r.submit([{"mark": str(mark)}]))
+        await asyncio.sleep(0.05)
+        waiting.cancel()  # a caller cancelled (e.g. its HTTP client went away)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        gate.open()
+        await held
+        assert await r.submit(["next"]) == [("next", 1)]
+        assert r.statistics().pending == 0
+    assert not mark.exists()
+
+
 async def test_close_with_calls_queued_and_in_flight(tmp_path):
     """aclose(): queued calls get RunnerClosedError, the running batch finishes."""
     gate = Gate(tmp_path)

@@ -254,5 +254,25 @@ async def test_overload_answers_503_at_once_and_recovers(tmp_path):
             assert [(await w).json()["prediction"] for w in waiting] == [0, 1, 2]
             r = await http.post("/predict", json={"pixels": "after"})
             assert r.json() == {"prediction": "after"}
+            # a list request is admitted whole or not at all: with room for 3 items, a
+            # list of 4 gets 503 and none of its items runs
+            gate2 = tmp_path / "gate2"
+            blocked = asyncio.ensure_future(
+                http.post("/predict", json={"pixels": {"gate": str(gate2)}})
+            )
+            started = anyio.Path(tmp_path / "gate2.started")
+            while not await started.exists():
+                await asyncio.sleep(0.01)
+            items_before = (await http.get("/stats")).json()["runner"]["items"]
+            r = await http.post("/predict", json={"instances": ["a", "b", "c", "d"]})
+            assert r.status_code == 503
+            assert "room for 3" in r.json()["error"]
+            gate2.touch()
+            assert (await blocked).status_code == 200
+            stats = (await http.get("/stats")).json()["runner"]
+            assert stats["items"] == items_before + 1  # only the gate item ran
+            assert stats["admitted"] == 0
+            r = await http.post("/predict", json={"instances": ["a", "b", "c", "d"]})
+            assert r.json() == {"predictions": ["a", "b", "c", "d"]}
     finally:
         svc.stop()

@@ -90,6 +90,17 @@ def test_validate_usage_error_exits_2(tmp_path: Path) -> None:
     assert "No entry script given" in ran.stderr
 
 
+def test_validate_help_speaks_as_validate() -> None:
+    ran = aprs("validate", "--help")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("usage: python -m aprs validate ")
+    assert "Check a job without running it" in ran.stdout
+    assert "--entry-script" in ran.stdout  # run's options
+    bad = aprs("validate", "--no-such-option")
+    assert bad.returncode == 2
+    assert "unrecognized arguments: --no-such-option" in bad.stderr
+
+
 def test_dry_run_prints_the_plan(tmp_path: Path) -> None:
     inputs = make_files(tmp_path / "in", {f"f{i:02d}.txt": "ok" for i in range(7)})
     ran = aprs(

@@ -62,6 +62,10 @@ class WorkerSpec:
     init_timeout_s: float | None = None
     max_init_tries: int = 3
     max_depth: int = 32
+    # batches a busy worker may hold once run() has been timed and succeeded; the Runner
+    # uses 2, so a batch gathered while every worker is busy waits in the worker's pipe
+    # (no round trip between two batches), not in the parent
+    min_depth: int = 1
     node_count: int = 1  # nodes that run workers (Ray); process_count workers on each
     ray: RayOptions | None = None  # compute_target="ray" only
 

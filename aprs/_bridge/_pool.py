@@ -21,6 +21,9 @@ batches queued behind it were never started and go back to the front of the queu
 ``depth`` adapts to the measured run() time: up to 32 for tiny batches, 1 for long ones
 (a long batch queued behind another would hurt the tail while another worker sits idle), and
 drops to 1 after any failure until the next success, so a failing job stops after a few calls.
+``WorkerSpec.min_depth`` raises the floor after a success: the Runner uses 2, because its
+micro-batcher queues a batch behind a busy worker only when every worker is busy, and that
+batch should wait in the worker's pipe rather than one round trip away in the parent.
 
 Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED. init()
 raising or dying is retried ``max_init_tries`` times per slot; a hung init() once per slot.
@@ -476,7 +479,7 @@ class LocalPool:
         # enough batches queued per worker to cover ~_PIPELINE_S of round trips and
         # wake-ups; 1 for batches long enough that queueing only hurts the tail
         depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))
-        self._depth = min(depth, self._spec.max_depth)
+        self._depth = max(min(depth, self._spec.max_depth), self._spec.min_depth)
         w.head_started = self._loop.time()
 
     # -- lifecycle events ---------------------------------------------------------------

@@ -14,7 +14,9 @@ Invariants:
       a request of the wrong shape 422; every error is a JSON ``{"error": ...}``, never a
       traceback;
     * more than ``max_pending`` items admitted and not yet answered -> the Runner raises
-      RunnerOverloadedError at once -> 503 with Retry-After;
+      RunnerOverloadedError at once -> 503 with Retry-After; a list request is admitted
+      whole or not at all, and when one of its items fails the others still queued are
+      cancelled (taken out of the Runner's queue), so an error answer leaves no work behind;
     * SIGTERM / Ctrl-C: stop accepting, finish the requests in flight, close the Runner (each
       worker's ``shutdown()`` runs), exit; no worker outlives the service.
 
@@ -174,8 +176,9 @@ class Service:
         if len(items) == 1:
             outcomes: list[Any] = [await _settle(self.runner.call(items[0]))]
         else:
-            outcomes = await asyncio.gather(
-                *(_settle(self.runner.call(item)) for item in items)
+            self._admit_all(len(items))
+            outcomes = await _all_or_first_failure(
+                [self.runner.call(item) for item in items]
             )
         failures = [
             (i, o.exc) for i, o in enumerate(outcomes) if isinstance(o, _Failure)
@@ -198,6 +201,18 @@ class Service:
     async def stats(self, request: Request) -> Response:
         return _json({"runner": self._stats(), "requests": self.counts})
 
+    def _admit_all(self, n: int) -> None:
+        """A list is admitted whole or not at all: a 503 must not leave part of it running."""
+        room = self.limits.max_pending - self._stats().get("admitted", 0)
+        if n > room:
+            raise HTTPError(
+                503,
+                f"overloaded: the request has {n} items and there is room for "
+                f"{max(room, 0)} now (max_pending {self.limits.max_pending}); retry "
+                "later or send fewer items per request",
+                {"Retry-After": "1"},
+            )
+
     def _stats(self) -> dict[str, Any]:
         stats: Any = self.runner.statistics()
         return stats if isinstance(stats, dict) else stats.as_dict()  # type: ignore[no-any-return]
@@ -206,6 +221,29 @@ class Service:
 @dataclass(slots=True)
 class _Failure:
     exc: BaseException
+
+
+async def _all_or_first_failure(calls: list[Any]) -> list[Any]:
+    """Results in order, or stop at the first failure: the calls not yet answered are
+    cancelled (the Runner takes a cancelled call's item out of its queue), so a request
+    that will get an error does not keep the workers busy. Cancelled calls come back as
+    None, failures as ``_Failure``."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()  # no effect on the finished ones
+        await asyncio.wait(tasks)  # each cancelled call takes its item out of the queue
+    outcomes: list[Any] = []
+    for task in tasks:
+        if task.cancelled():
+            outcomes.append(None)
+        elif (exc := task.exception()) is not None:
+            outcomes.append(_Failure(exc))
+        else:
+            outcomes.append(task.result())
+    return outcomes
 
 
 async def _settle(call: Any) -> Any:
