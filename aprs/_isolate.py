@@ -142,8 +142,7 @@ class Isolator:
         """The whole mini-batch failed a try: split it; it is failing until it ends."""
         base = pickle.loads(attempt.payload)
         bisection = Bisection(attempt, base, budget(attempt.size, self._max_try))
-        self.acc.failing.add(attempt.batch_id)
-        self.acc.retries += 1
+        self.acc.isolation_started(attempt.batch_id)
         self._split(bisection, 0, attempt.size)
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
@@ -153,8 +152,7 @@ class Isolator:
         if type(outcome) is Done:
             ok = min(outcome.returned, part.count)
             short = part.count - ok
-            self.acc.items_succeeded += ok
-            self.acc.items_failed += short
+            self.acc.part_done(ok, short)
             if short:
                 self._log_failure(attempt, outcome, short)
             self._close(b, part, outcome.body, ok, short)
@@ -162,7 +160,7 @@ class Isolator:
         self._log_failure(attempt, outcome, 0)
         table_error = type(outcome) is Failed and outcome.error_type == "TableReadError"
         if part.count > 1 and b.budget >= 2 and not table_error:
-            self.acc.retries += 1
+            self.acc.part_retried()
             self._split(b, part.offset, part.count)
         elif (
             part.count == 1
@@ -171,13 +169,13 @@ class Isolator:
             and not table_error
         ):
             b.budget -= 1
-            self.acc.retries += 1
+            self.acc.part_retried()
             self._requeue([attempt.retry()])
         else:  # a poison item, or the budget ran out: these items fail as a group
             if part.count == 1:
                 self.isolated += 1
             b.failed += part.count
-            self.acc.items_failed += part.count
+            self.acc.part_failed(part.count)
             self._close(b, part, b"", 0, part.count)
 
     # -- parts --------------------------------------------------------------------------
@@ -224,11 +222,7 @@ class Isolator:
         short = failed - b.failed
         batch_failed = b.failed > 0 or (short > 0 and self.acc.short_result_fails_batch)
         batch_id = b.attempt.batch_id
-        self.acc.failing.discard(batch_id)
-        if batch_failed:
-            self.acc.batches_failed += 1
-        else:
-            self.acc.batches_succeeded += 1
+        self.acc.isolation_finished(batch_id, failed=batch_failed)
         self._put(
             batch_id, self._join([r[0] for r in ordered]), ok, failed, batch_failed
         )
