@@ -51,6 +51,7 @@ __all__ = ("Isolator", "Part", "budget")
 
 POISON_CAP = 16  # the budget isolates at least this many poison items per mini-batch
 _LEN = struct.Struct("<I")  # the framing of TableOutput bodies (u32 header length)
+_Result = tuple[bytes, int, int]  # a final part: (body, items ok, items failed)
 
 
 def budget(size: int, run_max_try: int) -> int:
@@ -76,9 +77,7 @@ class Bisection:
         self.budget = budget
         self.waiting: list[Attempt] = []  # parts not sent yet; the last one goes next
         self.failed = 0  # items whose last try failed (poison, or the budget ran out)
-        self.results: dict[
-            int, tuple[bytes, int, int]
-        ] = {}  # offset -> (body, ok, short)
+        self.results: dict[int, _Result] = {}  # part offset -> its final result
 
 
 class Part:
@@ -106,7 +105,7 @@ class Isolator:
         put: the writer's ``put(batch_id, rows, ok, failed, batch_failed)``.
         log_failure: writes the failure record of a part's try (``short``: items missing
             from a short result).
-        framed: bodies carry a header (TableOutput); parquet: bodies are Arrow IPC streams.
+        framed: bodies carry a header to write once (TableOutput's framing).
     """
 
     def __init__(
