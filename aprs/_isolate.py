@@ -15,7 +15,8 @@ apply unchanged), its own try number and payload, and a ``Part`` token (``span``
 count of its items in the mini-batch). Payloads: item batches carry the part's items (a
 keyed batch keeps its key value); a table slice carries ``RowWindow(slice, offset, count)``,
 which the worker applies with ``iloc`` after reading the whole slice (the parent never
-parses a row).
+parses a row). A byte-range slice whose tries crashed or hung before any reported its rows
+is first read once without run() (``RowCount``, token ``Probe``) to learn them.
 
 Accounting (Azure's thresholds, per original mini-batch):
 - the mini-batch is *failing* (``allowed_failed_count`` / ``mini_batch_error_threshold``)
@@ -45,9 +46,9 @@ from typing import Any
 from ._accounting import Accounting
 from ._backends import KIND_KEYED, KIND_TABLE, Attempt, Done, Failed, Outcome
 from ._tabular._output import split_header
-from ._tabular._slice import RowWindow
+from ._tabular._slice import RowCount, RowWindow, TableSlice
 
-__all__ = ("Isolator", "Part", "budget")
+__all__ = ("Isolator", "Part", "Probe", "budget")
 
 POISON_CAP = 16  # the budget isolates at least this many poison items per mini-batch
 _LEN = struct.Struct("<I")  # the framing of TableOutput bodies (u32 header length)
@@ -96,6 +97,16 @@ class Part:
         return self.offset, self.count
 
 
+class Probe:
+    """The token of a ``RowCount`` try: the whole mini-batch's failed try."""
+
+    __slots__ = ("attempt",)
+    span = (0, 0)  # in the logs: a part of no items (the slice read, run() not called)
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+
+
 class Isolator:
     """Bisects failing mini-batches of a job; one per job.
 
@@ -105,6 +116,8 @@ class Isolator:
         put: the writer's ``put(batch_id, rows, ok, failed, batch_failed)``.
         log_failure: writes the failure record of a part's try (``short``: items missing
             from a short result).
+        count_rows: ``count_rows(attempt, rows)``: a probe found the rows of a table
+            slice; the job counts them as the mini-batch's items.
         framed: bodies carry a header to write once (TableOutput's framing).
     """
 
@@ -115,38 +128,80 @@ class Isolator:
         requeue: Callable[[list[Attempt]], None],
         put: Callable[[int, bytes, int, int, bool], None],
         log_failure: Callable[[Attempt, Outcome, int], None],
+        count_rows: Callable[[Attempt, int], None],
         framed: bool = False,
     ) -> None:
         self.acc = accounting
         self._requeue = requeue
         self._put = put
         self._log_failure = log_failure
+        self._count_rows = count_rows
         self._framed = framed
         self._max_try = accounting.thresholds.run_max_try
         self.isolated = 0  # items that failed alone (poison items found)
 
-    def can_start(self, attempt: Attempt, outcome: Outcome) -> bool:
-        """Is this failed try of a whole mini-batch worth bisecting?
+    def take(self, attempt: Attempt, outcome: Outcome) -> bool:
+        """A whole mini-batch's try failed: bisect it (True), or leave it to the retry rule.
 
         Not for one item (the run_max_try rule applies), nor for a table slice that could
-        not be read (the same bytes fail again). A table slice whose rows are not known yet
-        (a byte range whose tries crashed or hung before any was read) has ``size`` 1 until
-        a try reports its rows, so it is retried whole first.
+        not be read (the same bytes fail again). A byte-range table slice whose rows are
+        not known yet (its tries crashed or hung before any reported them) is first read
+        once without run() (``RowCount``) to learn them.
         """
-        if attempt.size <= 1:
+        if type(outcome) is Failed and outcome.error_type == "TableReadError":
             return False
-        return not (type(outcome) is Failed and outcome.error_type == "TableReadError")
-
-    def start(self, attempt: Attempt) -> None:
-        """The whole mini-batch failed a try: split it; it is failing until it ends."""
-        base = pickle.loads(attempt.payload)
-        bisection = Bisection(attempt, base, budget(attempt.size, self._max_try))
+        if attempt.size > 1:
+            self.acc.isolation_started(attempt.batch_id)
+            self._start(attempt, pickle.loads(attempt.payload))
+            return True
+        if attempt.kind != KIND_TABLE or type(outcome) is Failed:
+            return False
+        table = pickle.loads(attempt.payload)
+        if not isinstance(table, TableSlice) or table.rows >= 0:
+            return False
         self.acc.isolation_started(attempt.batch_id)
+        payload = pickle.dumps(RowCount(table), protocol=5)
+        probe = Attempt(attempt.batch_id, 1, 0, payload, KIND_TABLE, Probe(attempt))
+        self._requeue([probe])
+        return True
+
+    def _start(self, attempt: Attempt, base: Any) -> None:
+        bisection = Bisection(attempt, base, budget(attempt.size, self._max_try))
         self._split(bisection, 0, attempt.size)
+
+    def _on_probe(self, probe: Probe, outcome: Outcome) -> None:
+        """The row count of a slice whose whole tries were lost: bisect it now."""
+        root = probe.attempt
+        rows = outcome.items if type(outcome) is Done else -1
+        if rows >= 0:
+            self._count_rows(root, rows)  # the job counts the rows as items from here
+        table = pickle.loads(root.payload)
+        if rows >= 2:
+            self._start(root, table)
+            return
+        b = Bisection(root, table, self._max_try)
+        if rows == 1 and root.attempt < self._max_try:  # the one row, alone again
+            part = self._attempt(b, 0, 1)
+            part.attempt = root.attempt + 1
+            self._requeue([part])
+            return
+        failed = root.size if rows != 0 else 0  # an unreadable slice fails whole
+        b.failed = failed
+        if rows == 1:
+            self.isolated += 1
+        self.acc.part_failed(failed)
+        b.results[0] = (b"", 0, failed)
+        self._finish(b)
 
     def on_outcome(self, attempt: Attempt, outcome: Outcome) -> None:
         """A part's try ended (the job was not stopped)."""
-        part: Part = attempt.token
+        token = attempt.token
+        if type(token) is Probe:
+            if type(outcome) is not Done:
+                self._log_failure(attempt, outcome, 0)
+            self._on_probe(token, outcome)
+            return
+        part: Part = token
         b = part.bisection
         if type(outcome) is Done:
             ok = min(outcome.returned, part.count)

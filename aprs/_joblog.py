@@ -17,8 +17,9 @@
 seconds and status ``done`` | ``short`` (run() returned fewer elements) | ``failed`` |
 ``timeout`` | ``crashed``. A try of a part of a bisected mini-batch (``isolate_failures``)
 has a tenth element ``[offset, count]``: which items of mini-batch ``index`` it held; its
-``try`` counts the tries of that part. Lines are whole: a killed job leaves at most one
-torn last line, which readers skip.
+``try`` counts the tries of that part; ``[0, 0]`` is the row count of a table slice read
+without run(). Lines are whole: a killed job leaves at most one torn last line, which
+readers skip.
 
 Invariants: the hot path (``record``) is one ``time.time()`` and one ``list.append``; encoding
 and file writes happen in a worker thread with the loop free. A log that cannot be written

@@ -147,6 +147,7 @@ class _Job:
                 requeue=self.dispatch.push_front,
                 put=self.writer.put,
                 log_failure=self._log_part_failure,
+                count_rows=self._found_rows,
                 framed=plan.framed_output,
             )
         self.pending = self.dispatch.pending
@@ -185,10 +186,8 @@ class _Job:
             self._after_change()
             return
         found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
-        if found >= 0 and found != attempt.size:
-            # a table's rows are known once a worker read them: count those as items
-            self.items_total += found - attempt.size
-            attempt.size = found
+        if found >= 0:
+            self._found_rows(attempt, found)
         if type(outcome) is Done:
             if outcome.returned > attempt.size and not self.warned_extra:
                 self.warned_extra = True
@@ -209,11 +208,17 @@ class _Job:
         else:
             self._log_failure(attempt, outcome)
             isolator = self.isolator
-            if isolator is not None and isolator.can_start(attempt, outcome):
-                isolator.start(attempt)
+            if isolator is not None and isolator.take(attempt, outcome):
+                pass  # bisected: its parts come back with a token
             elif not self.dispatch.retry_or_give_up(attempt, outcome):
                 self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
         self._after_change()
+
+    def _found_rows(self, attempt: Attempt, rows: int) -> None:
+        """A table's rows are known once a worker read them: count those as items."""
+        if rows != attempt.size:
+            self.items_total += rows - attempt.size
+            attempt.size = rows
 
     def on_write_error(self, exc: OSError) -> None:
         error = OutputError(

@@ -13,14 +13,29 @@ import pickle
 from typing import Any
 
 from ._read import read_slice
-from ._slice import RowWindow, TableSlice
+from ._slice import RowCount, RowWindow, TableSlice
 
-__all__ = ("describe", "read_table_batch")
+__all__ = ("RowsRead", "describe", "read_table_batch")
+
+
+class RowsRead:
+    """What a ``RowCount`` payload decodes to: the slice's rows, and no DataFrame."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
 
 
 def read_table_batch(payload: bytes) -> tuple[Any, dict[str, Any], str]:
-    """(DataFrame, partition_key_value, dataset name); raises TableReadError."""
+    """(DataFrame, partition_key_value, dataset name); raises TableReadError.
+
+    A ``RowCount`` payload gives ``RowsRead`` instead of a DataFrame.
+    """
     obj = pickle.loads(payload)
+    if isinstance(obj, RowCount):  # isolate_failures: how many rows, nothing else
+        table = obj.table
+        return RowsRead(len(read_slice(table))), {}, table.dataset
     window = obj if isinstance(obj, RowWindow) else None
     if window is not None:
         obj = window.table
@@ -44,6 +59,8 @@ def describe(payload: bytes) -> list[str]:
     A row window adds "rows a-b of the mini-batch" first.
     """
     obj = pickle.loads(payload)
+    if isinstance(obj, RowCount):
+        return [obj.where(), obj.table.where()]
     window = obj if isinstance(obj, RowWindow) else None
     if window is not None:
         obj = window.table

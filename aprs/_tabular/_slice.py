@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ("HEADER_MODES", "RowWindow", "TableFormat", "TableOptions", "TableSlice")
+__all__ = (
+    "HEADER_MODES",
+    "RowCount",
+    "RowWindow",
+    "TableFormat",
+    "TableOptions",
+    "TableSlice",
+)
 
 TableFormat = Literal["delimited", "parquet", "json_lines"]
 
@@ -100,3 +107,17 @@ class RowWindow:
         last = self.offset + self.count - 1
         rows = f"row {self.offset}" if self.count == 1 else f"rows {self.offset}-{last}"
         return f"{rows} of the mini-batch"
+
+
+@dataclass(frozen=True, slots=True)
+class RowCount:
+    """Read ``table`` and report its rows; run() is not called (``isolate_failures``).
+
+    Sent when a byte-range slice's tries crashed or hung before any reported its rows, so
+    the parent can cut it into row windows.
+    """
+
+    table: TableSlice
+
+    def where(self) -> str:
+        return "the row count of the mini-batch (run() not called)"

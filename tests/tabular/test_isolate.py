@@ -133,17 +133,46 @@ def test_partition_batch_poison_row_fails_alone(
     assert got["id"].tolist() == [0, 2, 4, 6, 8, 10, 1, 3, 5, 9, 11]
 
 
-def test_byte_slice_that_always_crashes_fails_whole(
+def test_byte_slice_whose_tries_crash_is_counted_then_bisected(
     tmp_path: Path, job: Callable[..., Any]
 ) -> None:
-    """The documented limit: a byte-range slice whose every try crashes never reported
-    its row count, so it cannot be cut into rows and fails whole (as without the flag)."""
+    """A byte-range slice whose first try crashes never reported its rows: the parent has
+    a worker read it once without run() (RowCount), then bisects it by rows."""
     write(table(300), tmp_path / "a.csv", "csv")
     write(poisoned(300, {100: "crash"}), tmp_path / "b.csv", "csv")
     ds = TabularDataset.from_delimited_files(str(tmp_path / "*.csv"))
-    ran = job(SCORE, [ds], isolate_failures=True, run_max_try=2)
+    ran = job(SCORE, [ds], isolate_failures=True, run_max_try=1)
 
     s = ran.summary
-    assert (s.mini_batches_total, s.mini_batches_failed, s.items_isolated) == (2, 1, 0)
-    assert s.items_succeeded == 300
-    assert [r["part"] for r in ran.failures()] == [None, None]
+    assert (s.mini_batches_total, s.mini_batches_failed) == (2, 1)
+    assert (s.items_total, s.items_succeeded, s.items_failed) == (600, 599, 1)
+    assert s.items_isolated == 1
+    got = read_text_output(ran.output_bytes())
+    assert got["id"].tolist() == list(range(300)) + [i for i in range(300) if i != 100]
+    lines = (ran.out / "logs" / "minibatches.jsonl").read_bytes().splitlines()
+    probes = [line for line in lines if line.endswith(b"[0,0]]")]
+    assert len(probes) == 1 and b'"done"' in probes[0]  # read once, run() not called
+
+
+def test_byte_slice_hang_on_one_row_is_isolated(
+    tmp_path: Path, job: Callable[..., Any]
+) -> None:
+    """A hang costs run_invocation_timeout per level; the row fails alone."""
+    df = poisoned(12, {7: "hang"})
+    write(df, tmp_path / "t.csv", "csv")
+    ds = TabularDataset.from_delimited_files(str(tmp_path / "t.csv"))
+    ran = job(
+        SCORE,
+        [ds],
+        isolate_failures=True,
+        run_max_try=1,
+        run_invocation_timeout=1.0,
+    )
+
+    s = ran.summary
+    assert (s.items_total, s.items_succeeded, s.items_failed) == (12, 11, 1)
+    assert s.items_isolated == 1 and s.worker_timeouts >= 3
+    got = read_text_output(ran.output_bytes())
+    assert got["id"].tolist() == [i for i in range(12) if i != 7]
+    [alone] = [r for r in ran.failures() if r["part"] and r["part"][1] == 1]
+    assert alone["kind"] == "timeout" and alone["items"][0] == "row 7 of the mini-batch"
