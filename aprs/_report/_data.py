@@ -38,6 +38,8 @@ class Try:
         if self.part is None:
             return str(self.attempt)
         offset, count = self.part
+        if count == 0:  # a table slice read for its row count, run() not called
+            return f"{self.attempt} (row count only)"
         items = (
             f"item {offset}" if count == 1 else f"items {offset}-{offset + count - 1}"
         )
