@@ -128,6 +128,17 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("--description", "description", str, "free text"),
 ]
+_FLAG_OPTIONS = [  # (option, config key, help): store_true flags that set a config key
+    (
+        "--isolate-failures",
+        "isolate_failures",
+        (
+            "split a failing mini-batch in halves until only its poison items fail; the "
+            "good items are written (default: a failure fails the whole mini-batch, as "
+            "in Azure)"
+        ),
+    ),
+]
 
 _STEP_KEYS = {"name", "inputs", "output", "side_inputs", "arguments", "allow_reuse"}
 # (models: / model_dir: in a file are config keys: ParallelRunConfig.models / .model_dir)
@@ -215,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output directory (default ./aprs_output/<name>)")
     for option, key, typ, text in _CONFIG_OPTIONS:
         run.add_argument(option, dest=key, type=typ, help=text, default=None)
+    for option, key, text in _FLAG_OPTIONS:
+        run.add_argument(option, dest=key, action="store_true", help=text, default=None)
     run.add_argument(
         "--env",
         action="append",
@@ -430,6 +443,7 @@ def _build_step(args: argparse.Namespace) -> Any:
             "--set changes keys of a --config file; pass --config FILE too."
         )
     config_keys = {key for _, key, _, _ in _CONFIG_OPTIONS}
+    config_keys |= {key for _, key, _ in _FLAG_OPTIONS}
     nested = data.pop("parallel_run_config", None)
     if nested is not None and not isinstance(nested, dict):
         raise ConfigError(f"parallel_run_config in {where} must be a mapping.")

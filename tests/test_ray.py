@@ -434,3 +434,28 @@ def _wait_for(condition: Any, limit: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the script never reached the marker"
         time.sleep(0.1)
+
+
+def test_isolate_failures_on_ray(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
+    """Bisection works through the seam: a poison item fails alone on Ray; a batch whose
+    actor was killed once is split and ends with every item written."""
+    items = [*ITEMS[:5], "bad", *ITEMS[5:8], "kill-actor", *ITEMS[8:]]
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        process_count_per_node=2,
+        worker_resources=WORKER,
+        mini_batch_size=4,
+        run_max_try=1,
+        isolate_failures=True,
+    )
+    summary = step.run()
+    assert summary.status == "completed"
+    assert rows(summary) == [f"{i} {n // 4}" for n, i in enumerate(items) if i != "bad"]
+    assert (summary.items_failed, summary.items_isolated) == (1, 1)
+    assert (summary.mini_batches_failed, summary.worker_crashes) == (1, 1)
+    records = read_failures(Path(step.output))
+    by_batch = sorted((r["mini_batch_index"], r["part"] or []) for r in records)
+    assert by_batch == [(1, []), (1, [0, 2]), (1, [1, 1]), (2, [])]
