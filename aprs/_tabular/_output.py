@@ -12,6 +12,9 @@ as space separated values, no header, no index; ``--append_row_dataframe_header 
 settings file's ``{"append_row": {"pandas.DataFrame.to_csv": {...}}}`` change it). A list is
 written one ``str(element)`` per line (``.jsonl``: one JSON value per line).
 
+A DataFrame of numpy integer columns with the default options is formatted by pyarrow's CSV
+writer (~8x faster than ``to_csv`` for 10k rows, the same bytes; ``_integer_rows``).
+
 When the format has a header, every body is framed as ``u32 len(header) + header + rows`` so
 the parent can write the header once, before the first rows (``split_header``).
 """

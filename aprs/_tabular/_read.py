@@ -5,6 +5,10 @@
                ──► Parquet:    row groups covering rows [start, stop) ──► slice
                ──► DataFrame (integer columns with nulls become pandas' nullable Int64)
 
+Kept per worker process (slices of one file follow each other): the column names of each
+file version (path, mtime, size), the open ParquetFile of the last Parquet file and its last
+row group (or whole file, for partition keys).
+
 Every problem (unreadable file, malformed row, corrupt row group, columns that differ from
 the dataset's first file) raises TableReadError with the file and the line or row group, and
 ``items``: the rows the slice holds as far as known, counted as failed items. The message is
