@@ -12,6 +12,10 @@ Azure semantics (../shared/reference/azure-prs.md section 4.1):
   With -1, Azure's samples that return ``[]`` or one row per partition (v2 partitioned
   training) complete, as they do in Azure.
 
+With ``isolate_failures`` (aprs._isolate) a failing mini-batch is bisected: it is *failing*
+while it is bisected and counts once at the end (failed if any of its items failed); each
+poison item counts as a failed item as soon as its last try fails.
+
 Only the event loop touches an Accounting, so updates are atomic without locks.
 """
 
@@ -71,6 +75,34 @@ class Accounting:
         self.items_failed += size
         self.batches_failed += 1
         return False
+
+    # -- isolate_failures (aprs._isolate): a bisected mini-batch ----------------------------
+
+    def isolation_started(self, batch_id: int) -> None:
+        """A whole try failed and the mini-batch is bisected: failing until it ends."""
+        self.failing.add(batch_id)
+        self.retries += 1
+
+    def part_retried(self) -> None:
+        """A part's try failed and more tries follow (its halves, or the item alone)."""
+        self.retries += 1
+
+    def part_done(self, ok: int, short: int) -> None:
+        """A part succeeded: ``ok`` items, ``short`` missing from a short result."""
+        self.items_succeeded += ok
+        self.items_failed += short
+
+    def part_failed(self, items: int) -> None:
+        """A part's last try failed: its items count as failed now (error_threshold)."""
+        self.items_failed += items
+
+    def isolation_finished(self, batch_id: int, *, failed: bool) -> None:
+        """Every part is final: the mini-batch counts once, failed or succeeded."""
+        self.failing.discard(batch_id)
+        if failed:
+            self.batches_failed += 1
+        else:
+            self.batches_succeeded += 1
 
     def scheduling_finished(self, total: int) -> None:
         self.batches_total = total

@@ -126,17 +126,27 @@ _CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         float,
         "seconds to wait for node_count Ray nodes before failing (default 60)",
     ),
+    ("--description", "description", str, "free text"),
+]
+_FLAG_OPTIONS = [  # (option, config key, help): store_true flags that set a config key
     (
         "--ship-inputs",
         "ship_inputs",
-        bool,
         (
             "compute_target ray: send file inputs to the workers as bytes through Ray's "
             "object store (for nodes without the driver's storage); run() gets copies "
             "in a node-local folder"
         ),
     ),
-    ("--description", "description", str, "free text"),
+    (
+        "--isolate-failures",
+        "isolate_failures",
+        (
+            "split a failing mini-batch in halves until only its poison items fail; the "
+            "good items are written (default: a failure fails the whole mini-batch, as "
+            "in Azure)"
+        ),
+    ),
 ]
 
 _STEP_KEYS = {"name", "inputs", "output", "side_inputs", "arguments", "allow_reuse"}
@@ -224,12 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--output", help="output directory (default ./aprs_output/<name>)")
     for option, key, typ, text in _CONFIG_OPTIONS:
-        if typ is bool:  # a flag: absent leaves the --config file's value
-            run.add_argument(
-                option, dest=key, action="store_true", help=text, default=None
-            )
-        else:
-            run.add_argument(option, dest=key, type=typ, help=text, default=None)
+        run.add_argument(option, dest=key, type=typ, help=text, default=None)
+    for option, key, text in _FLAG_OPTIONS:
+        run.add_argument(option, dest=key, action="store_true", help=text, default=None)
     run.add_argument(
         "--env",
         action="append",
@@ -445,6 +452,7 @@ def _build_step(args: argparse.Namespace) -> Any:
             "--set changes keys of a --config file; pass --config FILE too."
         )
     config_keys = {key for _, key, _, _ in _CONFIG_OPTIONS}
+    config_keys |= {key for _, key, _ in _FLAG_OPTIONS}
     nested = data.pop("parallel_run_config", None)
     if nested is not None and not isinstance(nested, dict):
         raise ConfigError(f"parallel_run_config in {where} must be a mapping.")

@@ -63,6 +63,7 @@ _INT_FIELDS = {  # field -> (lowest valid value, None allowed)
 _FLOAT_FIELDS = frozenset(
     {"allowed_failed_percent", "run_invocation_timeout", "ray_node_wait"}
 )
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}  # quoted in files
 _RAY_ONLY = (
     "ray_address",
     "worker_resources",
@@ -96,6 +97,7 @@ _MESSAGES = {
     "worker_resources": 'must map resource names to numbers >= 0 per worker (num_cpus, num_gpus, memory in bytes, or a custom Ray resource), or be None; got {got}. Write it as {{"num_cpus": 1, "num_gpus": 0.5}} (CLI: --worker-resources num_cpus=1,num_gpus=0.5).',
     "ray_node_wait": "must be a number of seconds > 0; got {got}. Set how long to wait for enough Ray nodes before failing (default 60).",
     "ship_inputs": "must be true or false; got {got}. Set it to true to send file inputs to the Ray workers as bytes (clusters without shared storage).",
+    "isolate_failures": "must be true or false; got {got}. Set it to true to split a failing mini-batch so that only its poison items fail (default false: Azure's whole-mini-batch failures).",
     "ray_only": 'only applies to compute_target="ray"; got {got} with compute_target="local". Set compute_target="ray" (or "ray://host:port"), or remove it.',
     "text": "must be a non-empty string or None; got {got}. Set it to a path or name, or leave it unset.",
     "arg_type": "`arguments[{i}]` must be a str, int, float or path; got {got}. Convert it to a string (json.dumps for structured values).",
@@ -147,7 +149,9 @@ class ParallelRunConfig(
 
     Two aprs additions stand in for Azure's model registry: ``models`` (``{name: path}``,
     answered by ``Model.get_model_path(name)`` in the workers) and ``model_dir`` (exported
-    as ``AZUREML_MODEL_DIR``).
+    as ``AZUREML_MODEL_DIR``). ``isolate_failures`` (default False, Azure's behaviour) bisects
+    a mini-batch whose try fails, so that its good items are written and only the poison
+    items count as failed (docs/architecture.md section 9).
 
     Example:
         >>> ParallelRunConfig(entry_script="score.py", mini_batch_size="1MB").mini_batch_spec()
@@ -182,6 +186,7 @@ class ParallelRunConfig(
     worker_resources: dict[str, float] | None = None
     ray_node_wait: float = 60
     ship_inputs: bool = False  # aprs: file inputs travel as bytes to the Ray workers
+    isolate_failures: bool = False  # aprs: bisect a failing mini-batch (jobs)
 
     def __post_init__(self) -> None:
         for name in ("entry_script", "source_directory", "environment", "model_dir"):
@@ -470,6 +475,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "worker_resources": _resources_ok,
     "ray_node_wait": lambda v: _is_number(v) and v > 0,
     "ship_inputs": lambda v: isinstance(v, bool),
+    "isolate_failures": lambda v: isinstance(v, bool),
 }
 _TEXT_FIELDS = frozenset(
     {"source_directory", "description", "environment", "model_dir", "ray_address"}
@@ -550,8 +556,11 @@ def _coerce(field: str, value: Any) -> Any:
         return value
     if field == "worker_resources":
         return _parse_resources(value)
-    if field == "ship_inputs" and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"  # --set ship_inputs=true
+    if (
+        field in ("ship_inputs", "isolate_failures")
+        and value.strip().lower() in _BOOL_TEXT
+    ):
+        return _BOOL_TEXT[value.strip().lower()]
     if field in _INT_FIELDS and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
         return int(value)
     if field in _FLOAT_FIELDS:

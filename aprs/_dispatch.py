@@ -12,7 +12,9 @@ Invariants:
   input order and the writer's reorder window stays small;
 - nothing is sent past the owner's gate (the job's writer window), so memory stays bounded;
 - whether a try is retried is decided here only, by ``Accounting.record_failed_try``
-  (Azure's run_max_try), for jobs and the Runner alike.
+  (Azure's run_max_try), for jobs and the Runner alike; the one exception is a job's
+  ``isolate_failures``: the parts of a bisected mini-batch are decided by ``aprs._isolate``
+  and come back through ``push_front``.
 
 All calls happen on the event loop thread; nothing here awaits.
 """
@@ -84,6 +86,14 @@ class Dispatcher:
             # Otherwise outcomes refill (on_capacity).
             self.fill()
 
+    def push_front(self, attempts: list[Attempt]) -> None:
+        """Attempts ahead of everything pending, in their order (retries, split parts).
+
+        Sent on the next fill (the backend's ``on_capacity`` after the outcome that caused
+        them).
+        """
+        self.pending.extendleft(reversed(attempts))
+
     def fill(self) -> None:
         """Send pending attempts, oldest first, while the gate and the backend accept them."""
         backend, pending, gate = self.backend, self.pending, self._gate
@@ -134,7 +144,7 @@ class Dispatcher:
         self._owner.on_outcome(attempt, outcome)
 
     def on_requeue(self, attempts: list[Attempt]) -> None:
-        self.pending.extendleft(reversed(attempts))
+        self.push_front(attempts)
 
     def on_capacity(self) -> None:
         self.fill()

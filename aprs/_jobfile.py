@@ -50,7 +50,7 @@ _V2_USED = {
     "mini_batch_error_threshold", "error_threshold", "logging_level",
     "max_concurrency_per_instance", "resources", "retry_settings",
     "environment_variables", "task", "description", "is_deterministic",
-    "models", "model_dir",
+    "models", "model_dir", "isolate_failures",
 }  # fmt: skip
 _TASK_USED = {
     "type",
@@ -164,7 +164,7 @@ _V1_ORDER = (  # the keys and order of Azure's save_to_yaml, then aprs's optiona
     "source_directory", "description", "run_invocation_timeout", "run_max_try",
     "append_row_file_name", "environment", "allowed_failed_count",
     "allowed_failed_percent", "partition_keys", "environment_variables", "models",
-    "model_dir",
+    "model_dir", "isolate_failures",
 )  # fmt: skip
 
 
@@ -176,6 +176,9 @@ def save_v1_yaml(config: ParallelRunConfig, path: str) -> None:
     values["compute_target_name"] = values.pop("compute_target")
     optional = {"allowed_failed_count", "allowed_failed_percent", "partition_keys",
                 "environment_variables", "models", "model_dir"}  # fmt: skip
+    if not values["isolate_failures"]:  # an aprs key: written only when set
+        optional.add("isolate_failures")
+        values["isolate_failures"] = None
     mapping = {
         key: values[key]
         for key in _V1_ORDER
@@ -451,7 +454,7 @@ class _V2:
         job = self.job
         for key in ("mini_batch_size", "error_threshold", "logging_level", "description",
                     "mini_batch_error_threshold", "max_concurrency_per_instance",
-                    "partition_keys"):  # fmt: skip
+                    "partition_keys", "isolate_failures"):  # fmt: skip
             if job.get(key) is not None:
                 out[key] = self._scalar(job[key], key)
         retry = job.get("retry_settings")

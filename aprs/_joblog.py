@@ -15,8 +15,11 @@
 ``{"run": n, "started": ..., "workers": ..., "resumed_from": ...}``; every other line is
 ``[index, try, worker, pid, start, end, items_in, items_out, status]`` with wall-clock
 seconds and status ``done`` | ``short`` (run() returned fewer elements) | ``failed`` |
-``timeout`` | ``crashed``. Lines are whole: a killed job leaves at most one torn last line,
-which readers skip.
+``timeout`` | ``crashed``. A try of a part of a bisected mini-batch (``isolate_failures``)
+has a tenth element ``[offset, count]``: which items of mini-batch ``index`` it held; its
+``try`` counts the tries of that part; ``[0, 0]`` is the row count of a table slice read
+without run(). Lines are whole: a killed job leaves at most one torn last line, which
+readers skip.
 
 Invariants: the hot path (``record``) is one ``time.time()`` and one ``list.append``; encoding
 and file writes happen in a worker thread with the loop free. A log that cannot be written
@@ -81,7 +84,8 @@ job_error.txt                      failures grouped by error: count + the first 
 job_progress_overview.txt          a progress line every few seconds while the job runs
 failures.jsonl                     one JSON record per failed try, with traceback and items
 minibatches.jsonl                  one line per try: [index, try, worker, pid, start, end,
-                                   items_in, items_out, status]; object lines mark each run
+                                   items_in, items_out, status], + [offset, count] for a
+                                   part of a bisected mini-batch; object lines mark each run
 journal.jsonl, state.json          the resume journal and the job's fingerprint
 sys/job.txt                        the parent's log (scheduling, stops, worker deaths)
 sys/worker/workerNNN.txt           per worker: processes, failures, crashes, totals
@@ -145,6 +149,8 @@ class JobLog:
                 attempt.size,
                 outcome.returned if kind is Done else 0,  # type: ignore[union-attr]
                 _STATUS.get(kind, "failed"),
+                # a part of a bisected mini-batch (aprs._isolate.Part): (offset, count)
+                None if attempt.token is None else attempt.token.span,
             )
         )
 
@@ -248,11 +254,23 @@ class JobLog:
         out = []
         per_worker: dict[int, list[str]] = {}
         debug = self.logging_level.upper() == "DEBUG"
-        for batch_id, attempt, worker, pid, end, run_s, size, returned, kind in rows:
+        for (
+            batch_id,
+            attempt,
+            worker,
+            pid,
+            end,
+            run_s,
+            size,
+            returned,
+            kind,
+            span,
+        ) in rows:
             status = "short" if kind == "done" and returned < size else kind
             start = round(end - run_s, 6)
             row = (batch_id, attempt, worker, pid, start, round(end, 6))
-            out.append(orjson.dumps((*row, size, returned, status)))
+            full = (*row, size, returned, status)
+            out.append(orjson.dumps(full if span is None else (*full, span)))
             lines = self._worker_lines(
                 batch_id, attempt, worker, pid, end, run_s, size, returned, status
             )
@@ -363,6 +381,8 @@ def read_minibatches(log_dir: str) -> tuple[list[dict[str, Any]], list[list[Any]
             runs.append(value)
         elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS):
             rows.append(value)
+        elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS) + 1:
+            rows.append(value)  # a part of a bisected mini-batch: + [offset, count]
     return runs, rows
 
 

@@ -8,9 +8,14 @@
 
 Phases of ``run_job``: (1) open the writer and journal, (2) start the backend (fails fast when
 the script cannot be imported or init() fails everywhere), (3) run producer + writer in one task
-group while callbacks dispatch, (4) on completion, a crossed threshold, a signal or a fatal
-backend error: stop feeding, stop workers (gracefully only on success), flush the writer, and
+group while callbacks dispatch (a tabular input's producer starts with (2): planning overlaps
+the workers' start-up), (4) on completion, a crossed threshold, a signal or a fatal backend
+error: stop feeding, stop workers (gracefully only on success), flush the writer, and
 (5) build the summary. All state lives on the event loop; callbacks never await.
+
+With ``isolate_failures`` a failed try of a mini-batch of several items goes to the Isolator
+(aprs._isolate) instead of the retry rule: its parts come back to ``on_outcome`` with a
+``Part`` token, and the Isolator puts the assembled mini-batch into the writer once.
 
 Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
 ``_HIGH // 2``; the dispatcher sends no batch more than ``window_limit`` ids ahead of the
@@ -64,6 +69,7 @@ from ._errors import (
     OutputError,
     UsageError,
 )
+from ._isolate import Isolator
 from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
 from ._partition import by_bytes, by_count, by_count_async, by_keys
@@ -112,6 +118,7 @@ class JobPlan:
     compute_target: str = "local"  # the backend (aprs._backends.create_backend)
     framed_output: bool = False  # bodies carry a header to write once (TableOutput)
     parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
+    isolate_failures: bool = False  # bisect failing mini-batches (aprs._isolate)
 
 
 class _Job:
@@ -137,6 +144,16 @@ class _Job:
             sink=ParquetSink() if plan.parquet_output else None,
         )
         self.dispatch = Dispatcher(self, self.acc, gate=self.writer.accepts)
+        self.isolator: Isolator | None = None
+        if plan.isolate_failures:
+            self.isolator = Isolator(
+                accounting=self.acc,
+                requeue=self.dispatch.push_front,
+                put=self._put,
+                log_failure=self._log_part_failure,
+                count_rows=self._found_rows,
+                framed=plan.framed_output,
+            )
         self.pending = self.dispatch.pending
         self.backend: Backend | None = None
         self.space = anyio.Event()
@@ -171,11 +188,14 @@ class _Job:
         self.joblog.record(attempt, outcome)
         if self.stop_reason is not None:
             return
+        if attempt.token is not None:  # a part of a mini-batch being bisected
+            assert self.isolator is not None
+            self.isolator.on_outcome(attempt, outcome)
+            self._after_change()
+            return
         found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
-        if found >= 0 and found != attempt.size:
-            # a table's rows are known once a worker read them: count those as items
-            self.items_total += found - attempt.size
-            attempt.size = found
+        if found >= 0:
+            self._found_rows(attempt, found)
         if type(outcome) is Done:
             if outcome.returned > attempt.size and not self.warned_extra:
                 self.warned_extra = True
@@ -192,22 +212,33 @@ class _Job:
             if failed:
                 self._log_failure(attempt, outcome, short=failed)
             batch_failed = failed > 0 and self.acc.short_result_fails_batch
-            self.writer.put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
-            self._release(attempt.batch_id)
+            self._put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
         else:
             self._log_failure(attempt, outcome)
-            if not self.dispatch.retry_or_give_up(attempt, outcome):
-                self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
-                self._release(attempt.batch_id)
+            isolator = self.isolator
+            if isolator is not None and isolator.take(attempt, outcome):
+                pass  # bisected: its parts come back with a token
+            elif not self.dispatch.retry_or_give_up(attempt, outcome):
+                self._put(attempt.batch_id, b"", 0, attempt.size, True)
         self._after_change()
 
-    def _release(self, batch_id: int) -> None:
-        """A shipped batch is final: its bytes leave the budget (the refs go with it)."""
+    def _put(
+        self, batch_id: int, body: bytes, ok: int, failed: int, batch_failed: bool
+    ) -> None:
+        """The mini-batch is final: to the writer, and its shipped bytes leave the budget
+        (the refs go with its attempts)."""
+        self.writer.put(batch_id, body, ok, failed, batch_failed)
         if self.shipped:
             self.shipped_bytes -= self.shipped.pop(batch_id, 0)
             if self.producer_waiting and self.shipped_bytes < _SHIP_BUDGET:
                 self.producer_waiting = False
                 self.space.set()
+
+    def _found_rows(self, attempt: Attempt, rows: int) -> None:
+        """A table's rows are known once a worker read them: count those as items."""
+        if rows != attempt.size:
+            self.items_total += rows - attempt.size
+            attempt.size = rows
 
     def on_write_error(self, exc: OSError) -> None:
         error = OutputError(
@@ -495,7 +526,7 @@ class _Job:
         )
         self._log_failure(attempt, outcome, items=items)
         self.acc.record_failed_try(index, len(items), self.max_try)
-        self.writer.put(index, b"", 0, len(items), True)
+        self._put(index, b"", 0, len(items), True)
         self._after_change()
 
     # -- failure records ----------------------------------------------------------------
@@ -519,8 +550,10 @@ class _Job:
                 items = None
         shown = [_show(i) for i in (items or [])[:100]]
         kind, error_type, message, tb = _describe(attempt, outcome, short)
+        span = attempt.token.span if attempt.token is not None else None
         record = {
             "mini_batch_index": attempt.batch_id,
+            "part": span,  # [offset, count] of a bisected mini-batch's part, else null
             "try": attempt.attempt,
             "max_try": self.max_try,
             "kind": kind,
@@ -541,13 +574,17 @@ class _Job:
         self.writer.log_failure(line + b"\n")
         if not short:
             failure_log.warning(
-                "mini-batch %d try %d/%d failed: %s: %s",
+                "mini-batch %d%s try %d/%d failed: %s: %s",
                 attempt.batch_id,
+                _part_text(span),
                 attempt.attempt,
                 self.max_try,
                 error_type,
                 message,
             )
+
+    def _log_part_failure(self, attempt: Attempt, outcome: Outcome, short: int) -> None:
+        self._log_failure(attempt, outcome, short=short)
 
     # -- summary ------------------------------------------------------------------------
 
@@ -616,6 +653,7 @@ class _Job:
             workers=plan.spec.process_count * plan.spec.node_count,
             worker_crashes=stats.crashed if stats else 0,
             worker_timeouts=stats.timed_out if stats else 0,
+            items_isolated=self.isolator.isolated if self.isolator else 0,
         )
 
 
@@ -639,6 +677,16 @@ def _describe(
     error = outcome_error(attempt, outcome)
     kind = "crashed" if type(outcome) is Crashed else "timeout"
     return kind, type(error).__name__, str(error), ""
+
+
+def _part_text(span: tuple[int, int] | None) -> str:
+    """ " (items 4-5)" for a part of a bisected mini-batch, "" for a whole one."""
+    if span is None:
+        return ""
+    offset, count = span
+    if count == 1:
+        return f" (item {offset} alone)"
+    return f" (items {offset}-{offset + count - 1})"
 
 
 def _show(item: Any) -> Any:
@@ -715,6 +763,15 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
         return
     job.backend = backend
     job.dispatch.attach(backend)
+    # Tables are planned while the workers start (imports + init() take seconds; reading
+    # Parquet footers or counting a CSV's lines is parent work that need not wait for
+    # them): batches queue in `pending` and go out as workers become ready. Other inputs
+    # may run user code (generators), so they are read only once init() succeeded.
+    early = bool(plan.sources) and all(
+        isinstance(s, TabularDataset) for s in plan.sources
+    )
+    if early:
+        tg.start_soon(job.produce)
     try:
         await backend.start()
     except (EntryScriptError, InitFailedError):
@@ -724,7 +781,8 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
         return
     if job.stop_reason is not None:  # Ctrl-C / SIGTERM while init() was running
         return
-    tg.start_soon(job.produce)
+    if not early:
+        tg.start_soon(job.produce)
     if plan.on_progress is not None:
         tg.start_soon(_progress, job, plan.on_progress, plan.progress_interval_s)
     job.fill()

@@ -74,6 +74,7 @@ def collect_status(output_dir: str) -> dict[str, Any]:
         "pid": state.get("pid"),
         "runs": len(runs),
         "tries": tries,
+        "part_tries": sum(1 for row in rows if len(row) > 9),  # isolate_failures
         "last_activity": max((r[5] for r in rows), default=state.get("time")),
         "journal": None if journal is None else msgspec.to_builtins(journal),
         "result": result,
@@ -120,6 +121,11 @@ def job_status(output_dir: str, *, as_json: bool = False) -> str:
         f"{t['failed']} raised, {t['timeout']} timed out, {t['crashed']} crashed) "
         f"over {info['runs']} run(s)"
     )
+    if info["part_tries"]:
+        lines[-1] += (
+            f"; {info['part_tries']} of them on parts of bisected mini-batches "
+            "(isolate_failures)"
+        )
     if isinstance(info["last_activity"], float):
         ago = time.time() - info["last_activity"]
         stamp = time.strftime(

@@ -305,6 +305,10 @@ class ParallelRunStep:
         cfg = self.config.to_dict()
         for where_only in ("description", "ray_address", "ray_node_wait"):
             cfg.pop(where_only, None)  # where the job runs does not change its result
+        if not cfg["isolate_failures"]:
+            del cfg[
+                "isolate_failures"
+            ]  # off: the fingerprints of earlier versions hold
         h.update(orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS))
         h.update(orjson.dumps([self.arguments, self.side_inputs, self.output]))
         for path in _code_files(script_path, source_dir, self.output):
@@ -373,6 +377,7 @@ class ParallelRunStep:
             items_expected=items_expected,
             batches_expected=batches_expected,
             compute_target="local" if cfg.compute_target == "local" else "ray",
+            isolate_failures=cfg.isolate_failures,
         )
 
     def _batching(self) -> tuple[str, int]:

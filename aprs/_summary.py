@@ -64,6 +64,7 @@ class JobSummary(msgspec.Struct, kw_only=True):
     workers: int = 0
     worker_crashes: int = 0
     worker_timeouts: int = 0
+    items_isolated: int = 0  # isolate_failures: failed items this run found alone
 
     def render(self) -> str:
         """A few human-readable lines for the terminal."""
@@ -81,7 +82,12 @@ class JobSummary(msgspec.Struct, kw_only=True):
                 f"{self.mini_batches_succeeded} succeeded, "
                 f"{self.mini_batches_failed} failed"
             ),
-            f"items: {self.items_succeeded} succeeded, {self.items_failed} failed",
+            f"items: {self.items_succeeded} succeeded, {self.items_failed} failed"
+            + (
+                f" ({self.items_isolated} isolated as poison items)"
+                if self.items_isolated
+                else ""
+            ),
             f"elapsed: {self.elapsed_s:.2f} s",
             f"output: {self.output_file or self.output_dir}",
         ]

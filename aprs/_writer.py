@@ -4,7 +4,8 @@
                             {batch_id: rows}     next_id advances       + journal line
 
 ``put()`` is called on the event loop for every final outcome (a failed mini-batch is put with
-no rows, so ids stay contiguous). The window holds only results that wait for an earlier
+no rows, so ids stay contiguous; a bisected one, ``isolate_failures``, once with the rows of
+its good items, assembled by aprs._isolate). The window holds only results that wait for an earlier
 mini-batch; the scheduler dispatches no batch whose id is more than ``window_limit`` ahead of
 ``next_id``, so the window (and the parent's memory) stays bounded whatever the skew. File
 writes and fsyncs run in a worker thread, never on the loop; while one write runs, more results

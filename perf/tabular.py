@@ -3,7 +3,8 @@
     generate (once, under /tmp): 2M rows x 5 columns (id + 4 iris-like floats)
         as one CSV, 20 CSVs, 20 Parquet files
     for each round, peer, case: a fresh process (python -m perf.tabular --one PEER CASE)
-        ──► rows/s, first output row (s), peak RSS of that process (the parent's)
+        ──► rows/s, first output row (s), peak RSS of that process (the parent's),
+            CPU s of that process and its children (the work, independent of the load)
     memory: aprs's parent peak RSS on a 50 MB CSV vs a 5 GB CSV (built by repetition,
         deleted afterwards)
 
@@ -284,7 +285,18 @@ def one(peer: str, case: str) -> dict[str, Any]:
         shutil.rmtree(out, ignore_errors=True)
     assert result["lines"] == ROWS + 1, result
     result["rss_mb"] = peak_rss_mb()
+    result["cpu_s"] = cpu_seconds()
     return result
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and every child it waited for (workers, pool processes;
+    not Ray's, whose workers belong to the raylet): the work done, whatever the load."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def memory(size_gb: float) -> dict[str, float]:
@@ -407,8 +419,8 @@ def report(
     for case in cases:
         lines += [
             f"\n### {case}: {ROWS:,} rows, {BATCH:,}-row batches, {WORKERS} workers\n",
-            "| peer | rows/s ↑ | first row s ↓ | peak RSS MB (parent) ↓ | aprs/peer |",
-            "|---|---|---|---|---|",
+            "| peer | rows/s ↑ | first row s ↓ | peak RSS MB (parent) ↓ | CPU s ↓ | aprs/peer |",
+            "|---|---|---|---|---|---|",
         ]
         medians: dict[str, float] = {}
         for peer in peers:
@@ -420,18 +432,19 @@ def report(
             ok = [r for r in rs if "error" not in r]
             if not ok:
                 err = rs[0].get("error", "not run") if rs else "not run"
-                lines.append(f"| {peer} | error: {err} | | | |")
+                lines.append(f"| {peer} | error: {err} | | | | |")
                 continue
             speeds = sorted(ROWS / r["s"] for r in ok)
             first = statistics.median(r["first_s"] for r in ok)
             rss = statistics.median(r["rss_mb"] for r in ok)
+            cpu = statistics.median(r.get("cpu_s", math.nan) for r in ok)
             extra = ""
             if "ray_init_s" in ok[0]:
                 extra = f" (ray.init {statistics.median(r['ray_init_s'] for r in ok):.1f} s, included)"
             ratio = medians.get("aprs", float("nan")) / medians[peer]
             lines.append(
                 f"| {peer}{extra} | {medians[peer]:,.0f} [{speeds[0]:,.0f}..{speeds[-1]:,.0f}] "
-                f"| {first:.2f} | {rss:.0f} | {ratio:.2f} |"
+                f"| {first:.2f} | {rss:.0f} | {cpu:.2f} | {ratio:.2f} |"
             )
     return "\n".join(lines)
 

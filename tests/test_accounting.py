@@ -227,3 +227,33 @@ def test_every_item_counted_once(
     assert a.batches_succeeded + a.batches_failed == len(batches)
     assert a.failing == set()
     assert a.retries <= len(batches) * (max_try - 1)
+
+
+def test_a_bisected_mini_batch_is_failing_then_counts_once() -> None:
+    """isolate_failures: failing while bisected (allowed_failed_count sees it), poison items
+    counted as they fail (error_threshold), one failed mini-batch at the end."""
+    a = acc(allowed_failed_count=0, error_threshold=2)
+    a.isolation_started(7)
+    assert (a.crossed() or ("",))[0] == "allowed_failed_count"
+    a = acc(allowed_failed_count=1, error_threshold=2)
+    a.isolation_started(7)
+    a.part_done(ok=4, short=0)
+    a.part_retried()
+    a.part_failed(1)
+    a.part_failed(1)
+    assert a.crossed() is None  # 2 items failed: not above error_threshold=2
+    a.part_done(ok=2, short=0)
+    a.isolation_finished(7, failed=True)
+    assert (a.items_succeeded, a.items_failed, a.retries) == (6, 2, 2)
+    assert (a.batches_succeeded, a.batches_failed, a.failing) == (0, 1, set())
+    a.part_failed(1)
+    assert (a.crossed() or ("",))[0] == "error_threshold"
+
+
+def test_a_bisected_mini_batch_whose_parts_all_succeed_counts_as_succeeded() -> None:
+    a = acc()
+    a.isolation_started(0)
+    a.part_done(ok=3, short=0)
+    a.part_done(ok=3, short=0)
+    a.isolation_finished(0, failed=False)
+    assert (a.batches_succeeded, a.batches_failed, a.items_failed) == (1, 0, 0)

@@ -453,3 +453,32 @@ def test_version(workdir: Path) -> None:
     """--version prints the package version."""
     proc = ok(aprs_cli("--version", cwd=workdir))
     assert proc.stdout.strip() == f"aprs {aprs.__version__}"
+
+
+def test_isolate_failures_from_the_config_file_and_the_flag(
+    tmp_path: Path, workdir: Path
+) -> None:
+    """`isolate_failures: true` in --config, or --isolate-failures: only the bad file
+    fails; without either its whole mini-batch fails (Azure's rule)."""
+    make_files(tmp_path / "in", {"a": "", "b": "", "bad": "", "c": ""})
+    script = script_path("raises")
+    base = [
+        "run", "--entry-script", script, "--input", tmp_path / "in",
+        "--mini-batch-size", "4", "--run-max-try", "1", "--no-progress",
+    ]  # fmt: skip
+    config = tmp_path / "conf.yml"
+    config.write_text("isolate_failures: true\n")
+    out = tmp_path / "file"
+    ok(aprs_cli(*base, "--config", config, "--output", out, cwd=workdir))
+    assert [os.path.basename(r) for r in rows(out / "parallel_run_step.txt")] == [
+        "a",
+        "b",
+        "c",
+    ]
+    out = tmp_path / "flag"
+    proc = ok(aprs_cli(*base, "--isolate-failures", "--output", out, cwd=workdir))
+    assert "items: 3 succeeded, 1 failed (1 isolated as poison items)" in proc.stdout
+    out = tmp_path / "off"
+    proc = aprs_cli(*base, "--output", out, cwd=workdir)
+    assert proc.returncode == 1  # no item succeeded: append_row has nothing to append
+    assert "items: 0 succeeded, 4 failed" in proc.stdout

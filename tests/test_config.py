@@ -238,6 +238,7 @@ def test_defaults_match_azure():
             "worker_resources": None,
             "ray_node_wait": 60,
             "ship_inputs": False,
+            "isolate_failures": False,  # issue 12: off keeps Azure's whole-batch failures
         }
     )
 
@@ -661,3 +662,18 @@ def test_implemented_runtime_flag_passes_through_without_warning():
     argv, warnings = validate_arguments(["--append_row_dataframe_header", "True"])
     assert argv == ["--append_row_dataframe_header", "True"]
     assert warnings == []
+
+
+def test_isolate_failures_is_a_bool_and_files_may_quote_it():
+    """isolate_failures: True/False; a file's "true"/"false" is read as a bool."""
+    assert ParallelRunConfig(
+        entry_script="s.py", isolate_failures=True
+    ).isolate_failures
+    data = {"entry_script": "s.py", "isolate_failures": "true"}
+    assert ParallelRunConfig.from_mapping(data).isolate_failures is True
+    data["isolate_failures"] = "false"
+    assert ParallelRunConfig.from_mapping(data).isolate_failures is False
+    with pytest.raises(ConfigError, match="`isolate_failures` must be true or false"):
+        ParallelRunConfig(entry_script="s.py", isolate_failures="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="got `'sometimes'`"):
+        ParallelRunConfig.from_mapping({**data, "isolate_failures": "sometimes"})

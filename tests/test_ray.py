@@ -480,6 +480,42 @@ def test_ship_inputs_runs_on_node_local_copies(
         assert not os.path.exists(path), f"{path} outlived its run() call"
 
 
+def test_ship_inputs_with_isolate_failures(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """A bisected mini-batch's parts reuse the shipped bytes: only the poison file fails,
+    the rows and counts equal the local backend's."""
+    root = tmp_path / "shared"
+    root.mkdir()
+    for n in range(6):
+        name = "poison.txt" if n == 4 else f"{n:02d}.txt"
+        (root / name).write_bytes(bytes([65 + n]) * (40_000 * n))  # 200 KB in all
+    outputs = []
+    for target in ("local", "ray"):
+        extra: dict[str, Any] = {}
+        env = {"APRS_TEST_MARKS": str(marks)}
+        if target == "ray":  # run() fails if it gets a driver path
+            extra = {"ray_address": cluster.address, "ship_inputs": True}
+            extra["worker_resources"] = WORKER
+            env["APRS_TEST_INPUT_ROOT"] = str(root)
+        step = build_step(
+            tmp_path / target,
+            "ship_probe",
+            [aprs.FileDataset.from_files(str(root))],
+            name=f"isolate-{target}",
+            environment_variables=env,
+            compute_target=target,
+            mini_batch_size=6,
+            isolate_failures=True,
+            run_max_try=1,
+            **extra,
+        )
+        summary = step.run()
+        assert (summary.items_succeeded, summary.items_failed) == (5, 1), target
+        outputs.append(rows(summary))
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 5
+
+
 def test_shipped_files_are_packed_in_order(
     tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -511,14 +547,25 @@ def test_shipped_files_are_packed_in_order(
     finally:
         ray.shutdown()
     folder = tmp_path / "node"
+    files = (shipped.paths, None)
     payload = pickle.dumps(paths)
     local = pickle.loads(
-        _ray_ship.materialise(str(folder), KIND_ITEMS, payload, None, chunks)
+        _ray_ship.materialise(str(folder), KIND_ITEMS, payload, files, chunks)
     )
     assert local == [str(folder) + p for p in paths]
     assert [Path(p).read_bytes() for p in local] == [
         Path(p).read_bytes() for p in paths
     ]
+    # a part of the batch (isolate_failures) names fewer paths: only those are written
+    part = tmp_path / "part"
+    payload = pickle.dumps(paths[1:4])
+    local = pickle.loads(
+        _ray_ship.materialise(str(part), KIND_ITEMS, payload, files, chunks)
+    )
+    assert [Path(p).read_bytes() for p in local] == [
+        Path(p).read_bytes() for p in paths[1:4]
+    ]
+    assert sum(1 for p in part.rglob("*") if p.is_file()) == 3
 
 
 def test_ship_inputs_refused_where_it_cannot_apply(tmp_path: Path) -> None:
@@ -627,3 +674,28 @@ def _wait_for(condition: Any, limit: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the script never reached the marker"
         time.sleep(0.1)
+
+
+def test_isolate_failures_on_ray(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
+    """Bisection works through the seam: a poison item fails alone on Ray; a batch whose
+    actor was killed once is split and ends with every item written."""
+    items = [*ITEMS[:5], "bad", *ITEMS[5:8], "kill-actor", *ITEMS[8:]]
+    step = ray_job(
+        tmp_path,
+        marks,
+        items,
+        ray_address=cluster.address,
+        process_count_per_node=2,
+        worker_resources=WORKER,
+        mini_batch_size=4,
+        run_max_try=1,
+        isolate_failures=True,
+    )
+    summary = step.run()
+    assert summary.status == "completed"
+    assert rows(summary) == [f"{i} {n // 4}" for n, i in enumerate(items) if i != "bad"]
+    assert (summary.items_failed, summary.items_isolated) == (1, 1)
+    assert (summary.mini_batches_failed, summary.worker_crashes) == (1, 1)
+    records = read_failures(Path(step.output))
+    by_batch = sorted((r["mini_batch_index"], r["part"] or []) for r in records)
+    assert by_batch == [(1, []), (1, [0, 2]), (1, [1, 1]), (2, [])]

@@ -528,6 +528,7 @@ def test_job_summary_fields(job: Job) -> None:
         "workers": 2,
         "worker_crashes": 0,
         "worker_timeouts": 0,
+        "items_isolated": 0,
     }
     got = msgspec.structs.asdict(s)
     assert {k: got[k] for k in expected} == expected

@@ -174,7 +174,7 @@ class RayBackend:
                 attempt.batch_id,
                 attempt.kind,
                 attempt.payload,
-                shipped.inline,
+                (shipped.paths, shipped.inline),
                 *shipped.refs,
             )
         fut = self._watch(ref, self._on_run_done, best)

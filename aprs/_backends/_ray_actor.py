@@ -4,7 +4,7 @@
     RayWorker.remote(...)  ──────────►   __init__: env, node-local log folder
     start(init)            ──────────►   setup_process + load: import, init()  ──► Ready | InitFailed
     run(batch_id, kind, payload) ────►   ScriptRuntime.run_batch ──► (BatchDone | BatchFailed, body)
-    run_shipped(..., inline, *refs) ─►   (ship_inputs) write the files to a node-local folder,
+    run_shipped(..., files, *refs) ──►   (ship_inputs) write the files to a node-local folder,
                                          run() on those paths, delete the folder
     lifeline()   (own thread) ───────►   blocks until stop(): an error here = the actor died
     stop()                 ──────────►   shutdown() of the script, last log bytes
@@ -89,7 +89,7 @@ class RayWorker:
         batch_id: int,
         kind: int,
         payload: bytes,
-        inline: list[bytes] | None,
+        shipped: tuple[list[str], list[bytes] | None],
         *fetched: list[bytes],
     ) -> tuple[BatchDone | BatchFailed, bytes, LogDelta]:
         """run() on shipped files: written to a node-local folder, deleted after the call.
@@ -101,7 +101,7 @@ class RayWorker:
         folder = tempfile.mkdtemp(prefix=f"b{batch_id}-", dir=self._inputs_dir)
         try:
             try:
-                local = materialise(folder, kind, payload, inline, fetched)
+                local = materialise(folder, kind, payload, shipped, fetched)
             except Exception as exc:  # e.g. the node's disk is full: this batch fails
                 tb = "".join(traceback.format_exception(exc))
                 failed = BatchFailed(
@@ -112,7 +112,7 @@ class RayWorker:
                     time.perf_counter() - started,
                 )
                 return failed, b"", self._logs()
-            del inline, fetched
+            del shipped, fetched
             return self.run(batch_id, kind, local)
         finally:
             shutil.rmtree(folder, ignore_errors=True)

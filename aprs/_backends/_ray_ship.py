@@ -52,8 +52,14 @@ CHUNK_BYTES = (
 
 @dataclass(frozen=True, slots=True)
 class ShippedFiles:
-    """One batch's file contents: ``inline`` (small batches), else packed in ``refs``."""
+    """One batch's file contents: ``inline`` (small batches), else packed in ``refs``.
 
+    ``paths`` are the files in content order. A part of the batch (``isolate_failures``
+    bisects a failing one) carries the same ShippedFiles and a payload naming fewer paths:
+    the actor writes only those.
+    """
+
+    paths: list[str]
     inline: list[bytes] | None
     refs: list[Any]  # ray.ObjectRef of list[bytes] (files in order), when not inline
     nbytes: int  # total file bytes (the scheduler's budget)
@@ -82,10 +88,10 @@ def ship_files(paths: list[str]) -> ShippedFiles:
         total += len(data)
         del data
     if not refs and total < INLINE_BYTES:
-        return ShippedFiles(chunk, [], total)
+        return ShippedFiles(list(paths), chunk, [], total)
     if chunk:
         refs.append(ray.put(chunk))
-    return ShippedFiles(None, refs, total)
+    return ShippedFiles(list(paths), None, refs, total)
 
 
 def local_layout(paths: list[str], folder: str) -> list[str]:
@@ -102,15 +108,19 @@ def materialise(
     folder: str,
     kind: int,
     payload: bytes,
-    inline: list[bytes] | None,
+    shipped: tuple[list[str], list[bytes] | None],
     fetched: tuple[list[bytes], ...],
 ) -> bytes:
-    """Write the shipped files under ``folder``; the payload with the local paths instead."""
+    """Write the payload's files under ``folder`` from ``shipped`` (its paths and inline
+    contents) or ``fetched`` (the packed chunks); the payload with the local paths."""
     data = pickle.loads(payload)
     paths, key_value = data if kind == KIND_KEYED else (data, None)
     local = local_layout(paths, folder)
+    all_paths, inline = shipped
     contents = inline if inline is not None else [b for chunk in fetched for b in chunk]
-    for target, blob in zip(local, contents, strict=True):
+    by_path = dict(zip(all_paths, contents, strict=True))
+    for target, path in zip(local, paths, strict=True):
+        blob = by_path[path]
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as f:
             f.write(blob)

@@ -200,6 +200,10 @@ class ScriptRuntime:
         except BaseException as exc:
             return _decode_failure(batch_id, exc, started), b""
         del payload
+        if kind == KIND_TABLE and _rows_only(items):  # isolate_failures: count only
+            return BatchDone(
+                batch_id, 0, time.perf_counter() - started, items.rows
+            ), b""
         count = len(items) if kind == KIND_TABLE else -1  # rows read, reported back
         if count == 0:  # an empty DataFrame: run() is not called (as in Azure)
             return BatchDone(batch_id, 0, time.perf_counter() - started, 0), b""
@@ -264,6 +268,13 @@ def _decode(batch_id: int, kind: int, payload: bytes) -> tuple[Any, MiniBatchCon
         items, key_value = data
         return items, MiniBatchContext(batch_id, key_value)
     raise ValueError(f"unknown mini-batch payload kind {kind}")
+
+
+def _rows_only(items: Any) -> bool:
+    """Is this a table's row count (``RowsRead``) rather than a DataFrame?"""
+    from .._tabular._batch import RowsRead
+
+    return type(items) is RowsRead
 
 
 def _decode_failure(batch_id: int, exc: BaseException, started: float) -> BatchFailed:

@@ -25,6 +25,7 @@ __all__ = ("Unit", "data_start", "plan")
 
 Unit = Literal["bytes", "rows"]
 _BLOCK = 1 << 20
+_WALK = 64  # lines walked one by one around a guessed cut
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -117,7 +118,11 @@ def _line_end(f: BinaryIO, target: int, size: int) -> int:
 def _by_rows(
     f: BinaryIO, proto: TableSlice, start: int, size: int, rows: int
 ) -> Iterator[TableSlice]:
-    """Slices of ``rows`` lines each, found by counting newlines block by block."""
+    """Slices of ``rows`` lines each, found by counting newlines block by block.
+
+    Each block is counted once; a cut is found from the block's mean line length
+    (``_nth_newline_end``), so planning costs about one scan of the file.
+    """
     f.seek(start)
     begin, pos, need = start, start, rows
     while True:
@@ -125,14 +130,13 @@ def _by_rows(
         if not block:
             break
         offset = 0
-        while True:
-            count = block.count(b"\n", offset)
-            if count < need:
-                need -= count
-                break
-            cut = _nth_newline_end(block, offset, need)
+        left = block.count(b"\n")
+        mean = len(block) / max(1, left)
+        while left >= need:
+            cut = _nth_newline_end(block, offset, need, mean)
             yield _with(proto, begin, pos + cut, rows)
-            begin, offset, need = pos + cut, cut, rows
+            begin, offset, left, need = pos + cut, cut, left - need, rows
+        need -= left
         pos += len(block)
     if begin < size:
         tail = rows - need + (0 if _ends_with_newline(f, size) else 1)
@@ -140,16 +144,36 @@ def _by_rows(
             yield _with(proto, begin, size, tail)
 
 
-def _nth_newline_end(block: bytes, offset: int, n: int) -> int:
-    """The index just after the n-th newline of block[offset:] (binary search on count)."""
-    lo, hi = offset, len(block)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if block.count(b"\n", offset, mid) >= n:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+def _nth_newline_end(block: bytes, offset: int, n: int, mean: float) -> int:
+    """The index just after the n-th newline of block[offset:] (which holds >= n of them).
+
+    Guess the place from the mean line length, count up to it, then walk the few lines
+    between the guess and the cut with find / rfind; a guess far off (lines of very
+    different lengths) is refined by a binary search on counts instead.
+    """
+    size = len(block)
+    pos = min(size, offset + round(n * mean))
+    seen = block.count(b"\n", offset, pos)
+    while n - seen > _WALK:  # well short: jump ahead by the estimate
+        ahead = min(size, pos + max(1, round((n - seen) * mean)))
+        seen += block.count(b"\n", pos, ahead)
+        pos = ahead
+    if seen - n > _WALK:  # well past: binary search in [offset, pos)
+        lo, hi = offset, pos
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if block.count(b"\n", offset, mid) >= n:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+    if seen >= n:  # the last newline before pos is the seen-th: step back to the n-th
+        for _ in range(seen - n + 1):
+            pos = block.rfind(b"\n", offset, pos)
+        return pos + 1
+    for _ in range(n - seen):
+        pos = block.find(b"\n", pos) + 1
+    return pos
 
 
 def _ends_with_newline(f: BinaryIO, size: int) -> bool:

@@ -25,6 +25,25 @@ class Try:
     items_in: int
     items_out: int
     status: str
+    part: tuple[int, int] | None = None  # (offset, count) in a bisected mini-batch
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """(index, try, part offset or -1): one try, also among a mini-batch's parts."""
+        return self.index, self.attempt, self.part[0] if self.part else -1
+
+    @property
+    def label(self) -> str:
+        """ "3" for a whole mini-batch's try, "1 of items 4-5" for a part's."""
+        if self.part is None:
+            return str(self.attempt)
+        offset, count = self.part
+        if count == 0:  # a table slice read for its row count, run() not called
+            return f"{self.attempt} (row count only)"
+        items = (
+            f"item {offset}" if count == 1 else f"items {offset}-{offset + count - 1}"
+        )
+        return f"{self.attempt} of {items}"
 
     @property
     def run_s(self) -> float:
@@ -39,7 +58,7 @@ class ReportData:
     t0: float  # wall-clock seconds of time 0
     runs: list[dict[str, Any]]
     failures: list[FailureGroup]
-    errors_by_try: dict[tuple[int, int], str] = field(default_factory=dict)
+    errors_by_try: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
 
 def load(output_dir: str) -> ReportData:
@@ -60,13 +79,17 @@ def load(output_dir: str) -> ReportData:
             int(r[6]),
             int(r[7]),
             str(r[8]),
+            (int(r[9][0]), int(r[9][1])) if len(r) > 9 else None,
         )
         for r in rows
     ]
     records = read_failures(logs)
     errors = {
-        (int(r["mini_batch_index"]), int(r["try"])): f"{r.get('error_type')}: "
-        f"{str(r.get('message') or '')[:200]}"
+        (
+            int(r["mini_batch_index"]),
+            int(r["try"]),
+            _offset(r),
+        ): f"{r.get('error_type')}: {str(r.get('message') or '')[:200]}"
         for r in records
         if isinstance(r.get("mini_batch_index"), int) and isinstance(r.get("try"), int)
     }
@@ -79,3 +102,9 @@ def load(output_dir: str) -> ReportData:
         failures=group_failures(records),
         errors_by_try=errors,
     )
+
+
+def _offset(record: dict[str, Any]) -> int:
+    """The part offset of a failure record (isolate_failures), -1 for a whole try."""
+    part = record.get("part")
+    return int(part[0]) if isinstance(part, list) and part else -1

@@ -120,12 +120,12 @@ def _bars(fig: Any, data: ReportData) -> None:
                 customdata=[
                     [
                         t.index,
-                        t.attempt,
+                        t.label,
                         t.pid,
                         t.items_in,
                         t.items_out,
                         round(t.run_s, 4),
-                        data.errors_by_try.get((t.index, t.attempt), ""),
+                        data.errors_by_try.get(t.key, ""),
                     ]
                     for t in group
                 ],

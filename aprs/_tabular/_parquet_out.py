@@ -48,13 +48,16 @@ class ParquetSink:
         import pyarrow.parquet as pq
 
         for chunk in chunks:
-            table = pa.ipc.open_stream(chunk).read_all()
-            if self._writer is None:
-                self._file = os.fdopen(os.dup(fd), "wb")
-                self._writer = pq.ParquetWriter(self._file, table.schema)
-            elif table.schema != self._writer.schema:
-                table = table.cast(self._writer.schema)
-            self._writer.write_table(table)
+            # one stream per mini-batch, or several (the parts of an isolated mini-batch)
+            source = pa.BufferReader(chunk)
+            while source.tell() < len(chunk):
+                table = pa.ipc.open_stream(source).read_all()
+                if self._writer is None:
+                    self._file = os.fdopen(os.dup(fd), "wb")
+                    self._writer = pq.ParquetWriter(self._file, table.schema)
+                elif table.schema != self._writer.schema:
+                    table = table.cast(self._writer.schema)
+                self._writer.write_table(table)
         if self._file is not None:
             self._file.flush()
 

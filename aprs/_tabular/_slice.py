@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ("HEADER_MODES", "TableFormat", "TableOptions", "TableSlice")
+__all__ = (
+    "HEADER_MODES",
+    "RowCount",
+    "RowWindow",
+    "TableFormat",
+    "TableOptions",
+    "TableSlice",
+)
 
 TableFormat = Literal["delimited", "parquet", "json_lines"]
 
@@ -81,3 +88,36 @@ class TableSlice:
             end = "the end" if self.stop < 0 else str(self.stop)
             return f"{self.path}, rows {self.start} to {end}"
         return f"{self.path}, bytes {self.start}-{self.stop}"
+
+
+@dataclass(frozen=True, slots=True)
+class RowWindow:
+    """Rows ``[offset, offset + count)`` of a tabular mini-batch (``isolate_failures``).
+
+    The worker reads ``table`` (a slice, or the slices of one partition) as usual, then
+    keeps these rows with ``iloc``; their index labels stay those of the whole mini-batch.
+    The parent learns a slice's row count from a worker, so it never parses a row.
+    """
+
+    table: TableSlice | list[TableSlice]
+    offset: int
+    count: int
+
+    def where(self) -> str:
+        last = self.offset + self.count - 1
+        rows = f"row {self.offset}" if self.count == 1 else f"rows {self.offset}-{last}"
+        return f"{rows} of the mini-batch"
+
+
+@dataclass(frozen=True, slots=True)
+class RowCount:
+    """Read ``table`` and report its rows; run() is not called (``isolate_failures``).
+
+    Sent when a byte-range slice's tries crashed or hung before any reported its rows, so
+    the parent can cut it into row windows.
+    """
+
+    table: TableSlice
+
+    def where(self) -> str:
+        return "the row count of the mini-batch (run() not called)"

@@ -240,3 +240,31 @@ def test_load_yaml_ignores_cloud_keys_with_a_note(
     path.write_text("parallel_run_config: [1, 2]\n")
     with pytest.raises(aprs.ConfigError, match="must hold a parallel_run_config"):
         aprs.ParallelRunConfig.load_yaml(path)
+
+
+def test_isolate_failures_in_v1_yaml_and_v2_job_files(tmp_path: Path) -> None:
+    """The aprs key round-trips through save_to_yaml (written only when on) and is read
+    from a v2 parallel job file."""
+    import aprs
+    from aprs._jobfile import translate_job_file
+
+    off = aprs.ParallelRunConfig(entry_script="score.py")
+    off.save_to_yaml(tmp_path / "off.yml")
+    assert "isolate_failures" not in (tmp_path / "off.yml").read_text()
+    on = aprs.ParallelRunConfig(entry_script="score.py", isolate_failures=True)
+    on.save_to_yaml(tmp_path / "on.yml")
+    assert "isolate_failures: true" in (tmp_path / "on.yml").read_text()
+    assert aprs.ParallelRunConfig.load_yaml(tmp_path / "on.yml") == on
+
+    job = {
+        "type": "parallel",
+        "input_data": "${{inputs.data}}",
+        "inputs": {"data": {"path": "."}},
+        "isolate_failures": True,
+        "task": {"type": "run_function", "code": ".", "entry_script": "score.py"},
+    }
+    flat, notes = translate_job_file(
+        job, str(tmp_path), "job.yml", output=None, default_name=lambda s: "job"
+    )
+    assert flat["isolate_failures"] is True
+    assert not any("isolate_failures" in n for n in notes)

@@ -241,3 +241,15 @@ def test_parquet_output_round_trip(tmp_path: Path, job: Callable[..., Any]) -> N
     back = pd.read_parquet(path)
     pd.testing.assert_frame_equal(back[list(df.columns)], df)
     assert back["batch"].tolist() == [i // 200 for i in range(900)]
+
+
+def test_init_failure_wins_over_a_table_planned_meanwhile(
+    tmp_path: Path, job: Callable[..., Any]
+) -> None:
+    """A table is planned while the workers start: when init() fails everywhere the job
+    still stops with InitFailedError, and no mini-batch was run or written."""
+    write(table(500), tmp_path / "t.csv", "csv")
+    script = Path(__file__).parent / "scripts" / "init_fails.py"
+    ds = TabularDataset.from_delimited_files(str(tmp_path / "t.csv"))
+    with pytest.raises(aprs.InitFailedError, match="no model here"):
+        job(script, [ds], mini_batch_rows=10)

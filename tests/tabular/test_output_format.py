@@ -9,9 +9,14 @@ from typing import Any
 
 import pytest
 
-from aprs._tabular._output import SETTINGS_FILE, TableOutput, split_header
+from aprs._tabular._output import (
+    SETTINGS_FILE,
+    TableOutput,
+    _integer_rows,
+    split_header,
+)
 
-from .conftest import pd, table
+from .conftest import np, pd, table
 
 RUNTIME = ["--mini_batch_size", "1MB", "--append_row_file_name"]
 
@@ -84,3 +89,63 @@ def test_arrow_table_result_and_wrong_type() -> None:
     assert out.encode(pa.table({"a": [1, 2]})) == (2, b"1\n2\n")
     with pytest.raises(TypeError, match="must return a list"):
         out.encode({"a": 1})
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("out.txt", None),
+        ("scores.csv", None),
+        ("out.txt", {"sep": "\t"}),
+        ("out.txt", {"sep": ";", "index": True}),
+        ("out.txt", {"sep": "-"}),
+        ("out.txt", {"sep": ",", "na_rep": "NA"}),
+        ("out.txt", {"sep": "|", "header": True}),
+    ],
+)
+def test_integer_frames_are_written_as_pandas_writes_them(
+    tmp_path: Path, name: str, settings: dict[str, Any] | None
+) -> None:
+    """Integer columns take a faster writer: the bytes stay those of DataFrame.to_csv."""
+    if settings is not None:
+        (tmp_path / SETTINGS_FILE).write_text(
+            json.dumps({"append_row": {"pandas.DataFrame.to_csv": settings}})
+        )
+    out = TableOutput.from_run_args([*RUNTIME, name], str(tmp_path))
+    big = np.iinfo(np.int64)
+    frames = [
+        pd.DataFrame({"id": np.arange(5000), "prediction": np.arange(5000) % 3}),
+        pd.DataFrame(
+            {
+                "a": np.array([big.min, -1, 0, big.max], dtype="int64"),
+                "b": np.array([0, 1, 2**64 - 1, 7], dtype="uint64"),
+                "c": np.array([-128, 0, 5, 127], dtype="int8"),
+            },
+            index=[10, 11, 12, 13],
+        ),
+        pd.DataFrame([[1, 2], [3, 4]], columns=["same", "same"]),
+        pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "m": [1, 2]}),
+        pd.DataFrame({"flag": [True, False], "m": [1, 2]}),
+    ]
+    kwargs = {**out.to_csv, "header": False}
+    if settings is None:
+        assert _integer_rows(frames[0], kwargs) is not None  # the fast writer is used
+    for df in frames:
+        _, body = out.encode(df)
+        header, rows = split_header(body) if out.framed else (b"", body)
+        assert rows == df.to_csv(**kwargs).encode()
+        if out.framed:
+            assert (
+                header == df.iloc[:0].to_csv(**{**out.to_csv, "header": True}).encode()
+            )
+
+
+def test_a_frame_subclass_keeps_its_own_to_csv() -> None:
+    """The faster writer never bypasses a DataFrame subclass that formats rows itself."""
+
+    class Shouting(pd.DataFrame):
+        def to_csv(self, *args: Any, **kwargs: Any) -> Any:
+            return str(super().to_csv(*args, **kwargs)).replace("1", "ONE")
+
+    out = TableOutput.from_run_args([*RUNTIME, "out.txt"], None)
+    assert out.encode(Shouting({"a": [1, 2]})) == (2, b"ONE\n2\n")
