@@ -516,6 +516,43 @@ def test_ship_inputs_with_isolate_failures(
     assert outputs[0] == outputs[1] and len(outputs[0]) == 5
 
 
+def test_ship_inputs_unreadable_file_fails_its_batch(
+    tmp_path: Path, marks: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the driver cannot read when it ships the batch fails that batch (all its
+    tries, with the reason), not the job. A 1-byte budget makes the order certain: b.txt
+    is read only after a.txt's run() (which deletes it) is written."""
+    from aprs import _scheduler
+
+    monkeypatch.setattr(_scheduler, "_SHIP_BUDGET", 1)
+    root = tmp_path / "shared"
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text(name)
+    step = build_step(
+        tmp_path / "out",
+        "ship_probe",
+        [aprs.FileDataset.from_files(str(root))],
+        name="unreadable",
+        environment_variables={
+            "APRS_TEST_MARKS": str(marks),
+            "APRS_TEST_INPUT_ROOT": str(root),
+        },
+        compute_target="ray",
+        ray_address=cluster.address,
+        worker_resources=WORKER,
+        ship_inputs=True,
+        mini_batch_size=1,
+        process_count_per_node=1,
+    )
+    summary = step.run()
+    assert (summary.items_succeeded, summary.items_failed) == (2, 1)
+    assert [r.split("|")[2] for r in rows(summary)] == ["shared/a.txt", "shared/c.txt"]
+    [record] = read_failures(Path(step.output))
+    assert record["mini_batch_index"] == 1
+    assert "could not be read to ship it" in record["message"]
+
+
 def test_shipped_files_are_packed_in_order(
     tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,7 @@
 APRS_TEST_INPUT_ROOT (Ray jobs only) is the driver's input folder: a path under it fails the
 batch, and the first run() that sees "big.bin" deletes the driver's original and raises, so
 the retry can only succeed with the bytes shipped before. Every path received is appended to APRS_TEST_MARKS/seen-<pid> so the test can check
-the copies are gone after the job. A file named poison* makes run() raise. Rows hold what is the same on both backends:
+the copies are gone after the job. A file named poison* makes run() raise; "a.txt" deletes the driver's "b.txt". Rows hold what is the same on both backends:
 "<mini-batch index>|<partition key value>|<parent>/<base name>|<bytes>|<sha256 prefix>".
 """
 
@@ -38,6 +38,8 @@ def run(mini_batch, mini_batch_context):
             raise RuntimeError(
                 "the driver's big.bin is gone; the retry must not need it"
             )
+        if root and Path(path).name == "a.txt":  # the next batch's file, on the driver
+            Path(root, "b.txt").unlink(missing_ok=True)
         if Path(path).name.startswith("poison"):
             raise ValueError(f"poison item {Path(path).name}")
         where = "/".join(Path(path).parts[-2:])
