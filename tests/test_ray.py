@@ -149,6 +149,8 @@ def test_local_ray_started_when_no_address(
     assert stdout, f"no worker stdout collected under {step_logs}"
     text = "".join(p.read_text() for p in stdout)
     assert "init argv=['--mini_batch_size', '2']" in text
+    # a Ray of our own ships no code (same machine): the actors run the driver's aprs
+    assert f"aprs from {os.path.dirname(aprs.__file__)}\n" in text
 
 
 # -- the multi-node cluster -------------------------------------------------------------
