@@ -209,7 +209,7 @@ class Producer:
         would), the job goes on.
         """
         while (
-            self.job.shipped_bytes >= SHIP_BUDGET
+            self.job.shipped_bytes >= self.job.ship_budget
             and self.job.shipped
             and self.job.stop_reason is None
         ):

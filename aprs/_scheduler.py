@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from . import _produce
 from ._accounting import Accounting, Thresholds
 from ._backends import (
     Attempt,
@@ -62,7 +63,7 @@ from ._failure_record import FAILURE_FORMAT, failure_record
 from ._isolate import Isolator
 from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
-from ._produce import HIGH, SHIP_BUDGET, Producer
+from ._produce import HIGH, Producer
 from ._progress import LiveStats
 from ._summary import JobSummary, StopReason, job_error
 from ._tabular._parquet_out import ParquetSink
@@ -160,6 +161,7 @@ class _Job:
         self.ship = ray is not None and ray.ship_inputs  # read file batches here
         self.shipped: dict[int, int] = {}  # batch id -> its file bytes, until final
         self.shipped_bytes = 0
+        self.ship_budget = _produce.SHIP_BUDGET  # read per job (tests lower it)
         self.joblog = JobLog(
             plan.log_dir,
             fresh=plan.resume is None,
@@ -216,7 +218,7 @@ class _Job:
         self.writer.put(batch_id, body, ok, failed, batch_failed)
         if self.shipped:
             self.shipped_bytes -= self.shipped.pop(batch_id, 0)
-            if self.producer_waiting and self.shipped_bytes < SHIP_BUDGET:
+            if self.producer_waiting and self.shipped_bytes < self.ship_budget:
                 self.producer_waiting = False
                 self.space.set()
 

@@ -431,9 +431,9 @@ def test_ship_inputs_runs_on_node_local_copies(
     local backend's (which reads the files in place). Unkeyed, the byte budget is one
     byte: each batch is read only once the one before is written (no deadlock)."""
     if not keyed:
-        from aprs import _scheduler
+        from aprs import _produce
 
-        monkeypatch.setattr(_scheduler, "_SHIP_BUDGET", 1)
+        monkeypatch.setattr(_produce, "SHIP_BUDGET", 1)
     root = tmp_path / "shared"
     _shared_inputs(root)
     common: dict[str, Any] = {"process_count_per_node": 1}
@@ -524,9 +524,9 @@ def test_ship_inputs_unreadable_file_fails_its_batch(
     """A file the driver cannot read when it ships the batch fails that batch (all its
     tries, with the reason), not the job. A 1-byte budget makes the order certain: b.txt
     is read only after a.txt's run() (which deletes it) is written."""
-    from aprs import _scheduler
+    from aprs import _produce
 
-    monkeypatch.setattr(_scheduler, "_SHIP_BUDGET", 1)
+    monkeypatch.setattr(_produce, "SHIP_BUDGET", 1)
     root = tmp_path / "shared"
     root.mkdir()
     for name in ("a.txt", "b.txt", "c.txt"):

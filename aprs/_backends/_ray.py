@@ -491,6 +491,10 @@ class RayBackend:
     def _on_lifeline(self, a: _Actor, fut: Future[Any]) -> None:
         exc = fut.exception()
         if exc is not None:
+            # calls that finished before the death may have their replies queued behind
+            # this notice (each future calls back through call_soon_threadsafe): deliver
+            # them first, so the crash is charged to the call that was really running
+            self._on_run_done(a, fut)
             self._on_death(a, exc)
 
     def _on_stopped(self, a: _Actor, fut: Future[Any]) -> None:
