@@ -57,6 +57,7 @@ from .._backends._base import (
     WorkerSpec,
 )
 from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
+from ._forkserver import ForkServer, resolve_worker_start
 from ._protocol import (
     BatchDone,
     BatchFailed,
@@ -100,10 +101,14 @@ class WorkerState(enum.Enum):
 @dataclass(slots=True)
 class _Worker:
     index: int
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None  # spawned; None: forked by the zygote
     wfd: int
     rfd: int
     lifeline: int
+    pid: int = 0  # 0 until the zygote replies with it
+    child_fds: tuple[int, ...] = ()  # the worker's pipe ends, until it has them
+    pending_signal: int = 0  # asked for before the pid was known
+    exit_code: int | None = None  # relayed by the zygote
     state: WorkerState = WorkerState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
     out: SendBuffer = field(default_factory=SendBuffer)
@@ -118,10 +123,6 @@ class _Worker:
     timed_out: bool = False
     killed: bool = False  # the pool sent it SIGTERM/SIGKILL (no OOM hint then)
     exited: asyncio.Future[int] | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 class LocalPool:
@@ -152,12 +153,24 @@ class LocalPool:
         self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
         self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
+        self._zygote: ForkServer | None = None  # worker_start="fork-server"
+        self._by_pid: dict[
+            int, _Worker
+        ] = {}  # forked workers the zygote has not reaped
 
     # -- public -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Spawn every worker; return once one is READY. Raises if none can start."""
+        mode = resolve_worker_start(self._spec.worker_start)
         try:
+            if mode == "fork-server":
+                self._zygote = ForkServer.start(
+                    self._spec,
+                    self._on_forked,
+                    self._on_worker_exit,
+                    self._on_zygote_gone,
+                )
             for slot in range(self._spec.process_count):
                 self._spawn(slot)
         except OSError as exc:
@@ -186,8 +199,7 @@ class LocalPool:
         """Kill every worker with SIGKILL, synchronously (the second Ctrl-C)."""
         for w in self._workers:
             if w is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.pid, signal.SIGKILL)
+                self._signal(w, signal.SIGKILL)
 
     def capacity(self) -> int:
         """How many attempts try_submit would accept right now."""
@@ -235,7 +247,11 @@ class LocalPool:
         return sum(len(w.inflight) for w in self._workers if w is not None)
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self._workers if w is not None]
+        return [w.pid for w in self._workers if w is not None and w.pid]
+
+    def fork_server_pid(self) -> int | None:
+        """The zygote's pid, or None when workers are spawned (worker_start="spawn")."""
+        return self._zygote.pid if self._zygote is not None else None
 
     def statistics(self) -> BackendStatistics:
         ready = sum(
@@ -277,13 +293,18 @@ class LocalPool:
         waits.extend(self._reaping)
         if waits:
             await asyncio.shield(asyncio.gather(*waits, return_exceptions=True))
+        if self._zygote is not None:  # after its workers: they die with it
+            await asyncio.shield(self._zygote.close())
 
     # -- spawning -----------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
         """Start the worker of ``slot``, send it Init and arm its init timeout."""
         spec = self._spec
-        w = _start_process(slot, spec)
+        if self._zygote is not None:
+            w = self._fork_worker(slot, self._zygote)
+        else:
+            w = _start_process(slot, spec)
         self._workers[slot] = w
         self._spawned += 1
         self._loop.add_reader(w.rfd, self._on_readable, w)
@@ -302,7 +323,98 @@ class LocalPool:
         w.head_started = self._loop.time()
         w.deadline = w.head_started + self._init_timeout_s()
         w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
-        log.debug("spawned worker %d (pid %d)", slot, w.pid)
+        log.debug("started worker %d (pid %d; 0: forking)", slot, w.pid)
+
+    def _fork_worker(self, slot: int, zygote: ForkServer) -> _Worker:
+        """Ask the zygote for the worker of ``slot``; its pid arrives in ``_on_forked``."""
+        w = _Worker(slot, None, *_worker_pipes())
+        try:
+            zygote.fork(w, slot, w.child_fds)
+        except BaseException:
+            for fd in (w.wfd, w.rfd, w.lifeline, *w.child_fds):
+                os.close(fd)
+            raise
+        return w
+
+    def _on_forked(self, w: _Worker, pid: int) -> None:
+        """The zygote's reply to a fork request: the pid, or -errno when fork() failed."""
+        for fd in w.child_fds:  # the worker has its own copies now (or never will)
+            os.close(fd)
+        w.child_fds = ()
+        if pid < 0:
+            log.error(
+                "worker %d: the fork server could not fork it (%s)",
+                w.index,
+                os.strerror(-pid),
+            )
+            self._on_worker_gone(w, 1)  # its pipes read EOF: handled as a death
+            return
+        w.pid = pid
+        self._by_pid[pid] = w
+        if w.pending_signal:
+            self._signal(w, w.pending_signal)
+
+    def _on_worker_exit(self, pid: int, code: int) -> None:
+        """The zygote reaped a worker (relayed in order after its fork reply)."""
+        w = self._by_pid.pop(pid, None)
+        if w is not None:
+            self._on_worker_gone(w, code)
+
+    def _on_worker_gone(self, w: _Worker, code: int) -> None:
+        if w.exit_code is None:
+            w.exit_code = code
+        if w.exited is not None and not w.exited.done():
+            w.exited.set_result(w.exit_code)
+
+    def _on_zygote_gone(self, code: int) -> None:
+        """The zygote exited: its workers died with it (PDEATHSIG). Fatal unless closing.
+
+        Not restarted: every worker's batch would fail through no fault of the script,
+        and a zygote that died once (the OOM killer, a signal) would likely die again.
+        """
+        zygote = self._zygote
+        assert zygote is not None
+        if not self._closing:
+            self._set_fatal(
+                BackendError(
+                    f"The worker fork server (pid {zygote.pid}) "
+                    f"{_describe_exit(code)}, and the workers it had started were "
+                    "stopped with it. Check the machine's free memory, or set "
+                    'worker_start="spawn" (--worker-start spawn, or '
+                    "APRS_WORKER_START=spawn) to start each worker as its own "
+                    "interpreter."
+                )
+            )
+        every = {id(w): w for w in [*self._by_pid.values(), *self._workers] if w}
+        for w in every.values():
+            if w.state is not WorkerState.EXITED:
+                self._cancel_timer(w)
+                w.state = WorkerState.STOPPING  # not a crash of the script
+            if w.proc is None and w.exit_code is None:
+                self._reap_orphan(w)
+        self._by_pid.clear()
+
+    def _reap_orphan(self, w: _Worker) -> None:
+        """Kill a worker of a dead zygote and resolve its exit once it is gone (pidfd)."""
+        for fd in w.child_fds:
+            os.close(fd)
+        w.child_fds = ()
+        try:
+            pidfd = os.pidfd_open(w.pid) if w.pid else -1
+        except OSError:
+            pidfd = -1
+        if pidfd < 0:
+            self._on_worker_gone(w, -signal.SIGKILL)
+            return
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+        def on_exit() -> None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._on_worker_gone(w, -signal.SIGKILL)
+
+        self._loop.add_reader(pidfd, on_exit)
 
     def _respawn(self, slot: int) -> None:
         """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
@@ -439,6 +551,8 @@ class LocalPool:
             )
             self._settle(w, failed)
         elif type(msg) is Ready:
+            if not w.pid:  # Ready overtook the zygote's reply
+                w.pid = msg.pid
             self._on_ready(w)
         elif type(msg) is InitFailed:
             self._on_init_failed(w, msg)
@@ -657,8 +771,7 @@ class LocalPool:
         if w.exited is not None and w.exited.done():
             return
         w.killed = True
-        with contextlib.suppress(ProcessLookupError):
-            w.proc.terminate()
+        self._signal(w, signal.SIGTERM)
         self._loop.call_later(_KILL_GRACE_S, self._kill, w)
 
     def _kill(self, w: _Worker) -> None:
@@ -670,8 +783,21 @@ class LocalPool:
             w.pid,
             _KILL_GRACE_S,
         )
-        with contextlib.suppress(ProcessLookupError):
-            w.proc.kill()
+        self._signal(w, signal.SIGKILL)
+
+    def _signal(self, w: _Worker, sig: int) -> None:
+        """Signal a worker: directly when spawned, through the zygote when forked by it.
+
+        The zygote signals only a child it has not reaped, so a recycled pid is never hit.
+        """
+        if w.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(sig)
+        elif not w.pid:  # the zygote has not answered yet: signal it on the reply
+            if w.pending_signal != signal.SIGKILL:
+                w.pending_signal = sig
+        elif self._zygote is not None and w.exit_code is None:
+            self._zygote.signal(w.pid, sig)
 
     def _watch_exit(self, w: _Worker) -> None:
         """Resolve ``w.exited`` with the exit code once the process is gone (no polling)."""
@@ -680,10 +806,15 @@ class LocalPool:
         self._reaping.add(fut)
         fut.add_done_callback(self._reaping.discard)
         fut.add_done_callback(lambda _f: self._release(w))
+        if w.proc is None:  # forked: the zygote relays the exit (_on_worker_exit)
+            if w.exit_code is not None:
+                fut.set_result(w.exit_code)
+            return
+        proc = w.proc
         try:
             pidfd = os.pidfd_open(w.pid)
         except (AttributeError, OSError):
-            waiter = self._loop.run_in_executor(None, w.proc.wait)
+            waiter = self._loop.run_in_executor(None, proc.wait)
 
             def on_wait(f: asyncio.Future[int]) -> None:
                 if not fut.done():
@@ -696,7 +827,7 @@ class LocalPool:
             self._loop.remove_reader(pidfd)
             os.close(pidfd)
             if not fut.done():
-                fut.set_result(w.proc.wait())
+                fut.set_result(proc.wait())
 
         self._loop.add_reader(pidfd, on_exit)
 
@@ -709,19 +840,28 @@ class LocalPool:
             w.writing = False
             with contextlib.suppress(Exception):
                 self._loop.remove_writer(w.wfd)
-        for fd in (w.rfd, w.wfd, w.lifeline):
+        for fd in (w.rfd, w.wfd, w.lifeline, *w.child_fds):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        w.child_fds = ()
 
 
-def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
-    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
+def _worker_pipes() -> tuple[int, int, int, int, tuple[int, int, int]]:
+    """A worker's three pipes: (w_in, r_out, w_life, 0, the child's (r_in, w_out, r_life))."""
     r_in, w_in = os.pipe()
     r_out, w_out = os.pipe()
     r_life, w_life = os.pipe()
     for fd in (w_in, r_out):
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    os.set_blocking(w_in, False)
+    os.set_blocking(r_out, False)
+    return w_in, r_out, w_life, 0, (r_in, w_out, r_life)
+
+
+def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
+    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
+    w_in, r_out, w_life, _, (r_in, w_out, r_life) = _worker_pipes()
     cmd = [
         spec.python,
         "-m",
@@ -744,9 +884,7 @@ def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
     finally:
         for fd in (r_in, w_out, r_life):
             os.close(fd)
-    os.set_blocking(w_in, False)
-    os.set_blocking(r_out, False)
-    return _Worker(slot, proc, w_in, r_out, w_life)
+    return _Worker(slot, proc, w_in, r_out, w_life, proc.pid)
 
 
 def _describe_exit(code: int, *, oom_hint: bool = True) -> str:
