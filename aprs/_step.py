@@ -295,7 +295,12 @@ class ParallelRunStep:
             return None
         h = hashlib.sha256()
         cfg = self.config.to_dict()
-        for where_only in ("description", "ray_address", "ray_node_wait"):
+        for where_only in (
+            "description",
+            "ray_address",
+            "ray_node_wait",
+            "worker_start",
+        ):
             cfg.pop(where_only, None)  # where the job runs does not change its result
         if not cfg["isolate_failures"]:
             del cfg[
@@ -339,6 +344,7 @@ class ParallelRunStep:
             log_dir=self._log_dir,
             output_dir=self.output,
             redirect_stdio=True,
+            worker_start=cfg.worker_start,
         )
         if cfg.compute_target != "local":
             worker.node_count = cfg.node_count

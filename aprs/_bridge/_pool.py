@@ -109,6 +109,7 @@ class _Worker:
     child_fds: tuple[int, ...] = ()  # the worker's pipe ends, until it has them
     pending_signal: int = 0  # asked for before the pid was known
     exit_code: int | None = None  # relayed by the zygote
+    orphaned: bool = False  # its zygote died: killed with it, not a crash of the script
     state: WorkerState = WorkerState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
     out: SendBuffer = field(default_factory=SendBuffer)
@@ -370,10 +371,26 @@ class LocalPool:
         """The zygote exited: its workers died with it (PDEATHSIG). Fatal unless closing.
 
         Not restarted: every worker's batch would fail through no fault of the script,
-        and a zygote that died once (the OOM killer, a signal) would likely die again.
+        and a zygote that died once (the OOM killer, a signal) would likely die again. The
+        batches its workers held go back to the owner (on_requeue) before the fatal error,
+        which fails them with it (the Runner) or stops the job (they run on resume).
         """
         zygote = self._zygote
         assert zygote is not None
+        every = {id(w): w for w in [*self._by_pid.values(), *self._workers] if w}
+        lost: list[Attempt] = []
+        for w in every.values():
+            if w.proc is not None or w.exit_code is not None:
+                continue  # exited (relayed) before the zygote died: already handled
+            self._cancel_timer(w)
+            if w.state is not WorkerState.EXITED:
+                w.state = WorkerState.STOPPING
+            lost.extend(w.inflight)
+            w.inflight.clear()
+            self._reap_orphan(w)
+        self._by_pid.clear()
+        if lost:
+            self._listener.on_requeue(lost)
         if not self._closing:
             self._set_fatal(
                 BackendError(
@@ -385,17 +402,10 @@ class LocalPool:
                     "interpreter."
                 )
             )
-        every = {id(w): w for w in [*self._by_pid.values(), *self._workers] if w}
-        for w in every.values():
-            if w.state is not WorkerState.EXITED:
-                self._cancel_timer(w)
-                w.state = WorkerState.STOPPING  # not a crash of the script
-            if w.proc is None and w.exit_code is None:
-                self._reap_orphan(w)
-        self._by_pid.clear()
 
     def _reap_orphan(self, w: _Worker) -> None:
         """Kill a worker of a dead zygote and resolve its exit once it is gone (pidfd)."""
+        w.orphaned = True
         for fd in w.child_fds:
             os.close(fd)
         w.child_fds = ()
@@ -744,6 +754,8 @@ class LocalPool:
     def _after_crash(
         self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
     ) -> None:
+        if w.orphaned:
+            return  # its zygote died: reported once, as a fatal error (_on_zygote_gone)
         code = fut.result()
         how = _describe_exit(code, oom_hint=not w.killed)
         if was is WorkerState.STARTING:
