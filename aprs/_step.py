@@ -51,6 +51,15 @@ from ._tabular._output import TableOutput
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
+# what every worker of a table job imports to read its slices (pyarrow lazily): the fork
+# server imports it once (WorkerSpec.preload)
+_TABLE_PRELOAD = (
+    "aprs._tabular._batch",
+    "pyarrow",
+    "pyarrow.csv",
+    "pyarrow.parquet",
+    "pandas",
+)
 log = logging.getLogger("aprs.step")
 
 _STATE_FILE = "state.json"
@@ -345,6 +354,7 @@ class ParallelRunStep:
             output_dir=self.output,
             redirect_stdio=True,
             worker_start=cfg.worker_start,
+            preload=_TABLE_PRELOAD if self.tabular else (),
         )
         if cfg.compute_target != "local":
             worker.node_count = cfg.node_count

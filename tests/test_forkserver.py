@@ -88,15 +88,20 @@ def _runner(source: Path, **kwargs: object) -> aprs.Runner:
     )
 
 
-def test_script_imports_reads_the_top_level_only(tmp_path: Path) -> None:
-    """Top-level imports, including inside if/try blocks; not function bodies or relative."""
+def test_script_imports_reads_the_top_level_init_and_run(tmp_path: Path) -> None:
+    """Top-level imports (also inside if/try blocks) and those in init() and run(); not
+    other functions' nor relative ones."""
     path = tmp_path / "s.py"
     path.write_text(
         "import a.b, c\nfrom d import e\nfrom . import f\n"
         "try:\n    import g\nexcept ImportError:\n    import h\n"
-        "def run(x):\n    import nope\n"
+        "def helper():\n    import nope\n"
+        "def init():\n    if True:\n        from i import j\n"
+        "def run(x):\n    import k\n"
     )
-    assert script_imports(str(path)) == ["a.b", "c", "d", "d.e", "g", "h"]
+    assert script_imports(str(path)) == [
+        *("a.b", "c", "d", "d.e", "g", "h", "i", "i.j", "k")
+    ]
 
 
 async def test_workers_are_forked_from_the_zygote_with_modules_preloaded(

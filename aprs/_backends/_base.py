@@ -71,6 +71,9 @@ class WorkerSpec:
     # libraries once) or "spawn" (a fresh interpreter each); None: $APRS_WORKER_START,
     # else "fork-server" where os.fork exists (see aprs/_bridge/_forkserver.py)
     worker_start: str | None = None
+    # modules the fork server imports besides the script's: the table reader and
+    # pyarrow + pandas when every input is a table (the step)
+    preload: tuple[str, ...] = ()
     ray: RayOptions | None = None  # compute_target="ray" only
 
 

@@ -113,6 +113,7 @@ class ForkServer:
             "source_directory": spec.source_directory,
             "log_dir": spec.log_dir,
             "redirect_stdio": spec.redirect_stdio,
+            "preload": list(spec.preload),
         }
         cmd = [
             spec.python,

@@ -47,17 +47,17 @@ __all__ = ("REC", "main", "script_imports")
 
 REC = struct.Struct("<cii")  # every record: kind, two integers
 _WORKER_MODULES = ("aprs._bridge._worker",)
-_TABLE_MODULES = (
-    "aprs._tabular._batch",
-)  # the table reader: only with pyarrow preloaded
 
 
 def script_imports(path: str) -> list[str]:
-    """Absolute module names the script imports at its top level, in order (no duplicates).
+    """Absolute module names the script imports, in order (no duplicates).
 
-    Top level includes the bodies of top-level ``if`` / ``try`` / ``with`` blocks (the usual
-    ``try: import x except ImportError``), not functions or classes. ``from x import y``
-    yields ``x`` and ``x.y`` (y may be a submodule); relative imports are skipped.
+    At its top level, including the bodies of top-level ``if`` / ``try`` / ``with`` blocks
+    (the usual ``try: import x except ImportError``), and in the bodies of its ``init()``
+    and ``run()``: every worker runs those, so their imports happen in every worker anyway
+    (a lazy ``import sklearn`` in init() is common). Other functions and classes are not
+    read. ``from x import y`` yields ``x`` and ``x.y`` (y may be a submodule); relative
+    imports are skipped.
     """
     try:
         with open(path, "rb") as f:
@@ -80,7 +80,9 @@ def script_imports(path: str) -> list[str]:
 def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     for node in body:
         yield node
-        if isinstance(node, ast.If | ast.With):
+        if isinstance(node, ast.FunctionDef) and node.name in ("init", "run"):
+            yield from _top_level(node.body)
+        elif isinstance(node, ast.If | ast.With):
             yield from _top_level(node.body)
             if isinstance(node, ast.If):
                 yield from _top_level(node.orelse)
@@ -101,9 +103,14 @@ def _is_local(name: str, local_dirs: list[str]) -> bool:
 
 
 def preload(
-    entry_script: str | None, source_directory: str | None
+    entry_script: str | None,
+    source_directory: str | None,
+    extra: list[str] | tuple[str, ...] = (),
 ) -> tuple[list[str], list[str]]:
-    """Import what the script imports that is not its own code: (loaded, skipped)."""
+    """Import what the script imports that is not its own code: (loaded, skipped).
+
+    ``extra``: aprs modules the workers will import (the table reader for table inputs).
+    """
     from ._runtime import locate_script
 
     loaded: list[str] = []
@@ -132,8 +139,7 @@ def preload(
             loaded.append(name)
         except BaseException:  # the worker imports it again and reports the real error
             skipped.append(name)
-    extra = _WORKER_MODULES + (_TABLE_MODULES if "pyarrow" in sys.modules else ())
-    for name in extra:
+    for name in (*_WORKER_MODULES, *extra):
         with contextlib.suppress(BaseException):
             importlib.import_module(name)
     return loaded, skipped
@@ -264,9 +270,13 @@ def _quiet_preload(options: dict[str, object]) -> tuple[list[str], list[str]]:
     ``logs/user/stderr/preload.stderr.txt``, written only when there is something in it.
     """
     entry, source = _str(options, "entry_script"), _str(options, "source_directory")
+    listed = options.get("preload")
+    extra = (
+        [m for m in listed if isinstance(m, str)] if isinstance(listed, list) else []
+    )
     log_dir = options.get("log_dir")
     if not (options.get("redirect_stdio") and isinstance(log_dir, str)):
-        return preload(entry, source)
+        return preload(entry, source, extra)
     import tempfile
 
     saved = os.dup(1), os.dup(2)
@@ -274,7 +284,7 @@ def _quiet_preload(options: dict[str, object]) -> tuple[list[str], list[str]]:
         os.dup2(captured.fileno(), 1)
         os.dup2(captured.fileno(), 2)
         try:
-            return preload(entry, source)
+            return preload(entry, source, extra)
         finally:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
