@@ -19,9 +19,12 @@ copy one state into every worker), and runs ``_worker.main`` on the fds it was g
 there on it is exactly a spawned worker, with the script imported (its top level run) and
 init() called in the worker, never here.
 
-The zygote is single-threaded when it forks: no Python thread is started here, and the
-native thread pools some libraries start at import (OpenBLAS) register fork handlers, which is
-what multiprocessing's "fork" start method has always relied on. It ignores SIGINT and SIGTERM
+The zygote starts no thread of its own and forks from its only Python thread. Native threads
+that libraries start at import are not copied into a child; the ones seen here (OpenBLAS's
+pool, pyarrow's ``jemalloc_bg_thd``) register fork handlers, which is what multiprocessing's
+"fork" start method has always relied on. The first message reports the zygote's OS thread
+count after the preload (``threads``, logged at DEBUG). A library that initialises a GPU
+(CUDA) or holds locks in threads at import is not fork-safe: use worker_start="spawn". It ignores SIGINT and SIGTERM
 (the parent coordinates a stop; a Ctrl-C sent to the process group must not kill it under
 workers that are shutting down gracefully), and dies with the parent: PR_SET_PDEATHSIG, and
 EOF on the control socket.
@@ -40,6 +43,7 @@ import signal
 import socket
 import struct
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,20 +133,31 @@ def preload(
         if _is_local(name, local_dirs):
             skipped.append(name)
             continue
-        parent = name.rpartition(".")[0]
-        if parent and parent not in sys.modules:
-            continue  # its package failed or is local
-        try:
-            if parent and importlib.util.find_spec(name) is None:
-                continue  # ``from x import y`` where y is not a module
-            importlib.import_module(name)
-            loaded.append(name)
-        except BaseException:  # the worker imports it again and reports the real error
-            skipped.append(name)
+        outcome = _import(name)
+        if outcome is not None:
+            (loaded if outcome else skipped).append(name)
     for name in (*_WORKER_MODULES, *extra):
         with contextlib.suppress(BaseException):
             importlib.import_module(name)
     return loaded, skipped
+
+
+def _import(name: str) -> bool | None:
+    """Import ``name``: True; False when that failed; None when it is no module at all
+    (``from x import y`` where y is a function: x is imported, y is not a submodule)."""
+    parent = name.rpartition(".")[0]
+    try:
+        if parent and importlib.util.find_spec(name) is None:
+            return None  # a package without that submodule
+        importlib.import_module(name)
+    except BaseException:  # the worker imports it again and reports the real error
+        plain_module = parent in sys.modules and not _is_package(parent)
+        return None if plain_module else False
+    return True
+
+
+def _is_package(name: str) -> bool:
+    return hasattr(sys.modules.get(name), "__path__")
 
 
 def _set_pdeathsig() -> None:
@@ -200,7 +215,9 @@ class _Server:
 
     def fork(self, fds: list[int]) -> None:
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():  # 3.12+: "multi-threaded fork" (see above)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
         except OSError as exc:
             self.send(b"E", exc.errno or 0)
         else:
