@@ -236,8 +236,9 @@ class _Server:
             signal.set_wakeup_fd(-1)
             os.close(self.wake_r)
             os.close(self.wake_w)
-            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGCHLD, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as at startup
             _set_pdeathsig()
             if os.getppid() != zygote:  # the zygote died before PDEATHSIG was set
                 os._exit(70)
