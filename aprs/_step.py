@@ -52,14 +52,12 @@ from ._tabular._output import TableOutput
 __all__ = ("ParallelRunStep", "run_coroutine")
 
 # what every worker of a table job imports to read its slices (pyarrow lazily): the fork
-# server imports it once (WorkerSpec.preload)
-_TABLE_PRELOAD = (
-    "aprs._tabular._batch",
-    "pyarrow",
-    "pyarrow.csv",
-    "pyarrow.parquet",
-    "pandas",
-)
+# server imports it once (WorkerSpec.preload); the reader of each input format, then pandas
+_TABLE_READERS = {
+    "delimited": "pyarrow.csv",
+    "parquet": "pyarrow.parquet",
+    "json_lines": "pyarrow.json",
+}
 log = logging.getLogger("aprs.step")
 
 _STATE_FILE = "state.json"
@@ -298,6 +296,16 @@ class ParallelRunStep:
                 )
             os.makedirs(os.path.dirname(final), exist_ok=True)
 
+    def _table_preload(self) -> tuple[str, ...]:
+        """Modules every worker of this job imports to read its table slices."""
+        formats = sorted(
+            {i.options.format for i in self.inputs if isinstance(i, TabularDataset)}
+        )
+        if not formats:
+            return ()
+        readers = (_TABLE_READERS[f] for f in formats if f in _TABLE_READERS)
+        return ("aprs._tabular._batch", "pyarrow", *readers, "pandas")
+
     def _fingerprint(self, script_path: str, source_dir: str | None) -> str | None:
         """Hash of everything that determines the output; None when inputs are in memory."""
         if any(isinstance(i, IterableInput) for i in self.inputs):
@@ -354,7 +362,7 @@ class ParallelRunStep:
             output_dir=self.output,
             redirect_stdio=True,
             worker_start=cfg.worker_start,
-            preload=_TABLE_PRELOAD if self.tabular else (),
+            preload=self._table_preload(),
         )
         if cfg.compute_target != "local":
             worker.node_count = cfg.node_count
