@@ -196,3 +196,30 @@ async def test_import_error_in_the_script_is_reported_by_the_worker(
             pass
     assert "ModuleNotFoundError" in str(info.value)
     assert "aprs_zygote_no_such_module" in str(info.value)
+
+
+async def test_preload_runs_with_the_jobs_environment(tmp_path: Path) -> None:
+    """A library outside source_directory is imported once, in the zygote, with the job's
+    environment variables already set (OMP_NUM_THREADS and the like must precede imports)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "zyenv.py").write_text(
+        "import os\nSEEN = os.environ.get('ZY_FLAG')\nPID = os.getpid()\n"
+    )
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(
+        "import os\nimport zyenv\n\n"
+        "def run(mini_batch):\n"
+        "    return [(zyenv.SEEN, zyenv.PID, os.getppid()) for _ in mini_batch]\n"
+    )
+    paths = [str(lib), os.environ.get("PYTHONPATH", "")]
+    env = {"ZY_FLAG": "set", "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    async with aprs.Runner(
+        code / "score.py",
+        source_directory=str(code),
+        process_count_per_node=2,
+        environment_variables=env,
+    ) as runner:
+        rows = await runner.submit([1, 2])
+    assert {(seen, pid) for seen, pid, _ in rows} == {("set", rows[0][2])}
