@@ -223,3 +223,49 @@ async def test_preload_runs_with_the_jobs_environment(tmp_path: Path) -> None:
     ) as runner:
         rows = await runner.submit([1, 2])
     assert {(seen, pid) for seen, pid, _ in rows} == {("set", rows[0][2])}
+
+
+class _Listener:
+    """A BackendListener that keeps the fatal error (no batch is ever submitted here)."""
+
+    fatal: BaseException | None = None
+
+    def on_outcome(self, attempt: object, outcome: object) -> None: ...
+
+    def on_requeue(self, attempts: object) -> None: ...
+
+    def on_capacity(self) -> None: ...
+
+    def on_fatal(self, exc: BaseException) -> None:
+        self.fatal = exc
+
+
+async def test_a_preload_that_hangs_is_an_init_timeout_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """An import that never returns in the zygote: the init timeout says so, the zygote is
+    killed, and aclose returns (nothing waits for a fork that never comes)."""
+    from aprs._backends import WorkerSpec, default_env
+    from aprs._bridge._pool import LocalPool
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "zyhang.py").write_text("import time\ntime.sleep(3600)\n")
+    (tmp_path / "score.py").write_text(
+        "import zyhang\n\ndef run(mini_batch):\n    return mini_batch\n"
+    )
+    paths = [str(lib), os.environ.get("PYTHONPATH", "")]
+    env = default_env({"PYTHONPATH": os.pathsep.join(p for p in paths if p)})
+    spec = WorkerSpec(
+        str(tmp_path / "score.py"), None, [], env, 2, 0, 5.0, init_timeout_s=1.0
+    )
+    listener = _Listener()
+    pool = LocalPool(spec, listener)
+    started = time.monotonic()
+    with pytest.raises(aprs.InitFailedError, match="fork server did not fork"):
+        await pool.start()
+    zygote = pool.fork_server_pid()
+    assert zygote is not None
+    await pool.aclose()
+    assert time.monotonic() - started < 15
+    _assert_gone({zygote})

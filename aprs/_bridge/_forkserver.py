@@ -41,6 +41,7 @@ __all__ = (
 log = logging.getLogger("aprs.pool")
 
 _RECV_SIZE = 1 << 16
+_CLOSE_GRACE_S = 2.0  # close(): time to read EOF before the zygote is killed
 WORKER_STARTS = ("fork-server", "spawn")
 WORKER_START_ENV = "APRS_WORKER_START"
 
@@ -153,13 +154,20 @@ class ForkServer:
                 self._sock.sendall(REC.pack(b"K", pid, sig))
 
     def close(self) -> asyncio.Future[int]:
-        """Let the zygote exit (EOF on its socket); the future resolves when it has."""
+        """Let the zygote exit (EOF on its socket); the future resolves when it has.
+
+        A zygote still in its preload reads the EOF only afterwards: it is killed after
+        ``_CLOSE_GRACE_S`` (it has no worker then, or they have all exited).
+        """
         self._shut()
+        if not self.exited.done():
+            self._loop.call_later(_CLOSE_GRACE_S, self.kill)
         return self.exited
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if self.proc.returncode is None:
+        """SIGKILL the zygote (its workers die with it); a no-op once it was reaped."""
+        if self.proc.returncode is None and not self.exited.done():
+            with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
     def _shut(self) -> None:

@@ -5,7 +5,8 @@
     worker pipe readable (loop.add_reader) ──► FrameDecoder ──► _dispatch
     BatchDone / BatchFailed                 ──┐
     head deadline passed (one lazy timer)   ──┼─► _settle: the one place a try ends
-    pipe EOF (died; reaped via pidfd)       ──┘   head -> Done | Failed | TimedOut | Crashed,
+    pipe EOF (died; exit code: pidfd, or    ──┘   head -> Done | Failed | TimedOut | Crashed,
+      relayed by the fork server)
                                                   lost worker: requeue the rest, respawn
 
 Why callbacks and not one task per worker: a task wake-up per frame costs more than the frame
@@ -24,6 +25,12 @@ drops to 1 after any failure until the next success, so a failing job stops afte
 ``WorkerSpec.min_depth`` raises the floor after a success: the Runner uses 2, because its
 micro-batcher queues a batch behind a busy worker only when every worker is busy, and that
 batch should wait in the worker's pipe rather than one round trip away in the parent.
+
+Workers start as fresh interpreters (``worker_start="spawn"``) or are forked by the fork
+server (``_forkserver``, the default on Linux): same pipes, same main loop, same outcomes; a
+forked worker's pid arrives with the zygote's reply, its exit code is relayed by the zygote
+(which reaps it), and signals go through the zygote. The zygote dying is fatal
+(``_on_zygote_gone``): its workers are killed with it and their batches requeued.
 
 Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED. init()
 raising or dying is retried ``max_init_tries`` times per slot; a hung init() once per slot.
@@ -155,14 +162,17 @@ class LocalPool:
         self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
         self._zygote: ForkServer | None = None  # worker_start="fork-server"
-        self._by_pid: dict[
-            int, _Worker
-        ] = {}  # forked workers the zygote has not reaped
+        # forked workers whose exit the zygote has not relayed yet
+        self._by_pid: dict[int, _Worker] = {}
 
     # -- public -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Spawn every worker; return once one is READY. Raises if none can start."""
+        """Start every worker; return once one is READY. Raises if none can start.
+
+        With the fork server (``worker_start``, see ``_forkserver``) the zygote is started
+        first and the workers' fork requests queue behind its preload.
+        """
         mode = resolve_worker_start(self._spec.worker_start)
         try:
             if mode == "fork-server":
@@ -201,6 +211,8 @@ class LocalPool:
         for w in self._workers:
             if w is not None:
                 self._signal(w, signal.SIGKILL)
+        if self._zygote is not None and any(w and not w.pid for w in self._workers):
+            self._zygote.kill()  # still preloading: its workers die with it
 
     def capacity(self) -> int:
         """How many attempts try_submit would accept right now."""
@@ -684,10 +696,15 @@ class LocalPool:
             w.timed_out = True
             self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
             self._terminate(w)
+            what = (
+                "init() did not finish"
+                if w.pid
+                else "the fork server did not fork the worker (an import of the entry "
+                'script\'s libraries hangs there; worker_start="spawn" avoids it)'
+            )
             self._init_failed_slot(
                 w.index,
-                f"init() did not finish within {timeout:g} s, {self._init_bound()} "
-                "(worker killed)",
+                f"{what} within {timeout:g} s, {self._init_bound()} (worker killed)",
                 hung=True,
             )
             return
@@ -796,6 +813,10 @@ class LocalPool:
             _KILL_GRACE_S,
         )
         self._signal(w, signal.SIGKILL)
+        if not w.pid and self._zygote is not None:
+            # never forked: the zygote is stuck in its preload (an import that hangs);
+            # killing it ends the wait (_on_zygote_gone resolves its workers)
+            self._zygote.kill()
 
     def _signal(self, w: _Worker, sig: int) -> None:
         """Signal a worker: directly when spawned, through the zygote when forked by it.
