@@ -205,7 +205,17 @@ class ForkServer:
 
     def _watch(self) -> None:
         """Resolve ``exited`` with the zygote's exit code once it is gone (pidfd)."""
-        pidfd = os.pidfd_open(self.proc.pid)
+        try:
+            pidfd = os.pidfd_open(self.proc.pid)
+        except OSError:  # a kernel without pidfd (< 5.3): a thread waits instead
+            waiter = self._loop.run_in_executor(None, self.proc.wait)
+
+            def on_wait(f: asyncio.Future[int]) -> None:
+                if not self.exited.done():
+                    self.exited.set_result(f.result())
+
+            waiter.add_done_callback(on_wait)
+            return
 
         def on_exit() -> None:
             self._loop.remove_reader(pidfd)
