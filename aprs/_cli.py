@@ -13,333 +13,29 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._cli_args import (
+    CONFIG_OPTIONS,
+    FLAG_OPTIONS,
+    STEP_KEYS,
+    as_validate,
+    build_parser,
+    top_help,
+)
+
 __all__ = ("main",)
-
-# (option, config key, type, help)
-_CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
-    (
-        "--entry-script",
-        "entry_script",
-        str,
-        "the user script with init() and run(mini_batch) (a .py path or a dotted module)",
-    ),
-    (
-        "--source-directory",
-        "source_directory",
-        str,
-        "folder that holds the entry script; put on sys.path in every worker",
-    ),
-    (
-        "--mini-batch-size",
-        "mini_batch_size",
-        str,
-        (
-            "items (or files) per run() call, or a byte size for files such as 64KB, "
-            "10MB (default 10)"
-        ),
-    ),
-    (
-        "--mini-batch-rows",
-        "mini_batch_rows",
-        int,
-        "rows per run() call for tabular inputs (instead of a byte size)",
-    ),
-    (
-        "--error-threshold",
-        "error_threshold",
-        int,
-        "failed items tolerated over the whole job; -1 tolerates all (default -1)",
-    ),
-    (
-        "--allowed-failed-count",
-        "allowed_failed_count",
-        int,
-        "failed mini-batches tolerated; -1 tolerates all",
-    ),
-    (
-        "--allowed-failed-percent",
-        "allowed_failed_percent",
-        float,
-        "percent of failed mini-batches tolerated, checked once all are scheduled (0-100)",
-    ),
-    (
-        "--output-action",
-        "output_action",
-        str,
-        "append_row (write run()'s elements to one file, in input order) or summary_only",
-    ),
-    (
-        "--append-row-file-name",
-        "append_row_file_name",
-        str,
-        "output file name for append_row (default parallel_run_step.txt)",
-    ),
-    (
-        "--process-count-per-node",
-        "process_count_per_node",
-        int,
-        "worker processes (default: the number of CPU cores)",
-    ),
-    ("--node-count", "node_count", int, "nodes (1 for local runs)"),
-    (
-        "--run-invocation-timeout",
-        "run_invocation_timeout",
-        float,
-        "seconds a run() call may take before its worker is killed and replaced (default 60)",
-    ),
-    ("--run-max-try", "run_max_try", int, "tries per mini-batch (default 3)"),
-    ("--logging-level", "logging_level", str, "DEBUG, INFO (default), WARNING, ERROR"),
-    ("--partition-keys", "partition_keys", str, "comma-separated partition keys"),
-    (
-        "--environment",
-        "environment",
-        str,
-        "Python interpreter that runs the workers (default: this one)",
-    ),
-    (
-        "--compute-target",
-        "compute_target",
-        str,
-        "local (default), ray, or a Ray client address ray://host:port",
-    ),
-    (
-        "--ray-address",
-        "ray_address",
-        str,
-        (
-            "Ray cluster for compute_target ray: auto, host:port or ray://host:port "
-            "(default: RAY_ADDRESS, else start Ray on this machine)"
-        ),
-    ),
-    (
-        "--worker-resources",
-        "worker_resources",
-        str,
-        (
-            "Ray resources of each worker, as num_cpus=1,num_gpus=0.5,memory=2e9,NAME=N "
-            "(default num_cpus=1)"
-        ),
-    ),
-    (
-        "--ray-node-wait",
-        "ray_node_wait",
-        float,
-        "seconds to wait for node_count Ray nodes before failing (default 60)",
-    ),
-    ("--description", "description", str, "free text"),
-    (
-        "--worker-start",
-        "worker_start",
-        str,
-        (
-            "how local workers start: fork-server (default on Linux: forked from one "
-            "process that imported the script's libraries once) or spawn (a fresh "
-            "interpreter each); env APRS_WORKER_START"
-        ),
-    ),
-]
-_FLAG_OPTIONS = [  # (option, config key, help): store_true flags that set a config key
-    (
-        "--isolate-failures",
-        "isolate_failures",
-        (
-            "split a failing mini-batch in halves until only its poison items fail; the "
-            "good items are written (default: a failure fails the whole mini-batch, as "
-            "in Azure)"
-        ),
-    ),
-]
-
-_STEP_KEYS = {"name", "inputs", "output", "side_inputs", "arguments", "allow_reuse"}
-# (models: / model_dir: in a file are config keys: ParallelRunConfig.models / .model_dir)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m aprs",
-        description="Run an Azure ML ParallelRunStep entry script (init() once per worker, "
-        "run(mini_batch) per mini-batch) over large inputs on local worker processes.",
-    )
-    parser.add_argument(
-        "--version", action="store_true", help="print the version and exit"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser(
-        "run",
-        help="run a job",
-        description="Run a job. Options override the keys of --config. Put the entry "
-        "script's own arguments after '--'.",
-        epilog="Exit codes: 0 completed, 1 job failed, 2 usage error, 130/143 interrupted "
-        "(run the same command again to resume).",
-    )
-    run.add_argument(
-        "--config",
-        help="a YAML, TOML or JSON file with the step's and the "
-        "config's keys (flat, or config keys under parallel_run_config:)",
-    )
-    run.add_argument(
-        "--set",
-        action="append",
-        dest="sets",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the --config file by its dotted path, e.g. --set "
-        "inputs.images.path=data/ for an Azure v2 job file (repeatable)",
-    )
-    run.add_argument("--name", help="step name: 3-32 lowercase letters, digits, dashes")
-    run.add_argument(
-        "--input",
-        action="append",
-        dest="inputs",
-        metavar="PATH",
-        help="a file, folder or glob to split into mini-batches (repeatable)",
-    )
-    run.add_argument(
-        "--input-type",
-        choices=("file", "tabular"),
-        default=None,
-        help="file (run() gets a list of paths; the default) or tabular (run() gets a "
-        "pandas DataFrame; needs pip install 'aprs[tabular]'). A folder holding an "
-        "MLTable file is tabular by default",
-    )
-    run.add_argument(
-        "--input-format",
-        choices=("csv", "tsv", "parquet", "jsonl", "json"),
-        default=None,
-        help="table format of the tabular inputs (default: from the file extension)",
-    )
-    run.add_argument(
-        "--separator",
-        default=None,
-        help="column separator of delimited tabular inputs (default , or a tab for .tsv)",
-    )
-    run.add_argument(
-        "--partition-format",
-        default=None,
-        metavar="TEMPLATE",
-        help="file inputs: the varying parts of the paths below the input folder, as "
-        "'{user}/{season}/{genres}.wav', for --partition-keys (key=value folders need none)",
-    )
-    run.add_argument(
-        "--no-header",
-        action="store_true",
-        help="delimited tabular inputs have no header line (columns Column1, Column2...)",
-    )
-    run.add_argument(
-        "--side-input",
-        action="append",
-        dest="side_inputs",
-        metavar="PATH",
-        help="reference data, not split; pass its path to the script in its "
-        "arguments (repeatable)",
-    )
-    run.add_argument("--output", help="output directory (default ./aprs_output/<name>)")
-    for option, key, typ, text in _CONFIG_OPTIONS:
-        run.add_argument(option, dest=key, type=typ, help=text, default=None)
-    for option, key, text in _FLAG_OPTIONS:
-        run.add_argument(option, dest=key, action="store_true", help=text, default=None)
-    run.add_argument(
-        "--env",
-        action="append",
-        metavar="KEY=VALUE",
-        default=None,
-        help="environment variable for the workers (repeatable)",
-    )
-    run.add_argument(
-        "--model",
-        action="append",
-        dest="models",
-        metavar="NAME=PATH",
-        help="a local model for Model.get_model_path(NAME) in the entry script (repeatable)",
-    )
-    run.add_argument(
-        "--model-dir",
-        dest="model_dir",
-        metavar="PATH",
-        help="folder exported to the workers as AZUREML_MODEL_DIR",
-    )
-    run.add_argument(
-        "--no-reuse",
-        action="store_true",
-        help="run afresh even if an identical run completed (allow_reuse=False)",
-    )
-    progress = run.add_mutually_exclusive_group()
-    progress.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="show progress on stderr (default when it is a terminal)",
-    )
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
-    _add_run_extras(run)
-    run.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result as JSON on stdout instead of text",
-    )
-    run.add_argument(
-        "script_args",
-        nargs=argparse.REMAINDER,
-        help="after '--': arguments for the entry script",
-    )
-    _add_commands(sub)
-    return parser
-
-
-def _add_run_extras(run: argparse.ArgumentParser) -> None:
-    """Issue 10: --quiet and --dry-run (kept apart from the job's own options)."""
-    run.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="print only the final summary (no progress, no failure lines)",
-    )
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the mini-batch plan (how many, sizes, first items) and exit",
-    )
-
-
-def _add_commands(sub: Any) -> None:
-    """Issue 10: the report, status and validate commands (in aprs/_commands.py)."""
-    from ._commands import add_commands
-
-    add_commands(sub)
-
-
-def _top_help(parser: argparse.ArgumentParser) -> str:
-    """The top-level help also lists the run command's options, so one --help shows all."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    run: argparse.ArgumentParser = sub.choices["run"]
-    return f"{parser.format_help()}\n{run.format_help()}"
-
-
-def _as_validate(parser: argparse.ArgumentParser) -> None:
-    """Make run's subparser speak as ``validate`` (its --help and its usage errors)."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    run: argparse.ArgumentParser = sub.choices["run"]
-    run.prog = run.prog.replace(" run", " validate")
-    run.description = (
-        "Check a job without running it: the configuration, the inputs (listed and "
-        "planned), and the entry script (imported and init() run in one real worker). "
-        "Takes exactly the options of `run`; exit 0 when all is fine, 1 when something "
-        "checked is broken, 2 for usage errors."
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     if argv is None:
         argv = sys.argv[1:]
     if not argv or list(argv)[:1] in (["-h"], ["--help"]):
-        _print(_top_help(parser))
+        _print(top_help(parser))
         return 0 if argv else 2
     validate = list(argv)[:1] == ["validate"]
     if validate:  # `validate` takes exactly run's options
         argv = ["run", *list(argv)[1:]]
-        _as_validate(parser)
+        as_validate(parser)
     args = parser.parse_args(argv)
     if validate:
         args.command = "validate"
@@ -354,11 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_command(args)
     if args.command not in ("run", "validate"):
-        print(_top_help(parser), file=sys.stderr)
+        print(top_help(parser), file=sys.stderr)
         return 2
+    _setup_logging(quiet=args.quiet)
+    return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """run, validate or run --dry-run; the exit code says how it ended."""
     from ._errors import AprsError, JobError, UsageError
 
-    _setup_logging(quiet=args.quiet)
     try:
         step = _build_step(args)  # its warnings reach stderr through the "aprs" logger
         if args.command == "validate" or args.dry_run:
@@ -436,10 +137,49 @@ def _print(text: str) -> None:
 
 
 def _build_step(args: argparse.Namespace) -> Any:
+    """The ParallelRunStep the command line (and its --config file) describes."""
     from ._config import ParallelRunConfig
     from ._datasets._spec import input_from_spec
     from ._errors import ConfigError
     from ._step import ParallelRunStep
+
+    cfg_data, step_data, where = _job_data(args)
+    _apply_options(args, cfg_data)
+    _apply_models(args, cfg_data)
+    if "entry_script" not in cfg_data:
+        raise ConfigError(
+            "No entry script given. Pass --entry-script score.py (or entry_script in "
+            "--config)."
+        )
+    config = ParallelRunConfig.from_mapping(cfg_data, where=where)
+    inputs = args.inputs if args.inputs else step_data.get("inputs")
+    if not inputs:
+        raise ConfigError(
+            "No input given. Pass --input PATH (a file, folder or glob; repeatable) or "
+            "inputs in --config."
+        )
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    name = args.name or step_data.get("name") or _default_name(config.entry_script)
+    arguments = _script_arguments(args, step_data)
+    return ParallelRunStep(
+        name=name,
+        parallel_run_config=config,
+        inputs=[input_from_spec(spec, _input_defaults(args)) for spec in inputs],
+        output=args.output or step_data.get("output"),
+        side_inputs=args.side_inputs or step_data.get("side_inputs"),
+        arguments=arguments or None,
+        allow_reuse=False
+        if args.no_reuse
+        else bool(step_data.get("allow_reuse", True)),
+    )
+
+
+def _job_data(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(config keys, step keys, where they came from) of --config, paths made absolute."""
+    from ._errors import ConfigError
 
     data: dict[str, Any] = {}
     base = os.getcwd()
@@ -452,14 +192,21 @@ def _build_step(args: argparse.Namespace) -> Any:
         raise ConfigError(
             "--set changes keys of a --config file; pass --config FILE too."
         )
-    config_keys = {key for _, key, _, _ in _CONFIG_OPTIONS}
-    config_keys |= {key for _, key, _ in _FLAG_OPTIONS}
     nested = data.pop("parallel_run_config", None)
     if nested is not None and not isinstance(nested, dict):
         raise ConfigError(f"parallel_run_config in {where} must be a mapping.")
-    step_data = {k: data.pop(k) for k in list(data) if k in _STEP_KEYS}
+    step_data = {k: data.pop(k) for k in list(data) if k in STEP_KEYS}
     cfg_data: dict[str, Any] = {**(nested or {}), **data}
     _make_paths_absolute(cfg_data, step_data, base)
+    return cfg_data, step_data, where
+
+
+def _apply_options(args: argparse.Namespace, cfg_data: dict[str, Any]) -> None:
+    """Command-line options override the file's keys; --env adds to its variables."""
+    from ._errors import ConfigError
+
+    config_keys = {key for _, key, _, _ in CONFIG_OPTIONS}
+    config_keys |= {key for _, key, _ in FLAG_OPTIONS}
     for key in config_keys:
         value = getattr(args, key)
         if value is not None:
@@ -476,39 +223,17 @@ def _build_step(args: argparse.Namespace) -> Any:
                 )
             env[key] = value
         cfg_data["environment_variables"] = env
-    _apply_models(args, cfg_data)
-    if "entry_script" not in cfg_data:
-        raise ConfigError(
-            "No entry script given. Pass --entry-script score.py (or entry_script in "
-            "--config)."
-        )
-    config = ParallelRunConfig.from_mapping(cfg_data, where=where)
-    inputs = args.inputs if args.inputs else step_data.get("inputs")
-    if not inputs:
-        raise ConfigError(
-            "No input given. Pass --input PATH (a file, folder or glob; repeatable) or "
-            "inputs in --config."
-        )
-    if isinstance(inputs, str):
-        inputs = [inputs]
+
+
+def _script_arguments(args: argparse.Namespace, step_data: dict[str, Any]) -> list[str]:
+    """The entry script's sys.argv[1:]: after '--' (appended to a --config's arguments)."""
     arguments = list(step_data.get("arguments") or [])
     script_args = list(args.script_args)
     if script_args and script_args[0] == "--":
         script_args = script_args[1:]
     if script_args:
         arguments = script_args if not args.config else [*arguments, *script_args]
-    name = args.name or step_data.get("name") or _default_name(config.entry_script)
-    return ParallelRunStep(
-        name=name,
-        parallel_run_config=config,
-        inputs=[input_from_spec(spec, _input_defaults(args)) for spec in inputs],
-        output=args.output or step_data.get("output"),
-        side_inputs=args.side_inputs or step_data.get("side_inputs"),
-        arguments=arguments or None,
-        allow_reuse=False
-        if args.no_reuse
-        else bool(step_data.get("allow_reuse", True)),
-    )
+    return arguments
 
 
 def _input_defaults(args: argparse.Namespace) -> Any:

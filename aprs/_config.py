@@ -67,6 +67,7 @@ _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}  # quoted in 
 _RAY_ONLY = (
     "ray_address",
     "worker_resources",
+    "ship_inputs",
 )  # meaningless for compute_target="local"
 
 # Problem sentences, filled in with str.format; {got} is the offending value (see _got).
@@ -95,6 +96,7 @@ _MESSAGES = {
     "compute_target": 'must be "local", "ray" or a Ray address such as "ray://head-node:10001"; got {got}. Use "local" for this machine or "ray" for the cluster that ray.init() finds.',
     "worker_resources": 'must map resource names to numbers >= 0 per worker (num_cpus, num_gpus, memory in bytes, or a custom Ray resource), or be None; got {got}. Write it as {{"num_cpus": 1, "num_gpus": 0.5}} (CLI: --worker-resources num_cpus=1,num_gpus=0.5).',
     "ray_node_wait": "must be a number of seconds > 0; got {got}. Set how long to wait for enough Ray nodes before failing (default 60).",
+    "ship_inputs": "must be true or false; got {got}. Set it to true to send file inputs to the Ray workers as bytes (clusters without shared storage).",
     "isolate_failures": "must be true or false; got {got}. Set it to true to split a failing mini-batch so that only its poison items fail (default false: Azure's whole-mini-batch failures).",
     "worker_start": 'must be "fork-server", "spawn" or None; got {got}. Use "fork-server" (the default on Linux: workers forked from one process that imported the entry script\'s libraries once) or "spawn" (a fresh interpreter per worker, for libraries that are not fork-safe such as CUDA).',
     "ray_only": 'only applies to compute_target="ray"; got {got} with compute_target="local". Set compute_target="ray" (or "ray://host:port"), or remove it.',
@@ -187,6 +189,7 @@ class ParallelRunConfig(
     ray_address: str | None = None
     worker_resources: dict[str, float] | None = None
     ray_node_wait: float = 60
+    ship_inputs: bool = False  # aprs: file inputs travel as bytes to the Ray workers
     isolate_failures: bool = False  # aprs: bisect a failing mini-batch (jobs)
     worker_start: str | None = None  # aprs: "fork-server" | "spawn"; None: the default
 
@@ -208,7 +211,9 @@ class ParallelRunConfig(
         """The Ray backend's settings: address, one worker's resources, node wait."""
         target = self.compute_target
         address = self.ray_address or (target if target.startswith("ray://") else None)
-        return RayOptions.build(address, self.worker_resources, self.ray_node_wait)
+        return RayOptions.build(
+            address, self.worker_resources, self.ray_node_wait, self.ship_inputs
+        )
 
     @property
     def effective_append_row_file_name(self) -> str:
@@ -474,6 +479,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "ray_address": _text_ok,
     "worker_resources": _resources_ok,
     "ray_node_wait": lambda v: _is_number(v) and v > 0,
+    "ship_inputs": lambda v: isinstance(v, bool),
     "isolate_failures": lambda v: isinstance(v, bool),
     "worker_start": lambda v: v is None or v in ("fork-server", "spawn"),
 }
@@ -505,7 +511,7 @@ def _collect_problems(v: Mapping[str, Any]) -> list[str]:
     if v["compute_target"] == "local" and "node_count" not in bad and nodes != 1:
         problems.append(_bad("node_count_local", nodes, "node_count"))
     if v["compute_target"] == "local":
-        given = [f for f in _RAY_ONLY if v[f] is not None and f not in bad]
+        given = [f for f in _RAY_ONLY if v[f] not in (None, False) and f not in bad]
         problems.extend(_bad("ray_only", v[f], f) for f in given)
     return problems
 
@@ -556,7 +562,10 @@ def _coerce(field: str, value: Any) -> Any:
         return value
     if field == "worker_resources":
         return _parse_resources(value)
-    if field == "isolate_failures" and value.strip().lower() in _BOOL_TEXT:
+    if (
+        field in ("ship_inputs", "isolate_failures")
+        and value.strip().lower() in _BOOL_TEXT
+    ):
         return _BOOL_TEXT[value.strip().lower()]
     if field in _INT_FIELDS and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
         return int(value)

@@ -256,7 +256,8 @@ class Isolator:
             body = base[offset : offset + count]
         payload = pickle.dumps(body, protocol=5)
         token = Part(b, offset, count)
-        return Attempt(root.batch_id, 1, count, payload, root.kind, token)
+        # shipped file contents (ship_inputs) are the whole batch's: the part reuses them
+        return Attempt(root.batch_id, 1, count, payload, root.kind, token, root.files)
 
     def _close(
         self, b: Bisection, part: Part, body: bytes, ok: int, short: int

@@ -20,6 +20,8 @@ With ``isolate_failures`` a failed try of a mini-batch of several items goes to 
 Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
 ``_HIGH // 2``; the dispatcher sends no batch more than ``window_limit`` ids ahead of the
 writer, so memory is bounded by (pending + in flight + window), not by the input size.
+With ``ship_inputs`` (Ray) the producer also reads each file batch's bytes, in a thread, and
+waits while more than ``_SHIP_BUDGET`` bytes belong to batches not yet written or given up.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ logging.getLogger("aprs").addHandler(
 )  # a library: apps choose output
 
 _HIGH = 256  # pending batches before the producer waits: covers every worker's pipeline
+_SHIP_BUDGET = 256 << 20  # ship_inputs: file bytes read and not yet written or given up
 
 
 @dataclass(slots=True)
@@ -146,7 +149,7 @@ class _Job:
             self.isolator = Isolator(
                 accounting=self.acc,
                 requeue=self.dispatch.push_front,
-                put=self.writer.put,
+                put=self._put,
                 log_failure=self._log_part_failure,
                 count_rows=self._found_rows,
                 framed=plan.framed_output,
@@ -167,6 +170,10 @@ class _Job:
         self.signals = 0
         self.started = time.perf_counter()
         self.items_at_start = start.items_ok + start.items_failed
+        ray = plan.spec.ray
+        self.ship = ray is not None and ray.ship_inputs  # read file batches here
+        self.shipped: dict[int, int] = {}  # batch id -> its file bytes, until final
+        self.shipped_bytes = 0
         self.joblog = JobLog(
             plan.log_dir,
             fresh=plan.resume is None,
@@ -205,15 +212,27 @@ class _Job:
             if failed:
                 self._log_failure(attempt, outcome, short=failed)
             batch_failed = failed > 0 and self.acc.short_result_fails_batch
-            self.writer.put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
+            self._put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
         else:
             self._log_failure(attempt, outcome)
             isolator = self.isolator
             if isolator is not None and isolator.take(attempt, outcome):
                 pass  # bisected: its parts come back with a token
             elif not self.dispatch.retry_or_give_up(attempt, outcome):
-                self.writer.put(attempt.batch_id, b"", 0, attempt.size, True)
+                self._put(attempt.batch_id, b"", 0, attempt.size, True)
         self._after_change()
+
+    def _put(
+        self, batch_id: int, body: bytes, ok: int, failed: int, batch_failed: bool
+    ) -> None:
+        """The mini-batch is final: to the writer, and its shipped bytes leave the budget
+        (the refs go with its attempts)."""
+        self.writer.put(batch_id, body, ok, failed, batch_failed)
+        if self.shipped:
+            self.shipped_bytes -= self.shipped.pop(batch_id, 0)
+            if self.producer_waiting and self.shipped_bytes < _SHIP_BUDGET:
+                self.producer_waiting = False
+                self.space.set()
 
     def _found_rows(self, attempt: Attempt, rows: int) -> None:
         """A table's rows are known once a worker read them: count those as items."""
@@ -336,8 +355,9 @@ class _Job:
                         return
             else:
                 batches = await self._sync_batches(source)
+                ship = self.ship and isinstance(source, FileDataset)
                 for items in batches:
-                    index = await self._offer(index, skip, items)
+                    index = await self._offer(index, skip, items, ship=ship)
                     if self.stop_reason is not None:
                         return
         self.scheduled = index
@@ -382,7 +402,7 @@ class _Job:
         if isinstance(source, FileDataset):
             groups = await anyio.to_thread.run_sync(file_groups, source, base, keys)
             for key_value, files in groups:
-                index = await self._offer(index, skip, files, key_value)
+                index = await self._offer(index, skip, files, key_value, ship=self.ship)
                 if self.stop_reason is not None:
                     break
             return index
@@ -428,6 +448,8 @@ class _Job:
         skip: int,
         items: list[Any],
         key_value: dict[str, Any] | None = None,
+        *,
+        ship: bool = False,
     ) -> int:
         if index < skip:
             return index + 1
@@ -441,7 +463,43 @@ class _Job:
             self._pickle_failed(index, items, exc)
             self.scheduled = index + 1
             return index + 1
-        return await self._push(Attempt(index, 1, len(items), payload, kind))
+        attempt = Attempt(index, 1, len(items), payload, kind)
+        if ship and not await self._ship(attempt, items):
+            self.scheduled = index + 1
+            return index + 1
+        return await self._push(attempt)
+
+    async def _ship(self, attempt: Attempt, paths: list[str]) -> bool:
+        """Read the batch's files into ``attempt.files`` (a thread), within the budget.
+
+        False when a file cannot be read: that batch fails (as run() on a missing file
+        would), the job goes on.
+        """
+        while (
+            self.shipped_bytes >= _SHIP_BUDGET
+            and self.shipped
+            and self.stop_reason is None
+        ):
+            self.producer_waiting = True
+            await self.space.wait()
+            self.space = anyio.Event()
+        ship_files = getattr(self.backend, "ship_files", None)
+        if ship_files is None:  # pragma: no cover - the config allows it on Ray only
+            raise UsageError("ship_inputs needs compute_target='ray'.")
+        try:
+            files = await anyio.to_thread.run_sync(ship_files, paths)
+        except OSError as exc:
+            self._pickle_failed(
+                attempt.batch_id,
+                paths,
+                exc,
+                f"an input file could not be read to ship it (ship_inputs): {exc}",
+            )
+            return False
+        attempt.files = files
+        self.shipped[attempt.batch_id] = files.nbytes
+        self.shipped_bytes += files.nbytes
+        return True
 
     async def _push(self, attempt: Attempt) -> int:
         """Queue a new batch, waiting while the queue is full; returns the next index."""
@@ -457,14 +515,18 @@ class _Job:
                 self.space = anyio.Event()
         return index + 1
 
-    def _pickle_failed(self, index: int, items: list[Any], exc: Exception) -> None:
+    def _pickle_failed(
+        self, index: int, items: list[Any], exc: Exception, message: str = ""
+    ) -> None:
+        """The batch cannot be sent at all: it fails at once, as after its last try."""
         attempt = Attempt(index, self.max_try, len(items), b"")
         outcome = Failed(
-            type(exc).__name__, f"the mini-batch's items could not be pickled: {exc}"
+            type(exc).__name__,
+            message or f"the mini-batch's items could not be pickled: {exc}",
         )
         self._log_failure(attempt, outcome, items=items)
         self.acc.record_failed_try(index, len(items), self.max_try)
-        self.writer.put(index, b"", 0, len(items), True)
+        self._put(index, b"", 0, len(items), True)
         self._after_change()
 
     # -- failure records ----------------------------------------------------------------

@@ -150,6 +150,14 @@ class ParallelRunStep:
                 f"mini_batch_size={self.config.mini_batch_size!r} is a size in bytes, which "
                 "only applies to file inputs. For in-memory items give a number of items."
             )
+        if self.config.ship_inputs and self.tabular:
+            raise ConfigError(
+                "ship_inputs=True sends file inputs to the Ray workers as bytes, but these "
+                "inputs are tables (TabularDataset), whose slices the workers read "
+                "themselves from the table files' paths. Put the tables on storage every "
+                "node mounts at the same path and remove ship_inputs (--ship-inputs), or "
+                "pass the files as a FileDataset (--input-type file) to ship them whole."
+            )
         _check_models(self.config)
 
     def __repr__(self) -> str:

@@ -237,6 +237,7 @@ def test_defaults_match_azure():
             "ray_address": None,  # issue 11: the Ray backend
             "worker_resources": None,
             "ray_node_wait": 60,
+            "ship_inputs": False,
             "isolate_failures": False,  # issue 12: off keeps Azure's whole-batch failures
             "worker_start": None,  # issue 8: fork server by default ($APRS_WORKER_START)
         }
@@ -265,6 +266,12 @@ def test_ray_settings() -> None:
         ConfigError, match='`ray_address` only applies to compute_target="ray"'
     ):
         make(ray_address="auto")
+    shipped = ParallelRunConfig.from_mapping(
+        {"entry_script": "s.py", "compute_target": "ray", "ship_inputs": "true"}
+    )
+    assert shipped.ray_options().ship_inputs is True
+    with pytest.raises(ConfigError, match="`ship_inputs` must be true or false"):
+        make(compute_target="ray", ship_inputs="yes")
 
 
 def test_entry_script_is_required():

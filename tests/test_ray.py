@@ -8,6 +8,8 @@ Faults are triggered by the items (tests/scripts/ray_probe.py), never by timing.
 from __future__ import annotations
 
 import os
+import pickle
+import random
 import signal
 import subprocess
 import sys
@@ -147,6 +149,8 @@ def test_local_ray_started_when_no_address(
     assert stdout, f"no worker stdout collected under {step_logs}"
     text = "".join(p.read_text() for p in stdout)
     assert "init argv=['--mini_batch_size', '2']" in text
+    # a Ray of our own ships no code (same machine): the actors run the driver's aprs
+    assert f"aprs from {os.path.dirname(aprs.__file__)}\n" in text
 
 
 # -- the multi-node cluster -------------------------------------------------------------
@@ -391,6 +395,281 @@ def test_missing_extra_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'aprs[ray]'" in done.stderr
+
+
+# -- ship_inputs: file bytes through the object store ------------------------------------
+
+
+def _shared_inputs(root: Path) -> dict[str, bytes]:
+    """key=value folders, one base name in two folders, one file big enough for ray.put."""
+    rng = random.Random(0)
+    files = {
+        "store=A/brand=x/01.txt": b"a-x-1",
+        "store=A/brand=x/02.txt": b"a-x-2",
+        "store=A/brand=y/01.txt": b"a-y-1",  # same base name as above
+        "store=B/brand=x/big.bin": rng.randbytes(300_000),  # its batch goes by ray.put
+        "store=B/brand=x/03.txt": b"b-x-3",
+        "store=B/brand=y/04.txt": b"",
+        "store=B/brand=y/05.txt": b"b-y-5",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["files", "partition-keys"])
+def test_ship_inputs_runs_on_node_local_copies(
+    tmp_path: Path,
+    marks: Path,
+    cluster: Cluster,
+    keyed: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ship_inputs: run() gets copies under a node-local folder (never the driver's
+    paths), with the same names and contents, deleted after the call; rows equal the
+    local backend's (which reads the files in place). Unkeyed, the byte budget is one
+    byte: each batch is read only once the one before is written (no deadlock)."""
+    if not keyed:
+        from aprs import _scheduler
+
+        monkeypatch.setattr(_scheduler, "_SHIP_BUDGET", 1)
+    root = tmp_path / "shared"
+    _shared_inputs(root)
+    common: dict[str, Any] = {"process_count_per_node": 1}
+    if keyed:
+        common["partition_keys"] = ["store", "brand"]
+    else:
+        common["mini_batch_size"] = 2
+
+    def job(name: str, **config: Any) -> aprs.JobSummary:
+        env = {"APRS_TEST_MARKS": str(marks), **config.pop("env", {})}
+        step = build_step(
+            tmp_path / name,
+            "ship_probe",
+            [aprs.FileDataset.from_files(str(root))],
+            name=name,
+            environment_variables=env,
+            **common,
+            **config,
+        )
+        return step.run()
+
+    local = job("local", compute_target="local")  # first: the Ray job deletes a file
+    shipped = job(
+        "shipped",
+        compute_target="ray",
+        ray_address=cluster.address,
+        node_count=2,
+        worker_resources=WORKER,
+        ship_inputs=True,
+        env={"APRS_TEST_INPUT_ROOT": str(root)},
+    )
+    assert shipped.status == "completed" and shipped.items_failed == 0
+    assert shipped.retries == 1  # big.bin's first try deleted the driver's copy
+    assert not (root / "store=B/brand=x/big.bin").exists()
+    assert rows(shipped) == rows(local) and len(rows(local)) == 7
+    seen = [line for p in marks.glob("seen-*") for line in p.read_text().split()]
+    ray_seen = [p for p in seen if "-inputs" in p]
+    names = Counter(Path(p).name for p in ray_seen)
+    assert set(names) == {"01.txt", "02.txt", "03.txt", "04.txt", "05.txt", "big.bin"}
+    assert (
+        names["big.bin"] == 2
+    )  # its batch ran twice: the retry used the shipped bytes
+    for path in ray_seen:
+        assert not path.startswith(str(root)), path  # a copy,
+        assert f"{root}{os.sep}store=" in path, path  # the driver's path re-rooted
+        assert not os.path.exists(path), f"{path} outlived its run() call"
+
+
+def test_ship_inputs_with_isolate_failures(
+    tmp_path: Path, marks: Path, cluster: Cluster
+) -> None:
+    """A bisected mini-batch's parts reuse the shipped bytes: only the poison file fails,
+    the rows and counts equal the local backend's."""
+    root = tmp_path / "shared"
+    root.mkdir()
+    for n in range(6):
+        name = "poison.txt" if n == 4 else f"{n:02d}.txt"
+        (root / name).write_bytes(bytes([65 + n]) * (40_000 * n))  # 200 KB in all
+    outputs = []
+    for target in ("local", "ray"):
+        extra: dict[str, Any] = {}
+        env = {"APRS_TEST_MARKS": str(marks)}
+        if target == "ray":  # run() fails if it gets a driver path
+            extra = {"ray_address": cluster.address, "ship_inputs": True}
+            extra["worker_resources"] = WORKER
+            env["APRS_TEST_INPUT_ROOT"] = str(root)
+        step = build_step(
+            tmp_path / target,
+            "ship_probe",
+            [aprs.FileDataset.from_files(str(root))],
+            name=f"isolate-{target}",
+            environment_variables=env,
+            compute_target=target,
+            mini_batch_size=6,
+            isolate_failures=True,
+            run_max_try=1,
+            **extra,
+        )
+        summary = step.run()
+        assert (summary.items_succeeded, summary.items_failed) == (5, 1), target
+        outputs.append(rows(summary))
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 5
+
+
+def test_ship_inputs_unreadable_file_fails_its_batch(
+    tmp_path: Path, marks: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the driver cannot read when it ships the batch fails that batch (all its
+    tries, with the reason), not the job. A 1-byte budget makes the order certain: b.txt
+    is read only after a.txt's run() (which deletes it) is written."""
+    from aprs import _scheduler
+
+    monkeypatch.setattr(_scheduler, "_SHIP_BUDGET", 1)
+    root = tmp_path / "shared"
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text(name)
+    step = build_step(
+        tmp_path / "out",
+        "ship_probe",
+        [aprs.FileDataset.from_files(str(root))],
+        name="unreadable",
+        environment_variables={
+            "APRS_TEST_MARKS": str(marks),
+            "APRS_TEST_INPUT_ROOT": str(root),
+        },
+        compute_target="ray",
+        ray_address=cluster.address,
+        worker_resources=WORKER,
+        ship_inputs=True,
+        mini_batch_size=1,
+        process_count_per_node=1,
+    )
+    summary = step.run()
+    assert (summary.items_succeeded, summary.items_failed) == (2, 1)
+    assert [r.split("|")[2] for r in rows(summary)] == ["shared/a.txt", "shared/c.txt"]
+    [record] = read_failures(Path(step.output))
+    assert record["mini_batch_index"] == 1
+    assert "could not be read to ship it" in record["message"]
+
+
+def test_shipped_files_are_packed_in_order(
+    tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ship_files packs a big batch into few objects (one per CHUNK_BYTES) and
+    materialise writes every file back, in order, at its re-rooted path."""
+    from aprs._backends import KIND_ITEMS, _ray_ship
+
+    monkeypatch.setattr(_ray_ship, "CHUNK_BYTES", 250_000)
+    rng = random.Random(1)
+    sizes = [120_000, 90_000, 0, 300_000, 5, 100_000]
+    paths = []
+    for n, size in enumerate(sizes):
+        path = (
+            tmp_path / "in" / f"d{n % 2}" / "same.bin"
+            if n < 2
+            else tmp_path / f"{n}.bin"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+        paths.append(str(path))
+    ray.init(address=cluster.address, logging_level="ERROR")
+    try:
+        shipped = _ray_ship.ship_files(paths)
+        assert shipped.inline is None and shipped.nbytes == sum(sizes)
+        assert len(shipped.refs) == 3  # [120k, 90k, 0], [300k], [5, 100k]
+        chunks = tuple(ray.get(shipped.refs))
+        small = _ray_ship.ship_files(paths[4:5])
+        assert small.inline is not None and not small.refs  # tiny batches go inline
+    finally:
+        ray.shutdown()
+    folder = tmp_path / "node"
+    files = (shipped.paths, None)
+    payload = pickle.dumps(paths)
+    local = pickle.loads(
+        _ray_ship.materialise(str(folder), KIND_ITEMS, payload, files, chunks)
+    )
+    assert local == [str(folder) + p for p in paths]
+    assert [Path(p).read_bytes() for p in local] == [
+        Path(p).read_bytes() for p in paths
+    ]
+    # a part of the batch (isolate_failures) names fewer paths: only those are written
+    part = tmp_path / "part"
+    payload = pickle.dumps(paths[1:4])
+    local = pickle.loads(
+        _ray_ship.materialise(str(part), KIND_ITEMS, payload, files, chunks)
+    )
+    assert [Path(p).read_bytes() for p in local] == [
+        Path(p).read_bytes() for p in paths[1:4]
+    ]
+    assert sum(1 for p in part.rglob("*") if p.is_file()) == 3
+
+
+def test_ship_inputs_refused_where_it_cannot_apply(tmp_path: Path) -> None:
+    """Tables are read by the workers from their path, and a local job sees its files:
+    both are a ConfigError (exit 2) naming the fix."""
+    table = tmp_path / "t.csv"
+    table.write_text("a\n1\n")
+    cfg = aprs.ParallelRunConfig(
+        entry_script=str(script_path("echo")), compute_target="ray", ship_inputs=True
+    )
+    with pytest.raises(aprs.ConfigError, match="Put the tables on storage every node"):
+        aprs.ParallelRunStep(
+            "tables",
+            cfg,
+            [aprs.TabularDataset.from_delimited_files(str(table))],
+            output=tmp_path / "out",
+        )
+    with pytest.raises(
+        aprs.ConfigError, match='`ship_inputs` only applies to compute_target="ray"'
+    ):
+        aprs.ParallelRunConfig(entry_script="score.py", ship_inputs=True)
+
+
+# -- tabular inputs on Ray -------------------------------------------------------------
+
+
+def test_tabular_job_on_ray_equals_local(tmp_path: Path, cluster: Cluster) -> None:
+    """CSV and Parquet tables, mini_batch_rows: the actors read their own slices and the
+    ordered output is byte for byte the local backend's."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    score = Path(__file__).parent / "tabular" / "scripts" / "score_table.py"
+    df = pd.DataFrame({"id": range(1200), "x": [i * 0.5 for i in range(1200)]})
+    df["text"] = [f"row {i}" for i in range(1200)]
+    df.iloc[:700].to_csv(tmp_path / "p0.csv", index=False)
+    df.iloc[700:].to_csv(tmp_path / "p1.csv", index=False)
+    df.iloc[:500].to_parquet(tmp_path / "p0.parquet", row_group_size=150)
+    df.iloc[500:].to_parquet(tmp_path / "p1.parquet", row_group_size=150)
+    tables = {
+        "csv": aprs.TabularDataset.from_delimited_files(str(tmp_path / "p*.csv")),
+        "parquet": aprs.TabularDataset.from_parquet_files(str(tmp_path / "p*.parquet")),
+    }
+    for fmt, ds in tables.items():
+        outputs = []
+        for target in ("ray", "local"):
+            extra: dict[str, Any] = {}
+            if target == "ray":
+                extra = {"ray_address": cluster.address, "node_count": 2}
+                extra["worker_resources"] = WORKER
+            step = build_step(
+                tmp_path / f"{fmt}-{target}",
+                score,
+                [ds.as_named_input("scores")],
+                name=f"{fmt}-{target}",
+                compute_target=target,
+                mini_batch_rows=250,
+                process_count_per_node=1,
+                **extra,
+            )
+            summary = step.run()
+            assert summary.status == "completed", (fmt, target)
+            assert summary.items_succeeded == 1200 and summary.mini_batches_total > 4
+            outputs.append(Path(summary.output_file or "").read_bytes())
+        assert outputs[0] == outputs[1], fmt
+        assert len(outputs[0].splitlines()) == 1200
 
 
 def test_node_removed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> None:

@@ -87,6 +87,9 @@ class Attempt:
     payload: bytes  # pickled batch payload, built once by the producer
     kind: int = KIND_ITEMS  # how the worker decodes the payload
     token: Any = None  # the owner's handle (Runner futures); never crosses the boundary
+    # the batch's file contents when inputs are shipped (RayOptions.ship_inputs): what the
+    # backend's ship_files() returned, kept for retries so no file is read twice
+    files: Any = None
 
     def retry(self) -> Attempt:
         """The next try of the same batch (same payload, kind and token)."""
@@ -97,6 +100,7 @@ class Attempt:
             self.payload,
             self.kind,
             self.token,
+            self.files,
         )
 
 

@@ -24,6 +24,8 @@ class RayOptions:
         num_cpus, num_gpus, memory: Ray resources of one worker (memory in bytes).
         resources: custom Ray resources of one worker, e.g. ``{"accelerator": 1}``.
         node_wait_s: how long to wait for enough nodes before failing with a clear error.
+        ship_inputs: file inputs travel to the workers as bytes (through the object
+            store) instead of as paths, for nodes that do not share the driver's storage.
     """
 
     address: str | None = None
@@ -32,6 +34,7 @@ class RayOptions:
     memory: int | None = None
     resources: dict[str, float] = field(default_factory=dict)
     node_wait_s: float = 60.0
+    ship_inputs: bool = False
 
     @classmethod
     def build(
@@ -39,6 +42,7 @@ class RayOptions:
         address: str | None,
         worker_resources: dict[str, float] | None,
         node_wait_s: float = 60.0,
+        ship_inputs: bool = False,
     ) -> RayOptions:
         """From the user's settings: ``worker_resources`` mixes num_cpus, num_gpus, memory
         and custom resource names, as in ``{"num_cpus": 1, "accelerator": 1}``."""
@@ -51,6 +55,7 @@ class RayOptions:
             memory=int(memory) or None,
             resources=res,
             node_wait_s=float(node_wait_s),
+            ship_inputs=ship_inputs,
         )
 
     def actor_options(self) -> dict[str, Any]:

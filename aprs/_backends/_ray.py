@@ -6,6 +6,8 @@
             ──► one actor per slot, pinned to its node's bundle: start(init) + lifeline()
     try_submit(Attempt) ──► actor.run.remote(batch_id, kind, payload)   (big payloads go
                             through the object store; up to ``depth`` calls queued per actor)
+                            or, ship_inputs, actor.run_shipped.remote(..., file bytes/refs)
+                            (the producer read them in a thread: ship_files, _ray_ship)
     a ref resolves (Ray's thread) ──► call_soon_threadsafe ──► drain that actor's finished
                             heads in order ──► listener.on_outcome(Done | Failed)
     lifeline fails / a call raises RayActorError ──► the actor or its node died: the head gets
@@ -28,6 +30,7 @@ import contextlib
 import enum
 import logging
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -55,14 +58,18 @@ from ._base import (
 )
 from ._options import RayOptions
 from ._ray_actor import LIFELINE_GROUP, LogDelta, remote_class
+from ._ray_ship import ShippedFiles, ship_files
 
 __all__ = ("RayBackend",)
 
 log = logging.getLogger("aprs.ray")
 
-_PIPELINE_S = (
-    0.005  # adaptive depth: 1 + this / mean run() time (a Ray call's round trip)
-)
+# adaptive depth: 1 + this / mean run() time, so each actor has about 50 ms of work queued.
+# A Ray call's round trip is ~1 ms here and more across nodes; with 5 ms, 10 ms batches ran
+# one at a time and spent 40-50 % of the time waiting (7.0-7.5 ms per batch on 2 actors
+# against an ideal 5.0; 5.8-6.1 ms with 50 ms). The end-of-job imbalance this allows is
+# about 50 ms per actor; long batches still go one at a time.
+_PIPELINE_S = 0.05
 _MAX_DEPTH = 16  # calls queued per actor, at most
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
 _AWAY_ENV = {"PYTHONPATH", "PWD", "OLDPWD", "SHLVL", "_"}  # never shipped to the nodes
@@ -120,12 +127,19 @@ class RayBackend:
         self._cls: Any = None
         self._env = _job_env(spec.env)
         self._logs: dict[str, BinaryIO] = {}
+        self._t0 = 0.0
+        self.connect_s: float | None = None  # ray.init (or reuse) took this long
+        self.first_ready_s: float | None = None  # start() to the first init() done
+        self.ready_s: float | None = None  # start() to every actor's init() done
 
     # -- Backend ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, place every actor, return once one has run init()."""
+        self._t0 = time.perf_counter()
         self._connect()
+        self.connect_s = time.perf_counter() - self._t0
+        log.info("Ray: connected in %.2f s", self.connect_s)
         self._cls = remote_class(ray)
         await self._place()
         for slot in range(self._slots):
@@ -150,13 +164,29 @@ class RayBackend:
                     break
         if best is None:
             return False
-        ref = best.handle.run.remote(attempt.batch_id, attempt.kind, attempt.payload)
+        shipped: ShippedFiles | None = attempt.files
+        if shipped is None:
+            ref = best.handle.run.remote(
+                attempt.batch_id, attempt.kind, attempt.payload
+            )
+        else:  # the refs are top-level arguments: fetched to the node before the call
+            ref = best.handle.run_shipped.remote(
+                attempt.batch_id,
+                attempt.kind,
+                attempt.payload,
+                (shipped.paths, shipped.inline),
+                *shipped.refs,
+            )
         fut = self._watch(ref, self._on_run_done, best)
         if not best.inflight:
             best.head_started = self._loop.time()
             self._arm_timer(best)
         best.inflight.append((attempt, fut))
         return True
+
+    def ship_files(self, paths: list[str]) -> ShippedFiles:
+        """Read a batch's files for shipping (ship_inputs); blocking, call it in a thread."""
+        return ship_files(paths)
 
     def capacity(self) -> int:
         return sum(
@@ -230,6 +260,11 @@ class RayBackend:
             kwargs.update(
                 num_cpus=max(os.cpu_count() or 1, int(need + 0.999)),
                 include_dashboard=False,
+                # same machine, same paths: no code to package and unpack (~1-3 s of
+                # start-up); the driver's aprs goes first on the workers' sys.path
+                runtime_env={
+                    "env_vars": {"PYTHONPATH": _pythonpath(os.path.dirname(aprs_dir))}
+                },
             )
         try:
             ray.init(address=address or "local", **kwargs)
@@ -241,7 +276,7 @@ class RayBackend:
                 "leave them unset to start Ray on this machine."
             ) from exc
         self._owns_ray = True
-        self._ship_code = True
+        self._ship_code = address is not None
 
     async def _place(self) -> None:
         """Reserve one bundle per node; a cluster too small is an error after a bounded wait."""
@@ -382,6 +417,18 @@ class RayBackend:
         a.pid = reply.pid
         self._init_tries[a.slot] = 0
         self._ready_once.set()
+        if self.first_ready_s is None:
+            self.first_ready_s = time.perf_counter() - self._t0
+            log.info("Ray: first worker actor ready after %.2f s", self.first_ready_s)
+        if self.ready_s is None and all(
+            x is not None and x.state is _State.READY for x in self._actors
+        ):
+            self.ready_s = time.perf_counter() - self._t0
+            log.info(
+                "Ray: all %d worker actors ready after %.2f s",
+                self._slots,
+                self.ready_s,
+            )
         self._listener.on_capacity()
 
     def _on_run_done(self, a: _Actor, _fut: Future[Any]) -> None:
@@ -649,3 +696,9 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}"[:500]
+
+
+def _pythonpath(aprs_parent: str) -> str:
+    """PYTHONPATH for workers on this machine: the driver's aprs first, then the rest."""
+    rest = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join(p for p in (aprs_parent, rest) if p)

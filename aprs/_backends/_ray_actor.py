@@ -4,6 +4,8 @@
     RayWorker.remote(...)  ──────────►   __init__: env, node-local log folder
     start(init)            ──────────►   setup_process + load: import, init()  ──► Ready | InitFailed
     run(batch_id, kind, payload) ────►   ScriptRuntime.run_batch ──► (BatchDone | BatchFailed, body)
+    run_shipped(..., files, *refs) ──►   (ship_inputs) write the files to a node-local folder,
+                                         run() on those paths, delete the folder
     lifeline()   (own thread) ───────►   blocks until stop(): an error here = the actor died
     stop()                 ──────────►   shutdown() of the script, last log bytes
 
@@ -23,13 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import threading
+import time
+import traceback
 from typing import Any
 
 from .._bridge._protocol import BatchDone, BatchFailed, Init, InitFailed, Ready
 from .._bridge._runtime import ScriptRuntime, load, setup_process
+from ._ray_ship import materialise
 
 __all__ = ("LIFELINE_GROUP", "LogDelta", "RayWorker", "remote_class")
 
@@ -47,6 +53,7 @@ class RayWorker:
         os.environ.update(env)
         self._index = worker_index
         self._log_dir = tempfile.mkdtemp(prefix=f"aprs-{job_id}-w{worker_index:03d}-")
+        self._inputs_dir = self._log_dir + "-inputs"  # shipped inputs
         self._offsets: dict[str, int] = {}
         self._runtime: ScriptRuntime | None = None
         self._stopped = threading.Event()
@@ -77,6 +84,39 @@ class RayWorker:
         reply, body = runtime.run_batch(batch_id, kind, payload)
         return reply, body, self._logs()
 
+    def run_shipped(
+        self,
+        batch_id: int,
+        kind: int,
+        payload: bytes,
+        shipped: tuple[list[str], list[bytes] | None],
+        *fetched: list[bytes],
+    ) -> tuple[BatchDone | BatchFailed, bytes, LogDelta]:
+        """run() on shipped files: written to a node-local folder, deleted after the call.
+
+        ``fetched``: the packed files of a big batch (Ray resolved the refs before the call).
+        """
+        started = time.perf_counter()
+        os.makedirs(self._inputs_dir, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix=f"b{batch_id}-", dir=self._inputs_dir)
+        try:
+            try:
+                local = materialise(folder, kind, payload, shipped, fetched)
+            except Exception as exc:  # e.g. the node's disk is full: this batch fails
+                tb = "".join(traceback.format_exception(exc))
+                failed = BatchFailed(
+                    batch_id,
+                    type(exc).__name__,
+                    f"could not write the shipped input files on this node: {exc}",
+                    tb,
+                    time.perf_counter() - started,
+                )
+                return failed, b"", self._logs()
+            del shipped, fetched
+            return self.run(batch_id, kind, local)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def lifeline(self) -> int:
         """Block until stop(); the driver learns of the actor's death when this call fails."""
         self._stopped.wait()
@@ -89,6 +129,7 @@ class RayWorker:
             with contextlib.suppress(Exception):
                 stream.flush()
         self._stopped.set()
+        shutil.rmtree(self._inputs_dir, ignore_errors=True)
         return code, self._logs()
 
     def _logs(self) -> LogDelta:

@@ -37,6 +37,7 @@ def init():
     (MARKS / f"init-{node}-{os.getpid()}").touch()
     prefix = os.environ.get("APRS_TEST_PREFIX", "")
     print(f"init argv={sys.argv[1:3]} prefix={prefix}")
+    print(f"aprs from {os.path.dirname(sys.modules['aprs'].__file__)}")
 
 
 def run(mini_batch, mini_batch_context):
