@@ -1,6 +1,6 @@
 """The job: stream mini-batches through a backend into the ordered writer, and stop in time.
 
-    producer ──► Dispatcher.pending ──► fill() ──► backend (local pool: pipelined per worker)
+    producer (aprs._produce) ──► Dispatcher.pending ──► fill() ──► backend (local pool: pipelined per worker)
     (lazy inputs,  retries and requeued      │            │ outcomes (callbacks on the loop)
      pickles each  batches go to the front   ▼            ▼
      batch once)                   gate: writer window   on_outcome: accounting, retry or
@@ -17,11 +17,11 @@ With ``isolate_failures`` a failed try of a mini-batch of several items goes to 
 (aprs._isolate) instead of the retry rule: its parts come back to ``on_outcome`` with a
 ``Part`` token, and the Isolator puts the assembled mini-batch into the writer once.
 
-Backpressure: the producer stops when ``pending`` holds ``_HIGH`` batches and resumes below
-``_HIGH // 2``; the dispatcher sends no batch more than ``window_limit`` ids ahead of the
+Backpressure: the producer stops when ``pending`` holds ``HIGH`` batches and resumes below
+``HIGH // 2``; the dispatcher sends no batch more than ``window_limit`` ids ahead of the
 writer, so memory is bounded by (pending + in flight + window), not by the input size.
 With ``ship_inputs`` (Ray) the producer also reads each file batch's bytes, in a thread, and
-waits while more than ``_SHIP_BUDGET`` bytes belong to batches not yet written or given up.
+waits while more than ``SHIP_BUDGET`` bytes belong to batches not yet written or given up.
 """
 
 from __future__ import annotations
@@ -29,53 +29,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
 
 from ._accounting import Accounting, Thresholds
 from ._backends import (
-    KIND_ITEMS,
-    KIND_KEYED,
-    KIND_TABLE,
     Attempt,
     Backend,
-    Crashed,
     Done,
     Failed,
     Outcome,
-    TimedOut,
     WorkerSpec,
     create_backend,
 )
 from ._datasets import FileDataset, IterableInput, TabularDataset
-from ._datasets._partitions import file_groups, table_groups
-from ._datasets._table_plan import plan as plan_table
-from ._dispatch import Dispatcher, outcome_error
+from ._dispatch import Dispatcher
 from ._errors import (
     BackendError,
     EntryScriptError,
     InitFailedError,
-    InputError,
     OutputError,
     UsageError,
 )
+from ._failure_record import FAILURE_FORMAT, failure_record
 from ._isolate import Isolator
 from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
-from ._partition import by_bytes, by_count, by_count_async, by_keys
+from ._produce import HIGH, SHIP_BUDGET, Producer
 from ._progress import LiveStats
 from ._summary import JobSummary, StopReason, job_error
-from ._tabular._batch import describe
 from ._tabular._parquet_out import ParquetSink
 from ._writer import OrderedWriter
 
@@ -87,9 +76,6 @@ failure_log = logging.getLogger("aprs.failures")
 logging.getLogger("aprs").addHandler(
     logging.NullHandler()
 )  # a library: apps choose output
-
-_HIGH = 256  # pending batches before the producer waits: covers every worker's pipeline
-_SHIP_BUDGET = 256 << 20  # ship_inputs: file bytes read and not yet written or given up
 
 
 @dataclass(slots=True)
@@ -149,7 +135,7 @@ class _Job:
             self.isolator = Isolator(
                 accounting=self.acc,
                 requeue=self.dispatch.push_front,
-                put=self._put,
+                put=self.put,
                 log_failure=self._log_part_failure,
                 count_rows=self._found_rows,
                 framed=plan.framed_output,
@@ -191,7 +177,7 @@ class _Job:
         if attempt.token is not None:  # a part of a mini-batch being bisected
             assert self.isolator is not None
             self.isolator.on_outcome(attempt, outcome)
-            self._after_change()
+            self.after_change()
             return
         found = outcome.items if isinstance(outcome, (Done, Failed)) else -1
         if found >= 0:
@@ -210,19 +196,19 @@ class _Job:
                 attempt.batch_id, attempt.size, outcome.returned
             )
             if failed:
-                self._log_failure(attempt, outcome, short=failed)
+                self.log_failure(attempt, outcome, short=failed)
             batch_failed = failed > 0 and self.acc.short_result_fails_batch
-            self._put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
+            self.put(attempt.batch_id, outcome.body, ok, failed, batch_failed)
         else:
-            self._log_failure(attempt, outcome)
+            self.log_failure(attempt, outcome)
             isolator = self.isolator
             if isolator is not None and isolator.take(attempt, outcome):
                 pass  # bisected: its parts come back with a token
             elif not self.dispatch.retry_or_give_up(attempt, outcome):
-                self._put(attempt.batch_id, b"", 0, attempt.size, True)
-        self._after_change()
+                self.put(attempt.batch_id, b"", 0, attempt.size, True)
+        self.after_change()
 
-    def _put(
+    def put(
         self, batch_id: int, body: bytes, ok: int, failed: int, batch_failed: bool
     ) -> None:
         """The mini-batch is final: to the writer, and its shipped bytes leave the budget
@@ -230,7 +216,7 @@ class _Job:
         self.writer.put(batch_id, body, ok, failed, batch_failed)
         if self.shipped:
             self.shipped_bytes -= self.shipped.pop(batch_id, 0)
-            if self.producer_waiting and self.shipped_bytes < _SHIP_BUDGET:
+            if self.producer_waiting and self.shipped_bytes < SHIP_BUDGET:
                 self.producer_waiting = False
                 self.space.set()
 
@@ -260,11 +246,11 @@ class _Job:
         self.dispatch.fill()
 
     def on_filled(self) -> None:
-        if self.producer_waiting and len(self.pending) < _HIGH // 2:
+        if self.producer_waiting and len(self.pending) < HIGH // 2:
             self.producer_waiting = False
             self.space.set()
 
-    def _after_change(self) -> None:
+    def after_change(self) -> None:
         crossed = self.acc.crossed()
         if crossed is not None:
             self.stop(*crossed)
@@ -313,225 +299,9 @@ class _Job:
             "again to resume where it stopped",
         )
 
-    # -- producer -----------------------------------------------------------------------
-
-    async def produce(self) -> None:
-        """Read the inputs into ``pending``; an input that fails to read stops the job."""
-        try:
-            await self._produce()
-        except UsageError as exc:  # InputError, or partition keys not in the paths
-            self.stop("input_error", str(exc), cause=exc)
-        except Exception as exc:
-            error = InputError(
-                f"Reading the inputs failed after {self.scheduled} mini-batches: "
-                f"{type(exc).__name__}: {exc}. Rows of the mini-batches that finished are "
-                "kept in the partial output; fix the input and run the job again."
-            )
-            error.__cause__ = exc
-            self.stop("input_error", str(error), cause=error)
-
-    async def _produce(self) -> None:
-        skip = self.plan.resume.next if self.plan.resume else 0
-        index = 0
-        keys = self.plan.partition_keys
-        for source in self.plan.sources:
-            if keys and isinstance(source, IterableInput):
-                for key_value, items in await self._keyed_batches(source, keys):
-                    index = await self._offer(index, skip, items, key_value)
-                    if self.stop_reason is not None:
-                        return
-            elif keys and isinstance(source, (FileDataset, TabularDataset)):
-                index = await self._offer_partitions(source, keys, index, skip)
-                if self.stop_reason is not None:
-                    return
-            elif isinstance(source, TabularDataset):
-                index = await self._offer_tables(source, index, skip)
-                if self.stop_reason is not None:
-                    return
-            elif isinstance(source, IterableInput) and source.is_async:
-                async for items in by_count_async(source.source, self.plan.batch_value):
-                    index = await self._offer(index, skip, items)
-                    if self.stop_reason is not None:
-                        return
-            else:
-                batches = await self._sync_batches(source)
-                ship = self.ship and isinstance(source, FileDataset)
-                for items in batches:
-                    index = await self._offer(index, skip, items, ship=ship)
-                    if self.stop_reason is not None:
-                        return
-        self.scheduled = index
-        self.source_done = True
-        self.acc.scheduling_finished(index)
-        self.fill()
-        self._after_change()
-
-    async def _offer_tables(self, source: TabularDataset, index: int, skip: int) -> int:
-        """Plan the table in a thread, 64 slices at a time; offer each as a batch.
-
-        Slices below ``skip`` (already in a resumed job's output) are planned, not read.
-        """
-        plan = self.plan
-        slices = plan_table(source, plan.base_dir, plan.unit, plan.batch_value)
-        while True:
-            chunk = await anyio.to_thread.run_sync(lambda: list(islice(slices, 64)))
-            if not chunk:
-                return index
-            for part in chunk:
-                if index < skip:
-                    index += 1
-                    continue
-                # rows not known yet (byte ranges) count as 1 until a worker reads them
-                size = max(1, part.rows)
-                self.items_total += size
-                payload = pickle.dumps(part, protocol=5)
-                index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
-                if self.stop_reason is not None:
-                    return index
-
-    async def _offer_partitions(
-        self,
-        source: FileDataset | TabularDataset,
-        keys: list[str],
-        index: int,
-        skip: int,
-    ) -> int:
-        """One batch per key combination; grouping runs in a thread (it lists or reads
-        the key columns of every file before the first batch)."""
-        base = self.plan.base_dir
-        if isinstance(source, FileDataset):
-            groups = await anyio.to_thread.run_sync(file_groups, source, base, keys)
-            for key_value, files in groups:
-                index = await self._offer(index, skip, files, key_value, ship=self.ship)
-                if self.stop_reason is not None:
-                    break
-            return index
-        tables = await anyio.to_thread.run_sync(table_groups, source, base, keys)
-        for _key_value, parts, size in tables:
-            if index < skip:
-                index += 1
-                continue
-            self.items_total += size
-            payload = pickle.dumps(parts, protocol=5)
-            index = await self._push(Attempt(index, 1, size, payload, KIND_TABLE))
-            if self.stop_reason is not None:
-                break
-        return index
-
-    async def _keyed_batches(
-        self, source: IterableInput, keys: list[str]
-    ) -> list[tuple[dict[str, Any], list[Any]]]:
-        if source.is_async:
-            items = [item async for item in source.source]  # type: ignore[union-attr]
-        else:
-            items = source.source  # type: ignore[assignment]
-        # grouping reads the whole input: do it off the loop
-        return await anyio.to_thread.run_sync(lambda: list(by_keys(items, keys)))
-
-    async def _sync_batches(
-        self, source: FileDataset | IterableInput
-    ) -> Iterator[list[Any]]:
-        if isinstance(source, FileDataset):
-            base = self.plan.base_dir
-            if self.plan.unit == "bytes":
-                sized = await anyio.to_thread.run_sync(
-                    lambda: list(source.iter_sized(base))
-                )
-                return by_bytes(sized, self.plan.batch_value)
-            paths = await anyio.to_thread.run_sync(source.resolve, base)
-            return by_count(paths, self.plan.batch_value)
-        return by_count(source.source, self.plan.batch_value)  # type: ignore[arg-type]
-
-    async def _offer(
-        self,
-        index: int,
-        skip: int,
-        items: list[Any],
-        key_value: dict[str, Any] | None = None,
-        *,
-        ship: bool = False,
-    ) -> int:
-        if index < skip:
-            return index + 1
-        self.items_total += len(items)
-        kind = KIND_ITEMS if key_value is None else KIND_KEYED
-        try:
-            payload = pickle.dumps(
-                items if key_value is None else (items, key_value), 5
-            )
-        except Exception as exc:
-            self._pickle_failed(index, items, exc)
-            self.scheduled = index + 1
-            return index + 1
-        attempt = Attempt(index, 1, len(items), payload, kind)
-        if ship and not await self._ship(attempt, items):
-            self.scheduled = index + 1
-            return index + 1
-        return await self._push(attempt)
-
-    async def _ship(self, attempt: Attempt, paths: list[str]) -> bool:
-        """Read the batch's files into ``attempt.files`` (a thread), within the budget.
-
-        False when a file cannot be read: that batch fails (as run() on a missing file
-        would), the job goes on.
-        """
-        while (
-            self.shipped_bytes >= _SHIP_BUDGET
-            and self.shipped
-            and self.stop_reason is None
-        ):
-            self.producer_waiting = True
-            await self.space.wait()
-            self.space = anyio.Event()
-        ship_files = getattr(self.backend, "ship_files", None)
-        if ship_files is None:  # pragma: no cover - the config allows it on Ray only
-            raise UsageError("ship_inputs needs compute_target='ray'.")
-        try:
-            files = await anyio.to_thread.run_sync(ship_files, paths)
-        except OSError as exc:
-            self._pickle_failed(
-                attempt.batch_id,
-                paths,
-                exc,
-                f"an input file could not be read to ship it (ship_inputs): {exc}",
-            )
-            return False
-        attempt.files = files
-        self.shipped[attempt.batch_id] = files.nbytes
-        self.shipped_bytes += files.nbytes
-        return True
-
-    async def _push(self, attempt: Attempt) -> int:
-        """Queue a new batch, waiting while the queue is full; returns the next index."""
-        index = attempt.batch_id
-        self.scheduled = index + 1
-        # sent at once when the queue was empty (a slow input must not wait for _HIGH)
-        self.dispatch.push(attempt)
-        if len(self.pending) >= _HIGH:
-            self.fill()
-            while len(self.pending) >= _HIGH and self.stop_reason is None:
-                self.producer_waiting = True
-                await self.space.wait()
-                self.space = anyio.Event()
-        return index + 1
-
-    def _pickle_failed(
-        self, index: int, items: list[Any], exc: Exception, message: str = ""
-    ) -> None:
-        """The batch cannot be sent at all: it fails at once, as after its last try."""
-        attempt = Attempt(index, self.max_try, len(items), b"")
-        outcome = Failed(
-            type(exc).__name__,
-            message or f"the mini-batch's items could not be pickled: {exc}",
-        )
-        self._log_failure(attempt, outcome, items=items)
-        self.acc.record_failed_try(index, len(items), self.max_try)
-        self._put(index, b"", 0, len(items), True)
-        self._after_change()
-
     # -- failure records ----------------------------------------------------------------
 
-    def _log_failure(
+    def log_failure(
         self,
         attempt: Attempt,
         outcome: Outcome,
@@ -539,52 +309,15 @@ class _Job:
         short: int = 0,
         items: list[Any] | None = None,
     ) -> None:
-        if items is None and attempt.payload and attempt.kind == KIND_TABLE:
-            items = describe(attempt.payload)  # "file, bytes a-b": where the rows are
-        elif items is None and attempt.payload:
-            try:
-                items = pickle.loads(attempt.payload)
-                if attempt.kind == KIND_KEYED:
-                    items = items[0]
-            except Exception:
-                items = None
-        shown = [_show(i) for i in (items or [])[:100]]
-        kind, error_type, message, tb = _describe(attempt, outcome, short)
-        span = attempt.token.span if attempt.token is not None else None
-        record = {
-            "mini_batch_index": attempt.batch_id,
-            "part": span,  # [offset, count] of a bisected mini-batch's part, else null
-            "try": attempt.attempt,
-            "max_try": self.max_try,
-            "kind": kind,
-            "error_type": error_type,
-            "message": message,
-            "traceback": tb,
-            "items": shown,
-            "items_count": attempt.size,
-            "worker_pid": outcome.pid,
-            "exit_code": outcome.exit_code if type(outcome) is Crashed else None,
-            "time": time.time(),
-        }
-        try:
-            line = orjson.dumps(record, default=repr)
-        except Exception:  # the record must never stop the accounting
-            record["items"] = [repr(i)[:500] for i in shown]
-            line = orjson.dumps(record, default=repr)
-        self.writer.log_failure(line + b"\n")
-        if not short:
-            failure_log.warning(
-                "mini-batch %d%s try %d/%d failed: %s: %s",
-                attempt.batch_id,
-                _part_text(span),
-                attempt.attempt,
-                self.max_try,
-                error_type,
-                message,
-            )
+        line, warning = failure_record(
+            attempt, outcome, short=short, items=items, max_try=self.max_try
+        )
+        self.writer.log_failure(line)
+        if warning is not None:
+            failure_log.warning(FAILURE_FORMAT, *warning)
 
     def _log_part_failure(self, attempt: Attempt, outcome: Outcome, short: int) -> None:
-        self._log_failure(attempt, outcome, short=short)
+        self.log_failure(attempt, outcome, short=short)
 
     # -- summary ------------------------------------------------------------------------
 
@@ -657,54 +390,6 @@ class _Job:
         )
 
 
-def _describe(
-    attempt: Attempt, outcome: Outcome, short: int
-) -> tuple[str, str, str, str]:
-    """(kind, error_type, message, traceback) of a failure record."""
-    if type(outcome) is Done:
-        return (
-            "short_result",
-            "ShortResult",
-            (
-                f"run() returned {outcome.returned} elements for {attempt.size} items; "
-                f"{short} items counted as failed"
-            ),
-            "",
-        )
-    if type(outcome) is Failed:
-        return "failed", outcome.error_type, outcome.message, outcome.traceback
-    assert isinstance(outcome, (TimedOut, Crashed))
-    error = outcome_error(attempt, outcome)
-    kind = "crashed" if type(outcome) is Crashed else "timeout"
-    return kind, type(error).__name__, str(error), ""
-
-
-def _part_text(span: tuple[int, int] | None) -> str:
-    """ " (items 4-5)" for a part of a bisected mini-batch, "" for a whole one."""
-    if span is None:
-        return ""
-    offset, count = span
-    if count == 1:
-        return f" (item {offset} alone)"
-    return f" (items {offset}-{offset + count - 1})"
-
-
-def _show(item: Any) -> Any:
-    """A JSON-safe, bounded view of one item for logs/failures.jsonl."""
-    if item is None or isinstance(item, (bool, float)):
-        return item
-    if isinstance(item, int) and -(2**63) <= item < 2**64:
-        return item
-    if isinstance(item, str):
-        try:
-            item.encode()  # file names that are not UTF-8 hold surrogates
-        except UnicodeEncodeError:
-            item = repr(item)
-        return item if len(item) < 500 else item[:500] + "..."
-    text = repr(item)
-    return text if len(text) < 500 else text[:500] + "..."
-
-
 async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
     """Run one job to the end (or to an early stop): its summary, and its error or None.
 
@@ -771,7 +456,7 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
         isinstance(s, TabularDataset) for s in plan.sources
     )
     if early:
-        tg.start_soon(job.produce)
+        tg.start_soon(Producer(job).run)
     try:
         await backend.start()
     except (EntryScriptError, InitFailedError):
@@ -782,7 +467,7 @@ async def _run(job: _Job, tg: anyio.abc.TaskGroup) -> None:
     if job.stop_reason is not None:  # Ctrl-C / SIGTERM while init() was running
         return
     if not early:
-        tg.start_soon(job.produce)
+        tg.start_soon(Producer(job).run)
     if plan.on_progress is not None:
         tg.start_soon(_progress, job, plan.on_progress, plan.progress_interval_s)
     job.fill()
