@@ -133,6 +133,16 @@ CONFIG_OPTIONS: list[tuple[str, str, Any, str]] = [
         "seconds to wait for node_count Ray nodes before failing (default 60)",
     ),
     ("--description", "description", str, "free text"),
+    (
+        "--worker-start",
+        "worker_start",
+        str,
+        (
+            "how local workers start: fork-server (default on Linux: forked from one "
+            "process that imported the script's libraries once) or spawn (a fresh "
+            "interpreter each); env APRS_WORKER_START"
+        ),
+    ),
 ]
 FLAG_OPTIONS = [  # (option, config key, help): store_true flags that set a config key
     (

@@ -98,6 +98,7 @@ _MESSAGES = {
     "ray_node_wait": "must be a number of seconds > 0; got {got}. Set how long to wait for enough Ray nodes before failing (default 60).",
     "ship_inputs": "must be true or false; got {got}. Set it to true to send file inputs to the Ray workers as bytes (clusters without shared storage).",
     "isolate_failures": "must be true or false; got {got}. Set it to true to split a failing mini-batch so that only its poison items fail (default false: Azure's whole-mini-batch failures).",
+    "worker_start": 'must be "fork-server", "spawn" or None; got {got}. Use "fork-server" (the default on Linux: workers forked from one process that imported the entry script\'s libraries once) or "spawn" (a fresh interpreter per worker, for libraries that are not fork-safe such as CUDA).',
     "ray_only": 'only applies to compute_target="ray"; got {got} with compute_target="local". Set compute_target="ray" (or "ray://host:port"), or remove it.',
     "text": "must be a non-empty string or None; got {got}. Set it to a path or name, or leave it unset.",
     "arg_type": "`arguments[{i}]` must be a str, int, float or path; got {got}. Convert it to a string (json.dumps for structured values).",
@@ -151,7 +152,10 @@ class ParallelRunConfig(
     answered by ``Model.get_model_path(name)`` in the workers) and ``model_dir`` (exported
     as ``AZUREML_MODEL_DIR``). ``isolate_failures`` (default False, Azure's behaviour) bisects
     a mini-batch whose try fails, so that its good items are written and only the poison
-    items count as failed (docs/architecture.md section 9).
+    items count as failed (docs/architecture.md section 9). ``worker_start`` says how local
+    workers start: "fork-server" (the default on Linux: forked from one process that imported
+    the entry script's libraries once) or "spawn" (a fresh interpreter each; use it when a
+    library initialises a GPU or starts threads at import); None reads $APRS_WORKER_START.
 
     Example:
         >>> ParallelRunConfig(entry_script="score.py", mini_batch_size="1MB").mini_batch_spec()
@@ -187,6 +191,7 @@ class ParallelRunConfig(
     ray_node_wait: float = 60
     ship_inputs: bool = False  # aprs: file inputs travel as bytes to the Ray workers
     isolate_failures: bool = False  # aprs: bisect a failing mini-batch (jobs)
+    worker_start: str | None = None  # aprs: "fork-server" | "spawn"; None: the default
 
     def __post_init__(self) -> None:
         for name in ("entry_script", "source_directory", "environment", "model_dir"):
@@ -476,6 +481,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "ray_node_wait": lambda v: _is_number(v) and v > 0,
     "ship_inputs": lambda v: isinstance(v, bool),
     "isolate_failures": lambda v: isinstance(v, bool),
+    "worker_start": lambda v: v is None or v in ("fork-server", "spawn"),
 }
 _TEXT_FIELDS = frozenset(
     {"source_directory", "description", "environment", "model_dir", "ray_address"}

@@ -93,6 +93,9 @@ class Runner:
         run_max_try: tries of a batch (submit) or of one item alone (call) that hung or
             whose worker died. A call whose batch failed is isolated: the batch is split
             in halves and retried until only the failing items' callers get the error.
+        worker_start: how local workers start: "fork-server" (default on Linux: forked
+            from one process that imported the script's libraries once, so a replaced
+            worker is ready in milliseconds) or "spawn"; None reads $APRS_WORKER_START.
 
     ``compute_target="ray"`` (or ``"ray://host:port"``) hosts the workers as Ray actors:
     ``node_count`` x ``process_count_per_node`` of them, on the cluster at ``ray_address``
@@ -124,6 +127,7 @@ class Runner:
         node_count: int = 1,
         ray_address: str | None = None,
         worker_resources: dict[str, float] | None = None,
+        worker_start: str | None = None,
     ) -> None:
         where = locate_script(os.fspath(entry_script), source_directory)
         if where.path is not None and not os.path.isfile(where.path):
@@ -145,6 +149,7 @@ class Runner:
             python=environment or sys.executable,
             logging_level=logging_level.upper(),
             min_depth=2,  # call()'s batches gathered while all are busy (_batcher)
+            worker_start=worker_start,
         )
         self._target = "local" if compute_target == "local" else "ray"
         if self._target == "ray":  # "ray" or a "ray://host:port" address
@@ -187,6 +192,7 @@ class Runner:
             "environment": config.environment,
             "logging_level": config.logging_level,
             "compute_target": config.compute_target,
+            "worker_start": config.worker_start,
         }
         if isinstance(config.mini_batch_size, int):
             kwargs["max_batch_size"] = config.mini_batch_size

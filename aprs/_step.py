@@ -51,6 +51,13 @@ from ._tabular._output import TableOutput
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
+# what every worker of a table job imports to read its slices (pyarrow lazily): the fork
+# server imports it once (WorkerSpec.preload); the reader of each input format, then pandas
+_TABLE_READERS = {
+    "delimited": "pyarrow.csv",
+    "parquet": "pyarrow.parquet",
+    "json_lines": "pyarrow.json",
+}
 log = logging.getLogger("aprs.step")
 
 _STATE_FILE = "state.json"
@@ -297,13 +304,28 @@ class ParallelRunStep:
                 )
             os.makedirs(os.path.dirname(final), exist_ok=True)
 
+    def _table_preload(self) -> tuple[str, ...]:
+        """Modules every worker of this job imports to read its table slices."""
+        formats = sorted(
+            {i.options.format for i in self.inputs if isinstance(i, TabularDataset)}
+        )
+        if not formats:
+            return ()
+        readers = (_TABLE_READERS[f] for f in formats if f in _TABLE_READERS)
+        return ("aprs._tabular._batch", "pyarrow", *readers, "pandas")
+
     def _fingerprint(self, script_path: str, source_dir: str | None) -> str | None:
         """Hash of everything that determines the output; None when inputs are in memory."""
         if any(isinstance(i, IterableInput) for i in self.inputs):
             return None
         h = hashlib.sha256()
         cfg = self.config.to_dict()
-        for where_only in ("description", "ray_address", "ray_node_wait"):
+        for where_only in (
+            "description",
+            "ray_address",
+            "ray_node_wait",
+            "worker_start",
+        ):
             cfg.pop(where_only, None)  # where the job runs does not change its result
         if not cfg["isolate_failures"]:
             del cfg[
@@ -347,6 +369,8 @@ class ParallelRunStep:
             log_dir=self._log_dir,
             output_dir=self.output,
             redirect_stdio=True,
+            worker_start=cfg.worker_start,
+            preload=self._table_preload(),
         )
         if cfg.compute_target != "local":
             worker.node_count = cfg.node_count

@@ -239,6 +239,7 @@ def test_defaults_match_azure():
             "ray_node_wait": 60,
             "ship_inputs": False,
             "isolate_failures": False,  # issue 12: off keeps Azure's whole-batch failures
+            "worker_start": None,  # issue 8: fork server by default ($APRS_WORKER_START)
         }
     )
 

@@ -71,7 +71,11 @@ class Service:
         return text.split()[2]
 
     def workers(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children()
+        """The worker processes: the fork server's children, or the spawned ones."""
+        direct = psutil.Process(self.proc.pid).children()
+        zygotes = [p for p in direct if "aprs._bridge._zygote" in p.cmdline()]
+        forked = [w for z in zygotes for w in z.children()]
+        return forked + [p for p in direct if p not in zygotes]
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

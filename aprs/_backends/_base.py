@@ -67,6 +67,13 @@ class WorkerSpec:
     # (no round trip between two batches), not in the parent
     min_depth: int = 1
     node_count: int = 1  # nodes that run workers (Ray); process_count workers on each
+    # local workers: "fork-server" (forked from a zygote that imported the script's
+    # libraries once) or "spawn" (a fresh interpreter each); None: $APRS_WORKER_START,
+    # else "fork-server" where os.fork exists (see aprs/_bridge/_forkserver.py)
+    worker_start: str | None = None
+    # modules the fork server imports besides the script's: the table reader and
+    # pyarrow + pandas when every input is a table (the step)
+    preload: tuple[str, ...] = ()
     ray: RayOptions | None = None  # compute_target="ray" only
 
 

@@ -5,7 +5,8 @@
     worker pipe readable (loop.add_reader) ──► FrameDecoder ──► _dispatch
     BatchDone / BatchFailed                 ──┐
     head deadline passed (one lazy timer)   ──┼─► _settle: the one place a try ends
-    pipe EOF (died; reaped via pidfd)       ──┘   head -> Done | Failed | TimedOut | Crashed,
+    pipe EOF (died; exit code: pidfd, or    ──┘   head -> Done | Failed | TimedOut | Crashed,
+      relayed by the fork server)
                                                   lost worker: requeue the rest, respawn
 
 Why callbacks and not one task per worker: a task wake-up per frame costs more than the frame
@@ -24,6 +25,12 @@ drops to 1 after any failure until the next success, so a failing job stops afte
 ``WorkerSpec.min_depth`` raises the floor after a success: the Runner uses 2, because its
 micro-batcher queues a batch behind a busy worker only when every worker is busy, and that
 batch should wait in the worker's pipe rather than one round trip away in the parent.
+
+Workers start as fresh interpreters (``worker_start="spawn"``) or are forked by the fork
+server (``_forkserver``, the default on Linux): same pipes, same main loop, same outcomes; a
+forked worker's pid arrives with the zygote's reply, its exit code is relayed by the zygote
+(which reaps it), and signals go through the zygote. The zygote dying is fatal
+(``_on_zygote_gone``): its workers are killed with it and their batches requeued.
 
 Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED. init()
 raising or dying is retried ``max_init_tries`` times per slot; a hung init() once per slot.
@@ -57,6 +64,7 @@ from .._backends._base import (
     WorkerSpec,
 )
 from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
+from ._forkserver import ForkServer, resolve_worker_start
 from ._protocol import (
     BatchDone,
     BatchFailed,
@@ -100,10 +108,15 @@ class WorkerState(enum.Enum):
 @dataclass(slots=True)
 class _Worker:
     index: int
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None  # spawned; None: forked by the zygote
     wfd: int
     rfd: int
     lifeline: int
+    pid: int = 0  # 0 until the zygote replies with it
+    child_fds: tuple[int, ...] = ()  # the worker's pipe ends, until it has them
+    pending_signal: int = 0  # asked for before the pid was known
+    exit_code: int | None = None  # relayed by the zygote
+    orphaned: bool = False  # its zygote died: killed with it, not a crash of the script
     state: WorkerState = WorkerState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
     out: SendBuffer = field(default_factory=SendBuffer)
@@ -118,10 +131,6 @@ class _Worker:
     timed_out: bool = False
     killed: bool = False  # the pool sent it SIGTERM/SIGKILL (no OOM hint then)
     exited: asyncio.Future[int] | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 class LocalPool:
@@ -152,12 +161,27 @@ class LocalPool:
         self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
         self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
+        self._zygote: ForkServer | None = None  # worker_start="fork-server"
+        # forked workers whose exit the zygote has not relayed yet
+        self._by_pid: dict[int, _Worker] = {}
 
     # -- public -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Spawn every worker; return once one is READY. Raises if none can start."""
+        """Start every worker; return once one is READY. Raises if none can start.
+
+        With the fork server (``worker_start``, see ``_forkserver``) the zygote is started
+        first and the workers' fork requests queue behind its preload.
+        """
+        mode = resolve_worker_start(self._spec.worker_start)
         try:
+            if mode == "fork-server":
+                self._zygote = ForkServer.start(
+                    self._spec,
+                    self._on_forked,
+                    self._on_worker_exit,
+                    self._on_zygote_gone,
+                )
             for slot in range(self._spec.process_count):
                 self._spawn(slot)
         except OSError as exc:
@@ -186,8 +210,9 @@ class LocalPool:
         """Kill every worker with SIGKILL, synchronously (the second Ctrl-C)."""
         for w in self._workers:
             if w is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.pid, signal.SIGKILL)
+                self._signal(w, signal.SIGKILL)
+        if self._zygote is not None and any(w and not w.pid for w in self._workers):
+            self._zygote.kill()  # still preloading: its workers die with it
 
     def capacity(self) -> int:
         """How many attempts try_submit would accept right now."""
@@ -235,7 +260,11 @@ class LocalPool:
         return sum(len(w.inflight) for w in self._workers if w is not None)
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self._workers if w is not None]
+        return [w.pid for w in self._workers if w is not None and w.pid]
+
+    def fork_server_pid(self) -> int | None:
+        """The zygote's pid, or None when workers are spawned (worker_start="spawn")."""
+        return self._zygote.pid if self._zygote is not None else None
 
     def statistics(self) -> BackendStatistics:
         ready = sum(
@@ -277,13 +306,18 @@ class LocalPool:
         waits.extend(self._reaping)
         if waits:
             await asyncio.shield(asyncio.gather(*waits, return_exceptions=True))
+        if self._zygote is not None:  # after its workers: they die with it
+            await asyncio.shield(self._zygote.close())
 
     # -- spawning -----------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
         """Start the worker of ``slot``, send it Init and arm its init timeout."""
         spec = self._spec
-        w = _start_process(slot, spec)
+        if self._zygote is not None:
+            w = self._fork_worker(slot, self._zygote)
+        else:
+            w = _start_process(slot, spec)
         self._workers[slot] = w
         self._spawned += 1
         self._loop.add_reader(w.rfd, self._on_readable, w)
@@ -302,7 +336,107 @@ class LocalPool:
         w.head_started = self._loop.time()
         w.deadline = w.head_started + self._init_timeout_s()
         w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
-        log.debug("spawned worker %d (pid %d)", slot, w.pid)
+        log.debug("started worker %d (pid %d; 0: forking)", slot, w.pid)
+
+    def _fork_worker(self, slot: int, zygote: ForkServer) -> _Worker:
+        """Ask the zygote for the worker of ``slot``; its pid arrives in ``_on_forked``."""
+        w = _Worker(slot, None, *_worker_pipes())
+        try:
+            zygote.fork(w, slot, w.child_fds)
+        except BaseException:
+            for fd in (w.wfd, w.rfd, w.lifeline, *w.child_fds):
+                os.close(fd)
+            raise
+        return w
+
+    def _on_forked(self, w: _Worker, pid: int) -> None:
+        """The zygote's reply to a fork request: the pid, or -errno when fork() failed."""
+        for fd in w.child_fds:  # the worker has its own copies now (or never will)
+            os.close(fd)
+        w.child_fds = ()
+        if pid < 0:
+            log.error(
+                "worker %d: the fork server could not fork it (%s)",
+                w.index,
+                os.strerror(-pid),
+            )
+            self._on_worker_gone(w, 1)  # its pipes read EOF: handled as a death
+            return
+        w.pid = pid
+        self._by_pid[pid] = w
+        if w.pending_signal:
+            self._signal(w, w.pending_signal)
+
+    def _on_worker_exit(self, pid: int, code: int) -> None:
+        """The zygote reaped a worker (relayed in order after its fork reply)."""
+        w = self._by_pid.pop(pid, None)
+        if w is not None:
+            self._on_worker_gone(w, code)
+
+    def _on_worker_gone(self, w: _Worker, code: int) -> None:
+        if w.exit_code is None:
+            w.exit_code = code
+        if w.exited is not None and not w.exited.done():
+            w.exited.set_result(w.exit_code)
+
+    def _on_zygote_gone(self, code: int) -> None:
+        """The zygote exited: its workers died with it (PDEATHSIG). Fatal unless closing.
+
+        Not restarted: every worker's batch would fail through no fault of the script,
+        and a zygote that died once (the OOM killer, a signal) would likely die again. The
+        batches its workers held go back to the owner (on_requeue) before the fatal error,
+        which fails them with it (the Runner) or stops the job (they run on resume).
+        """
+        zygote = self._zygote
+        assert zygote is not None
+        every = {id(w): w for w in [*self._by_pid.values(), *self._workers] if w}
+        lost: list[Attempt] = []
+        for w in every.values():
+            if w.proc is not None or w.exit_code is not None:
+                continue  # exited (relayed) before the zygote died: already handled
+            self._cancel_timer(w)
+            if w.state is not WorkerState.EXITED:
+                w.state = WorkerState.STOPPING
+            lost.extend(w.inflight)
+            w.inflight.clear()
+            self._reap_orphan(w)
+        self._by_pid.clear()
+        if lost:
+            self._listener.on_requeue(lost)
+        if not self._closing:
+            self._set_fatal(
+                BackendError(
+                    f"The worker fork server (pid {zygote.pid}) "
+                    f"{_describe_exit(code)}, and the workers it had started were "
+                    "stopped with it. Check the machine's free memory, or set "
+                    'worker_start="spawn" (--worker-start spawn, or '
+                    "APRS_WORKER_START=spawn) to start each worker as its own "
+                    "interpreter."
+                )
+            )
+
+    def _reap_orphan(self, w: _Worker) -> None:
+        """Kill a worker of a dead zygote and resolve its exit once it is gone (pidfd)."""
+        w.orphaned = True
+        for fd in w.child_fds:
+            os.close(fd)
+        w.child_fds = ()
+        try:
+            pidfd = os.pidfd_open(w.pid) if w.pid else -1
+        except OSError:
+            pidfd = -1
+        if pidfd < 0:
+            self._on_worker_gone(w, -signal.SIGKILL)
+            return
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+        def on_exit() -> None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._on_worker_gone(w, -signal.SIGKILL)
+
+        self._loop.add_reader(pidfd, on_exit)
 
     def _respawn(self, slot: int) -> None:
         """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
@@ -439,6 +573,8 @@ class LocalPool:
             )
             self._settle(w, failed)
         elif type(msg) is Ready:
+            if not w.pid:  # Ready overtook the zygote's reply
+                w.pid = msg.pid
             self._on_ready(w)
         elif type(msg) is InitFailed:
             self._on_init_failed(w, msg)
@@ -560,10 +696,15 @@ class LocalPool:
             w.timed_out = True
             self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
             self._terminate(w)
+            what = (
+                "init() did not finish"
+                if w.pid
+                else "the fork server did not fork the worker (an import of the entry "
+                'script\'s libraries hangs there; worker_start="spawn" avoids it)'
+            )
             self._init_failed_slot(
                 w.index,
-                f"init() did not finish within {timeout:g} s, {self._init_bound()} "
-                "(worker killed)",
+                f"{what} within {timeout:g} s, {self._init_bound()} (worker killed)",
                 hung=True,
             )
             return
@@ -630,6 +771,8 @@ class LocalPool:
     def _after_crash(
         self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
     ) -> None:
+        if w.orphaned:
+            return  # its zygote died: reported once, as a fatal error (_on_zygote_gone)
         code = fut.result()
         how = _describe_exit(code, oom_hint=not w.killed)
         if was is WorkerState.STARTING:
@@ -657,8 +800,7 @@ class LocalPool:
         if w.exited is not None and w.exited.done():
             return
         w.killed = True
-        with contextlib.suppress(ProcessLookupError):
-            w.proc.terminate()
+        self._signal(w, signal.SIGTERM)
         self._loop.call_later(_KILL_GRACE_S, self._kill, w)
 
     def _kill(self, w: _Worker) -> None:
@@ -670,8 +812,25 @@ class LocalPool:
             w.pid,
             _KILL_GRACE_S,
         )
-        with contextlib.suppress(ProcessLookupError):
-            w.proc.kill()
+        self._signal(w, signal.SIGKILL)
+        if not w.pid and self._zygote is not None:
+            # never forked: the zygote is stuck in its preload (an import that hangs);
+            # killing it ends the wait (_on_zygote_gone resolves its workers)
+            self._zygote.kill()
+
+    def _signal(self, w: _Worker, sig: int) -> None:
+        """Signal a worker: directly when spawned, through the zygote when forked by it.
+
+        The zygote signals only a child it has not reaped, so a recycled pid is never hit.
+        """
+        if w.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(sig)
+        elif not w.pid:  # the zygote has not answered yet: signal it on the reply
+            if w.pending_signal != signal.SIGKILL:
+                w.pending_signal = sig
+        elif self._zygote is not None and w.exit_code is None:
+            self._zygote.signal(w.pid, sig)
 
     def _watch_exit(self, w: _Worker) -> None:
         """Resolve ``w.exited`` with the exit code once the process is gone (no polling)."""
@@ -680,10 +839,15 @@ class LocalPool:
         self._reaping.add(fut)
         fut.add_done_callback(self._reaping.discard)
         fut.add_done_callback(lambda _f: self._release(w))
+        if w.proc is None:  # forked: the zygote relays the exit (_on_worker_exit)
+            if w.exit_code is not None:
+                fut.set_result(w.exit_code)
+            return
+        proc = w.proc
         try:
             pidfd = os.pidfd_open(w.pid)
         except (AttributeError, OSError):
-            waiter = self._loop.run_in_executor(None, w.proc.wait)
+            waiter = self._loop.run_in_executor(None, proc.wait)
 
             def on_wait(f: asyncio.Future[int]) -> None:
                 if not fut.done():
@@ -696,7 +860,7 @@ class LocalPool:
             self._loop.remove_reader(pidfd)
             os.close(pidfd)
             if not fut.done():
-                fut.set_result(w.proc.wait())
+                fut.set_result(proc.wait())
 
         self._loop.add_reader(pidfd, on_exit)
 
@@ -709,19 +873,28 @@ class LocalPool:
             w.writing = False
             with contextlib.suppress(Exception):
                 self._loop.remove_writer(w.wfd)
-        for fd in (w.rfd, w.wfd, w.lifeline):
+        for fd in (w.rfd, w.wfd, w.lifeline, *w.child_fds):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        w.child_fds = ()
 
 
-def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
-    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
+def _worker_pipes() -> tuple[int, int, int, int, tuple[int, int, int]]:
+    """A worker's three pipes: (w_in, r_out, w_life, 0, the child's (r_in, w_out, r_life))."""
     r_in, w_in = os.pipe()
     r_out, w_out = os.pipe()
     r_life, w_life = os.pipe()
     for fd in (w_in, r_out):
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    os.set_blocking(w_in, False)
+    os.set_blocking(r_out, False)
+    return w_in, r_out, w_life, 0, (r_in, w_out, r_life)
+
+
+def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
+    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
+    w_in, r_out, w_life, _, (r_in, w_out, r_life) = _worker_pipes()
     cmd = [
         spec.python,
         "-m",
@@ -744,9 +917,7 @@ def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
     finally:
         for fd in (r_in, w_out, r_life):
             os.close(fd)
-    os.set_blocking(w_in, False)
-    os.set_blocking(r_out, False)
-    return _Worker(slot, proc, w_in, r_out, w_life)
+    return _Worker(slot, proc, w_in, r_out, w_life, proc.pid)
 
 
 def _describe_exit(code: int, *, oom_hint: bool = True) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
+import psutil
 import pytest
 
 from .conftest import (
@@ -143,3 +144,34 @@ def test_second_ctrl_c_stops_at_once(faults: Faults) -> None:
     assert "second signal: stopping at once" in stderr
     assert_pids_gone(pids, timeout=5.0)
     assert not (faults.out / OUTPUT_NAME).exists()
+
+
+def test_fork_server_killed_mid_job_fails_clearly_and_resumes(faults: Faults) -> None:
+    """SIGKILL to the zygote: its workers die with it, the job exits 1 naming the fork
+    server and the spawn fallback, nothing is left running, and the same command resumes."""
+    names = item_names(6, {4: "block", 5: "block"})
+    faults.items(names)
+    args = cli_args(faults)
+    env = cli_env(faults, APRS_FAULTS_GATE=os.fspath(faults.root / "gate"))
+    proc = start_cli(faults, args, env=env)
+    try:
+        wait_for(
+            lambda: {names[4], names[5]} <= set(faults.markers.started()),
+            "both workers blocked in run()",
+        )
+        pids = faults.markers.all_pids()
+        zygotes = {psutil.Process(pid).ppid() for pid in pids}
+        assert len(zygotes) == 1 and proc.pid not in zygotes, "workers are forked"
+        zygote = zygotes.pop()
+        os.kill(zygote, signal.SIGKILL)
+        _, stderr = stop_cli(proc)
+    finally:
+        kill_tree(proc.pid)
+
+    assert proc.returncode == 1, stderr
+    assert "fork server" in stderr and "killed by SIGKILL" in stderr
+    assert "--worker-start spawn" in stderr
+    assert_pids_gone([*pids, zygote], timeout=5.0)
+    resumed = run_cli(faults, args)  # no gate: the blocked items finish
+    assert resumed.returncode == 0, resumed.stderr
+    assert_once_in_order(final_rows(faults.out), names)

@@ -1,0 +1,226 @@
+"""Parent side of the fork server: start the zygote, ask it for workers, hear their exits.
+
+    ForkServer.start(spec, ...) ──► python -m aprs._bridge._zygote CTL_FD OPTIONS
+                                    (spec.python, spec.env; dies with this process)
+    fork(token, slot, fds)      ──► b"F" + SCM_RIGHTS(fds)  ──► on_forked(token, pid or -errno)
+    signal(pid, sig)            ──► b"K" (the zygote signals only a child it has not reaped,
+                                    so a recycled pid is never hit)
+    zygote reaped a worker      ──► on_exit(pid, exit code)   (Popen's convention: -N = signal N)
+    control socket EOF          ──► on_gone(exit code of the zygote)
+    close()                     ──► EOF to the zygote; resolves once it has exited
+
+Every event arrives through one ``loop.add_reader`` on the control socket and the zygote's
+pidfd: nothing polls. Replies to fork requests come back in request order (one
+single-threaded server), so a FIFO of tokens matches them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import subprocess
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .._backends._base import WorkerSpec
+from .._errors import ConfigError
+from ._zygote import REC
+
+__all__ = (
+    "WORKER_STARTS",
+    "ForkServer",
+    "fork_server_supported",
+    "resolve_worker_start",
+)
+
+log = logging.getLogger("aprs.pool")
+
+_RECV_SIZE = 1 << 16
+_CLOSE_GRACE_S = 2.0  # close(): time to read EOF before the zygote is killed
+WORKER_STARTS = ("fork-server", "spawn")
+WORKER_START_ENV = "APRS_WORKER_START"
+
+
+def resolve_worker_start(requested: str | None) -> str:
+    """How local workers start: the setting, else $APRS_WORKER_START, else "fork-server".
+
+    "fork-server" falls back to "spawn" where the fork server cannot run (no os.fork, no
+    pidfd: not Linux).
+    """
+    value = requested or os.environ.get(WORKER_START_ENV, "") or "fork-server"
+    if value not in WORKER_STARTS:
+        where = "worker_start" if requested else WORKER_START_ENV
+        raise ConfigError(
+            f"{where} must be one of {', '.join(WORKER_STARTS)}; got {value!r}. Use "
+            '"fork-server" (workers forked from one process that imported the entry '
+            'script\'s libraries once) or "spawn" (one fresh interpreter per worker).'
+        )
+    if value == "fork-server" and not fork_server_supported():
+        return "spawn"
+    return value
+
+
+def fork_server_supported() -> bool:
+    """Linux with os.fork, SCM_RIGHTS and pidfd (the zygote's reaping is event driven)."""
+    return (
+        hasattr(os, "fork")
+        and hasattr(os, "pidfd_open")
+        and hasattr(socket, "send_fds")
+        and hasattr(socket, "SOCK_SEQPACKET")
+    )
+
+
+class ForkServer:
+    """One zygote process and its control socket; use from the event loop thread only."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        sock: socket.socket,
+        on_forked: Callable[[Any, int], None],
+        on_exit: Callable[[int, int], None],
+        on_gone: Callable[[int], None],
+    ) -> None:
+        self.proc = proc
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._on_forked = on_forked
+        self._on_exit = on_exit
+        self._on_gone = on_gone
+        self._waiting: deque[Any] = deque()  # tokens of fork requests not answered yet
+        self.info: dict[str, Any] = {}  # what the zygote preloaded (its first message)
+        self.exited: asyncio.Future[int] = self._loop.create_future()
+        self._open = True
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._watch()
+
+    @classmethod
+    def start(
+        cls,
+        spec: WorkerSpec,
+        on_forked: Callable[[Any, int], None],
+        on_exit: Callable[[int, int], None],
+        on_gone: Callable[[int], None],
+    ) -> ForkServer:
+        """Start the zygote with the worker's interpreter and environment."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        options = {
+            "entry_script": spec.entry_script,
+            "source_directory": spec.source_directory,
+            "log_dir": spec.log_dir,
+            "redirect_stdio": spec.redirect_stdio,
+            "preload": list(spec.preload),
+        }
+        cmd = [
+            spec.python,
+            "-m",
+            "aprs._bridge._zygote",
+            str(child.fileno()),
+            json.dumps(options),
+        ]
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                pass_fds=(child.fileno(),),
+                env=spec.env,
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        return cls(proc, parent, on_forked, on_exit, on_gone)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def fork(self, token: Any, slot: int, fds: tuple[int, ...]) -> None:
+        """Ask for a worker on ``fds``; ``on_forked(token, pid)`` follows. Raises OSError."""
+        if not self._open:
+            raise OSError("the worker fork server has exited")
+        socket.send_fds(self._sock, [REC.pack(b"F", slot, 0)], list(fds))
+        self._waiting.append(token)
+
+    def signal(self, pid: int, sig: int) -> None:
+        if self._open:
+            with contextlib.suppress(OSError):
+                self._sock.sendall(REC.pack(b"K", pid, sig))
+
+    def close(self) -> asyncio.Future[int]:
+        """Let the zygote exit (EOF on its socket); the future resolves when it has.
+
+        A zygote still in its preload reads the EOF only afterwards: it is killed after
+        ``_CLOSE_GRACE_S`` (it has no worker then, or they have all exited).
+        """
+        self._shut()
+        if not self.exited.done():
+            self._loop.call_later(_CLOSE_GRACE_S, self.kill)
+        return self.exited
+
+    def kill(self) -> None:
+        """SIGKILL the zygote (its workers die with it); a no-op once it was reaped."""
+        if self.proc.returncode is None and not self.exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    def _shut(self) -> None:
+        if self._open:
+            self._open = False
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+    def _on_readable(self) -> None:
+        while self._open:
+            try:
+                data = self._sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._shut()
+                self.exited.add_done_callback(lambda f: self._on_gone(f.result()))
+                return
+            self._record(data)
+
+    def _record(self, data: bytes) -> None:
+        if data[:1] == b"L":
+            with contextlib.suppress(ValueError):
+                self.info = json.loads(data[1:])
+            log.debug("fork server (pid %d) preloaded %s", self.pid, self.info)
+            return
+        kind, a, b = REC.unpack(data)
+        if kind == b"X":
+            self._on_exit(a, b)
+        elif kind in (b"P", b"E"):
+            token = self._waiting.popleft()
+            self._on_forked(token, a if kind == b"P" else -max(a, 1))
+
+    def _watch(self) -> None:
+        """Resolve ``exited`` with the zygote's exit code once it is gone (pidfd)."""
+        try:
+            pidfd = os.pidfd_open(self.proc.pid)
+        except OSError:  # a kernel without pidfd (< 5.3): a thread waits instead
+            waiter = self._loop.run_in_executor(None, self.proc.wait)
+
+            def on_wait(f: asyncio.Future[int]) -> None:
+                if not self.exited.done():
+                    self.exited.set_result(f.result())
+
+            waiter.add_done_callback(on_wait)
+            return
+
+        def on_exit() -> None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if not self.exited.done():
+                self.exited.set_result(self.proc.wait())
+
+        self._loop.add_reader(pidfd, on_exit)
