@@ -3,12 +3,25 @@
 ok    -> one row per file
 bad   -> run() raises ValueError (every try)
 crash -> the worker dies with os._exit(3) on the first try only (a marker file remembers)
-stop  -> sends SIGINT to the parent (the job stops gracefully, like Ctrl-C), then returns
-kill  -> sends SIGKILL to the parent (the job dies without cleaning up)
+stop  -> sends SIGINT to the job's process (it stops gracefully, like Ctrl-C), then returns
+kill  -> sends SIGKILL to the job's process (it dies without cleaning up)
+
+The job's process is the worker's parent, or its grandparent when the worker was forked by
+the fork server (aprs._bridge._zygote).
 """
 
 import os
 import signal
+
+
+def _job_pid():
+    ppid = os.getppid()
+    with open(f"/proc/{ppid}/cmdline", "rb") as f:
+        forked = b"aprs._bridge._zygote" in f.read()
+    if not forked:
+        return ppid
+    with open(f"/proc/{ppid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])  # the zygote's parent
 
 
 def run(mini_batch):
@@ -22,8 +35,8 @@ def run(mini_batch):
             open(path + ".crashed", "w").close()
             os._exit(3)
         if what == "stop":
-            os.kill(os.getppid(), signal.SIGINT)
+            os.kill(_job_pid(), signal.SIGINT)
         if what == "kill":
-            os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(_job_pid(), signal.SIGKILL)
         out.append(f"{os.path.basename(path)}:{what}")
     return out
