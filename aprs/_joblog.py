@@ -251,7 +251,7 @@ class JobLog:
                 log.error("the job's log files cannot be written: %s", exc)
 
     def _write_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        out = []
+        out: list[tuple[Any, ...]] = []
         per_worker: dict[int, list[str]] = {}
         debug = self.logging_level.upper() == "DEBUG"
         for (
@@ -270,7 +270,7 @@ class JobLog:
             start = round(end - run_s, 6)
             row = (batch_id, attempt, worker, pid, start, round(end, 6))
             full = (*row, size, returned, status)
-            out.append(orjson.dumps(full if span is None else (*full, span)))
+            out.append(full if span is None else (*full, span))
             lines = self._worker_lines(
                 batch_id, attempt, worker, pid, end, run_s, size, returned, status
             )
@@ -283,7 +283,7 @@ class JobLog:
                         f"{size} items in, {returned} out, run() {run_s:.3f} s\n"
                     )
         with open(self._path(MINIBATCHES_FILE), "ab") as f:
-            f.write(b"\n".join(out) + b"\n")
+            f.write(_encode_lines(out))
         for worker, lines in per_worker.items():
             if lines:
                 self._append(self._worker_path(worker), "".join(lines))
@@ -458,3 +458,16 @@ def overview_final_line(summary: Any) -> str:
         f"elapsed {format_duration(summary.elapsed_s)}"
         + (f"; {summary.message}" if summary.message else "")
     )
+
+
+def _encode_lines(rows: list[tuple[Any, ...]]) -> bytes:
+    """One JSON array per line, from one orjson call for all the rows.
+
+    One ``orjson.dumps`` per row allocated a ~4 KB buffer per row in this (flush) thread:
+    ~17k rows per flush at 45k tries/s grew the thread's malloc arena to ~70 MB of freed
+    but unreturned memory (parent peak RSS 250 MB for 100k one-item batches). A row's only
+    nested list is its last element (the part span), so "],[" occurs only between rows.
+    """
+    if not rows:
+        return b""
+    return orjson.dumps(rows)[1:-1].replace(b"],[", b"]\n[") + b"\n"

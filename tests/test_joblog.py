@@ -167,3 +167,18 @@ def test_status_of_a_folder_without_a_job(tmp_path: Path) -> None:
     st = status(tmp_path)
     assert st.returncode == 2
     assert "is not the output directory of an aprs job" in st.stderr
+
+
+def test_minibatch_rows_encode_as_one_json_array_per_line() -> None:
+    from aprs._joblog import _encode_lines
+
+    rows = [
+        (0, 1, 0, 123, 1.5, 1.75, 10, 10, "done"),
+        (1, 2, 1, 124, 1.5, 2.0, 4, 0, "failed", [2, 2]),
+        (2, 1, 0, 123, 2.0, 2.25, 1, 1, "done", [0, 1]),
+        (3, 1, 1, 124, 2.5, 2.75, 3, 1, "short"),
+    ]
+    data = _encode_lines(rows)
+    assert data.endswith(b"\n") and data.count(b"\n") == len(rows)
+    assert [orjson.loads(line) for line in data.splitlines()] == [list(r) for r in rows]
+    assert _encode_lines([]) == b""
