@@ -219,7 +219,10 @@ def test_actor_killed_mid_job(tmp_path: Path, marks: Path, cluster: Cluster) -> 
     assert rows(summary) == [f"{i} {n // 2}" for n, i in enumerate(items)]
     assert summary.worker_crashes == 1 and summary.retries == 1
     [record] = read_failures(Path(step.output))
-    assert record["kind"] == "crashed" and record["mini_batch_index"] == 3
+    # the crash is charged to the oldest call the driver has no reply for: mini-batch 3
+    # (the one that killed its actor), or 2 when Ray lost the reply of the call that
+    # finished on that actor just before the kill (Ray then fails that call too)
+    assert record["kind"] == "crashed" and record["mini_batch_index"] in (2, 3)
     assert len(inits(marks)) == 3  # the replacement ran init() again
 
 
