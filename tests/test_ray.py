@@ -739,5 +739,13 @@ def test_isolate_failures_on_ray(tmp_path: Path, marks: Path, cluster: Cluster) 
     assert (summary.items_failed, summary.items_isolated) == (1, 1)
     assert (summary.mini_batches_failed, summary.worker_crashes) == (1, 1)
     records = read_failures(Path(step.output))
-    by_batch = sorted((r["mini_batch_index"], r["part"] or []) for r in records)
-    assert by_batch == [(1, []), (1, [0, 2]), (1, [1, 1]), (2, [])]
+    # the poison item's tries: the whole mini-batch 1, then down to item 1 alone
+    raised = [
+        (r["mini_batch_index"], r["part"] or [])
+        for r in records
+        if r["kind"] == "failed"
+    ]
+    assert raised[0] == (1, []) and raised[-1] == (1, [1, 1])
+    # one crash: the killed actor's call (or the call before it on that actor, when Ray
+    # lost that call's reply; see test_actor_killed_mid_job)
+    assert [r["kind"] for r in records].count("crashed") == 1
