@@ -36,7 +36,7 @@ from ._protocol import (
 )
 from ._runtime import MiniBatchContext, ScriptRuntime, load, setup_process
 
-__all__ = ("MiniBatchContext", "main")
+__all__ = ("MiniBatchContext", "main", "set_pdeathsig")
 
 _EXIT_PARENT_GONE = 70
 _READ_SIZE = 1 << 18  # bytes per read, into one reused buffer (no allocation per read)
@@ -92,7 +92,8 @@ def _watch_parent(lifeline_fd: int) -> None:
     os._exit(_EXIT_PARENT_GONE)
 
 
-def _set_pdeathsig() -> None:
+def set_pdeathsig() -> None:
+    """Die with the parent (Linux); used by every worker and by the fork server."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(Exception):
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for fd in (in_fd, out_fd, lifeline_fd):
         os.set_inheritable(fd, False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates Ctrl-C
-    _set_pdeathsig()
+    set_pdeathsig()
     threading.Thread(target=_watch_parent, args=(lifeline_fd,), daemon=True).start()
     chan = _Channel(in_fd, out_fd)
     frame = chan.recv()

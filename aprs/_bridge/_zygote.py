@@ -161,16 +161,6 @@ def _is_package(name: str) -> bool:
     return hasattr(sys.modules.get(name), "__path__")
 
 
-def _set_pdeathsig() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class _Server:
     """The zygote's loop: fork on request, reap on SIGCHLD, relay exits; single-threaded."""
 
@@ -240,11 +230,13 @@ class _Server:
             for sig in (signal.SIGCHLD, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)  # as at startup
-            _set_pdeathsig()
+            from ._worker import main as worker_main
+            from ._worker import set_pdeathsig
+
+            set_pdeathsig()
             if os.getppid() != zygote:  # the zygote died before PDEATHSIG was set
                 os._exit(70)
             _reseed()
-            from ._worker import main as worker_main
 
             code = worker_main([str(fd) for fd in fds])
         except BaseException:
@@ -335,7 +327,10 @@ def main(argv: list[str]) -> int:
     ctl_fd, options = int(argv[0]), json.loads(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates a stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _set_pdeathsig()
+    from ._worker import set_pdeathsig  # the zygote preloads _worker anyway (the
+    # parent imports this module only for REC, so _worker stays out of the parent)
+
+    set_pdeathsig()
     ctl = socket.socket(fileno=ctl_fd)
     os.set_inheritable(ctl_fd, False)
     loaded, skipped = _quiet_preload(options)
