@@ -15,6 +15,7 @@ __all__ = (
     "count_lines",
     "load_script",
     "make_files",
+    "peak_rss_mb",
     "run_async",
     "time_calls",
     "timed_run",
@@ -23,6 +24,7 @@ __all__ = (
 import asyncio
 import importlib.util
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -98,6 +100,19 @@ def count_lines(path: str | os.PathLike[str]) -> int:
         while block := f.read(1 << 20):
             n += block.count(b"\n")
     return n
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (reset by exec, unlike ru_maxrss, which a child
+    inherits from the process that forked it), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_async(main: Coroutine[Any, Any, Any], loop: str) -> Any:

@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ._common import count_lines, peak_rss_mb
+
 ROOT = Path(__file__).resolve().parent
 SCRIPTS = ROOT / "scripts"
 WORKERS = 2
@@ -181,7 +183,7 @@ def run_aprs(
         )
         summary = step.run()
         elapsed = time.perf_counter() - t0
-        lines = count(out / name)
+        lines = count_lines(out / name)
         per_batch, steady = _steady(out / "logs" / "minibatches.jsonl")
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -390,20 +392,6 @@ def one(case: str, workload: str, args: argparse.Namespace) -> dict[str, Any]:
             cluster.shutdown()
     result["rss_mb"] = peak_rss_mb()
     return result
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM; exec resets it, unlike ru_maxrss)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def count(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
 # -- the driver --------------------------------------------------------------------------

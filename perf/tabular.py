@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ._common import count_lines, peak_rss_mb
+
 ROOT = Path(__file__).resolve().parent
 SCRIPT = ROOT / "scripts" / "iris_score.py"
 ROWS = int(os.environ.get("APRS_PERF_ROWS", "2000000"))
@@ -126,7 +128,7 @@ def run_aprs(case: str, out: Path) -> dict[str, Any]:
     summary = step.run()
     elapsed = time.perf_counter() - t0
     assert summary.items_succeeded == ROWS, summary
-    return {"s": elapsed, "first_s": watch.at, "lines": count(out / "scores.csv")}
+    return {"s": elapsed, "first_s": watch.at, "lines": count_lines(out / "scores.csv")}
 
 
 def chunks(case: str) -> Iterator[Any]:
@@ -166,7 +168,7 @@ def run_serial(case: str, out: Path) -> dict[str, Any]:
     return {
         "s": time.perf_counter() - t0,
         "first_s": first,
-        "lines": count(out / "scores.csv"),
+        "lines": count_lines(out / "scores.csv"),
     }
 
 
@@ -201,7 +203,7 @@ def run_pool(case: str, out: Path) -> dict[str, Any]:
     return {
         "s": time.perf_counter() - t0,
         "first_s": first,
-        "lines": count(out / "scores.csv"),
+        "lines": count_lines(out / "scores.csv"),
     }
 
 
@@ -242,7 +244,7 @@ def run_ray(case: str, out: Path) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
     finally:
         ray.shutdown()
-    lines = sum(count(p) - 1 for p in (out / "ray").iterdir())
+    lines = sum(count_lines(p) - 1 for p in (out / "ray").iterdir())
     return {
         "s": elapsed,
         "first_s": float("nan"),
@@ -257,24 +259,6 @@ RUNNERS: dict[str, Callable[[str, Path], dict[str, Any]]] = {
     "pandas + Pool.imap": run_pool,
     "Ray Data": run_ray,
 }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM (reset by exec, unlike ru_maxrss, which a child
-    inherits from the process that forked it), else ru_maxrss."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def count(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
 def one(peer: str, case: str) -> dict[str, Any]:
