@@ -366,16 +366,24 @@ class Runner:
 
     # -- admission ----------------------------------------------------------------------
 
+    def has_room(self, n: int = 1) -> bool:
+        """Whether ``n`` more items would be admitted now, without waiting: within
+        ``max_pending``, or any ``n`` while nothing is admitted. A service checks a
+        request of several items with it before sending any of them (all or nothing)."""
+        limit = self._max_pending
+        return limit is None or self._admitted + n <= limit or self._admitted == 0
+
     async def _admit(self, n: int, wait: bool) -> None:
         self._check_open()
-        limit = self._max_pending
-        if limit is None or self._admitted + n <= limit or self._admitted == 0:
+        if self.has_room(n):
             self._admitted += n
             return
+        limit = self._max_pending
+        assert limit is not None
         if not wait:
             self._counts["rejected"] += 1
             raise RunnerOverloadedError(self._admitted, limit)
-        while self._admitted and self._admitted + n > limit:
+        while not self.has_room(n):
             room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._room.append(room)
             try:

@@ -67,6 +67,9 @@ class PPEScorer:
     def statistics(self) -> dict[str, Any]:
         return {"workers_ready": WORKERS}
 
+    def has_room(self, n: int) -> bool:  # no admission limit (examples/service/app.py)
+        return True
+
 
 class PoolScorer:
     """``multiprocessing.Pool.apply_async`` per request, resolved through a future."""
@@ -99,6 +102,9 @@ class PoolScorer:
 
     def statistics(self) -> dict[str, Any]:
         return {"workers_ready": WORKERS}
+
+    def has_room(self, n: int) -> bool:  # no admission limit (examples/service/app.py)
+        return True
 
 
 class BareScorer:
@@ -146,6 +152,9 @@ class BareScorer:
 
     def statistics(self) -> dict[str, Any]:
         return {"workers_ready": WORKERS}
+
+    def has_room(self, n: int) -> bool:  # no admission limit (examples/service/app.py)
+        return True
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -148,10 +148,12 @@ async def test_overload_raises_at_once_and_wait_true_waits_for_room(tmp_path):
     """Beyond max_pending items RunnerOverloadedError; with wait=True the call waits."""
     gate = Gate(tmp_path)
     async with runner(1, max_pending=3, batch_wait_s=3600) as r:
+        assert r.has_room(50)  # nothing admitted: any number of items is taken
         held = asyncio.ensure_future(r.call(gate.item))
         await gate.started()
         queued = [asyncio.ensure_future(r.call(i)) for i in range(2)]
         await asyncio.sleep(0)
+        assert not r.has_room(1) and r.statistics().admitted == 3
         with pytest.raises(aprs.RunnerOverloadedError, match="max_pending=3"):
             await r.call("too many")
         with pytest.raises(aprs.RunnerOverloadedError):

@@ -203,15 +203,16 @@ class Service:
 
     def _admit_all(self, n: int) -> None:
         """A list is admitted whole or not at all: a 503 must not leave part of it running."""
+        if self.runner.has_room(n):
+            return
         room = self.limits.max_pending - self._stats().get("admitted", 0)
-        if n > room:
-            raise HTTPError(
-                503,
-                f"overloaded: the request has {n} items and there is room for "
-                f"{max(room, 0)} now (max_pending {self.limits.max_pending}); retry "
-                "later or send fewer items per request",
-                {"Retry-After": "1"},
-            )
+        raise HTTPError(
+            503,
+            f"overloaded: the request has {n} items and there is room for "
+            f"{max(room, 0)} now (max_pending {self.limits.max_pending}); retry "
+            "later or send fewer items per request",
+            {"Retry-After": "1"},
+        )
 
     def _stats(self) -> dict[str, Any]:
         stats: Any = self.runner.statistics()
