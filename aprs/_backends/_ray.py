@@ -247,15 +247,18 @@ class RayBackend:
         if ray.is_initialized():
             return  # the caller's connection: its runtime env, our absolute paths
         address = self._opts.address or os.environ.get("RAY_ADDRESS") or None
-        code = self._code_folder()
         aprs_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         kwargs: dict[str, Any] = {
-            "runtime_env": {"working_dir": code, "py_modules": [aprs_dir]},
             "log_to_driver": False,
             "logging_level": logging.WARNING,
             "namespace": "aprs",
         }
-        if address is None:  # a Ray of our own on this machine, big enough for the job
+        if address is not None:  # a cluster: the code travels as the runtime env
+            kwargs["runtime_env"] = {
+                "working_dir": self._code_folder(),
+                "py_modules": [aprs_dir],
+            }
+        else:  # a Ray of our own on this machine, big enough for the job
             need = self._slots * self._opts.num_cpus
             kwargs.update(
                 num_cpus=max(os.cpu_count() or 1, int(need + 0.999)),
