@@ -29,14 +29,13 @@ import asyncio
 import contextlib
 import enum
 import logging
-import os
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayError
@@ -44,7 +43,6 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from .._bridge._protocol import BatchDone, Init, InitFailed
-from .._bridge._runtime import locate_script
 from .._errors import BackendError, EntryScriptError, InitFailedError
 from ._base import (
     Attempt,
@@ -57,7 +55,9 @@ from ._base import (
     WorkerSpec,
 )
 from ._options import RayOptions
-from ._ray_actor import LIFELINE_GROUP, LogDelta, remote_class
+from ._ray_actor import LIFELINE_GROUP, remote_class
+from ._ray_connect import connect, job_env, script_for_actor
+from ._ray_logs import WorkerLogs
 from ._ray_ship import ShippedFiles, ship_files
 
 __all__ = ("RayBackend",)
@@ -72,7 +72,6 @@ log = logging.getLogger("aprs.ray")
 _PIPELINE_S = 0.05
 _MAX_DEPTH = 16  # calls queued per actor, at most
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
-_AWAY_ENV = {"PYTHONPATH", "PWD", "OLDPWD", "SHLVL", "_"}  # never shipped to the nodes
 
 
 class _State(enum.Enum):
@@ -125,8 +124,8 @@ class RayBackend:
         self._ship_code = False
         self._pg: Any = None
         self._cls: Any = None
-        self._env = _job_env(spec.env)
-        self._logs: dict[str, BinaryIO] = {}
+        self._env = job_env(spec.env)
+        self._logs = WorkerLogs(spec.log_dir)
         self._t0 = 0.0
         self.connect_s: float | None = None  # ray.init (or reuse) took this long
         self.first_ready_s: float | None = None  # start() to the first init() done
@@ -243,43 +242,8 @@ class RayBackend:
     # -- connecting and placing ---------------------------------------------------------
 
     def _connect(self) -> None:
-        """ray.init the way Ray users expect; reuse a connection the program already has."""
-        if ray.is_initialized():
-            return  # the caller's connection: its runtime env, our absolute paths
-        address = self._opts.address or os.environ.get("RAY_ADDRESS") or None
-        aprs_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        kwargs: dict[str, Any] = {
-            "log_to_driver": False,
-            "logging_level": logging.WARNING,
-            "namespace": "aprs",
-        }
-        if address is not None:  # a cluster: the code travels as the runtime env
-            kwargs["runtime_env"] = {
-                "working_dir": self._code_folder(),
-                "py_modules": [aprs_dir],
-            }
-        else:  # a Ray of our own on this machine, big enough for the job
-            need = self._slots * self._opts.num_cpus
-            kwargs.update(
-                num_cpus=max(os.cpu_count() or 1, int(need + 0.999)),
-                include_dashboard=False,
-                # same machine, same paths: no code to package and unpack (~1-3 s of
-                # start-up); the driver's aprs goes first on the workers' sys.path
-                runtime_env={
-                    "env_vars": {"PYTHONPATH": _pythonpath(os.path.dirname(aprs_dir))}
-                },
-            )
-        try:
-            ray.init(address=address or "local", **kwargs)
-        except Exception as exc:
-            raise BackendError(
-                f"Cannot connect to the Ray cluster at {address or 'a new local Ray'}: "
-                f"{type(exc).__name__}: {exc}. Start the cluster (ray start --head) and "
-                "pass its address with --ray-address / ray_address or RAY_ADDRESS, or "
-                "leave them unset to start Ray on this machine."
-            ) from exc
-        self._owns_ray = True
-        self._ship_code = address is not None
+        conn = connect(self._opts, self._spec, self._slots)
+        self._owns_ray, self._ship_code = conn.owns_ray, conn.ship_code
 
     async def _place(self) -> None:
         """Reserve one bundle per node; a cluster too small is an error after a bounded wait."""
@@ -308,10 +272,7 @@ class RayBackend:
             with contextlib.suppress(Exception):
                 remove_placement_group(self._pg)
             self._pg = None
-        for f in self._logs.values():
-            with contextlib.suppress(OSError):
-                f.close()
-        self._logs.clear()
+        self._logs.close()
         if self._owns_ray:
             self._owns_ray = False
             ray.shutdown()
@@ -333,7 +294,7 @@ class RayBackend:
         self._actors[slot] = a
         self._spawned += 1
         init = Init(
-            self._script_for_actor(),
+            script_for_actor(spec, ship_code=self._ship_code),
             None if self._ship_code else spec.source_directory,
             spec.argv,
             slot,
@@ -350,21 +311,6 @@ class RayBackend:
         a.timer = self._loop.call_at(
             a.head_started + self._init_timeout_s(), self._on_timer, a
         )
-
-    def _code_folder(self) -> str:
-        """What travels as the working_dir: source_directory, else the script's folder."""
-        where = locate_script(self._spec.entry_script, self._spec.source_directory)
-        if where.source_directory or where.path is None:
-            return where.source_directory or os.getcwd()
-        return os.path.dirname(where.path)
-
-    def _script_for_actor(self) -> str:
-        """The entry script as the actor finds it: relative to the shipped code folder."""
-        spec = self._spec
-        where = locate_script(spec.entry_script, spec.source_directory)
-        if not self._ship_code or where.path is None:
-            return spec.entry_script
-        return os.path.relpath(where.path, self._code_folder())
 
     def _respawn(self, slot: int) -> None:
         if not self._closing:
@@ -409,7 +355,7 @@ class RayBackend:
             )
             return
         a.node_id = node_id
-        self._write_logs(a, logs)
+        self._logs.append(a.node_id, logs)
         self._cancel_timer(a)
         if isinstance(reply, InitFailed):
             self._on_init_failed(a, reply)
@@ -447,7 +393,7 @@ class RayBackend:
                 self._on_death(a, exc)
                 return
             a.inflight.popleft()
-            self._write_logs(a, logs)
+            self._logs.append(a.node_id, logs)
             self._finish_head(a, reply.run_s, ok=type(reply) is BatchDone)
             delivered = True
             if type(reply) is BatchDone:
@@ -503,7 +449,7 @@ class RayBackend:
     def _on_stopped(self, a: _Actor, fut: Future[Any]) -> None:
         with contextlib.suppress(Exception):
             code, logs = fut.result()
-            self._write_logs(a, logs)
+            self._logs.append(a.node_id, logs)
             if code:
                 log.warning("worker %s: shutdown() raised (see its log)", a.worker_id)
 
@@ -669,43 +615,8 @@ class RayBackend:
         with contextlib.suppress(Exception):
             ray.kill(a.handle, no_restart=True)
 
-    def _write_logs(self, a: _Actor, delta: LogDelta) -> None:
-        """Append what the actor's script logged to <log_dir>/<sub>/node-<id>/<file>."""
-        log_dir = self._spec.log_dir
-        if not delta or not log_dir:
-            return
-        node = f"node-{a.node_id[:8]}"
-        for rel, data in delta:
-            sub, name = os.path.split(rel)
-            path = os.path.join(log_dir, sub, node, name)
-            f = self._logs.get(path)
-            try:
-                if f is None:
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    f = self._logs[path] = open(path, "ab", buffering=0)  # noqa: SIM115
-                f.write(data)
-            except OSError as exc:
-                log.warning("cannot write the worker log %s: %s", path, exc)
-
-
-def _job_env(env: dict[str, str]) -> dict[str, str]:
-    """The job's own variables: what differs from this process's environment.
-
-    The nodes keep their own PATH, HOME, ...; the job's environment_variables and
-    AZUREML_BI_OUTPUT_PATH travel with every actor.
-    """
-    return {
-        k: v for k, v in env.items() if os.environ.get(k) != v and k not in _AWAY_ENV
-    }
-
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}"[:500]
-
-
-def _pythonpath(aprs_parent: str) -> str:
-    """PYTHONPATH for workers on this machine: the driver's aprs first, then the rest."""
-    rest = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join(p for p in (aprs_parent, rest) if p)
