@@ -90,6 +90,34 @@ async def test_two_poison_items_are_both_isolated():
     )
 
 
+@pytest.mark.parametrize("poison_at", [0, 13, 31])
+async def test_halving_tries_one_half_at_a_time(poison_at):
+    """One poison item in 32 costs at most log2(32) + 1 isolation tries (both halves of
+    every level: up to 10); the half not tried goes back with the queue and is answered."""
+    async with runner(1, batch_limit=32) as r:
+        items: list[Any] = list(range(32))
+        items[poison_at] = "raise"
+        results = await _settled(*(r.call(x) for x in items))
+        stats = r.statistics()
+    assert [i for i, res in enumerate(results) if isinstance(res, ValueError)] == [
+        poison_at
+    ]
+    assert [res[0] for i, res in enumerate(results) if i != poison_at] == [
+        x for i, x in enumerate(items) if i != poison_at
+    ]
+    assert stats.isolated == 1
+    assert 1 <= stats.isolation_tries <= 6
+
+
+async def test_a_batch_where_everything_fails_stays_within_its_budget():
+    """Every item raises: every caller gets ValueError, at most 2 x n isolation tries."""
+    async with runner(1, batch_limit=16) as r:
+        results = await _settled(*(r.call("raise") for _ in range(16)))
+        stats = r.statistics()
+    assert all(isinstance(res, ValueError) for res in results)
+    assert stats.isolation_tries <= 2 * 16
+
+
 async def test_a_lone_crash_is_retried_run_max_try_times_then_fails(tmp_path):
     """A single crashing call is tried run_max_try times alone, then raises; the pool lives."""
     async with runner(1, run_max_try=2) as r:

@@ -592,7 +592,7 @@ class LocalPool:
         """
         head = w.inflight.popleft() if w.inflight else None
         if type(outcome) is not Done:
-            self._depth = 1
+            self._depth = self._spec.min_depth
         if lost:
             rest = list(w.inflight)
             w.inflight.clear()
