@@ -237,7 +237,15 @@ class LocalPool:
                 or len(w.inflight) >= depth
             ):
                 continue
-            if best is None or len(w.inflight) < len(best.inflight):
+            if (
+                best is None
+                or len(w.inflight) < len(best.inflight)
+                # as busy: the one whose running batch started first frees up first
+                or (
+                    len(w.inflight) == len(best.inflight)
+                    and w.head_started < best.head_started
+                )
+            ):
                 best = w
                 if not w.inflight:
                     break
