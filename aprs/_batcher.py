@@ -7,19 +7,20 @@
                      │                           │   the shortest queue when max_batch_size
                      │                           │   items wait or the oldest waited batch_wait_s
     outcome ─────────┴── Done: each caller gets its element
-                     ▲   Failed / TimedOut / Crashed of n > 1 items: halving, one half at a
-                     │   time: the first half is tried alone, ahead of new work; the second
-                     │   is held for its outcome:
-                     │     first half fails ──► split it again; the held half goes back to
-                     └──────── the front of the queue (joins the next batch: no run() call)
-                           first half done   ──► the held half holds the failure: split it
+                         Failed / TimedOut / Crashed of n > 1 items: halving, one half at a
+                         time: the first half is tried alone, ahead of new work; the second
+                         is held for its outcome:
+                           first half fails ──► split it again; the held half goes back to
+                                                the front of the queue (joins the next batch,
+                                                no run() call of its own)
+                           first half done  ──► the held half holds the failure: split it
                          of 1 item: raise -> that caller; crash / hang -> retried up to
                          run_max_try tries of the item alone
 
 Why one half at a time: a poison item in a batch of n then costs about ``log2(n)`` extra
 run() calls, against ``2 x log2(n)`` for trying both halves of every level; each costs at
 least run()'s base time. With 1 item in 1,000 poisoned, 256 closed-loop callers and vector.py
-(1 ms + 20 us per item): 32.5k -> 38.3k req/s (perf/RESULTS.md, 2026-12-02 11:xx).
+(1 ms + 20 us per item): 31.2k -> 37.5k req/s (perf/RESULTS.md, 2026-12-02 11:18).
 
 Invariants:
 - every admitted call's future is resolved exactly once (result or exception) or cancelled by
