@@ -169,6 +169,28 @@ async def test_gathered_batch_is_sent_when_max_batch_size_items_wait(tmp_path):
     assert sizes == [5] * 5 + [3] * 3
 
 
+async def test_a_gathered_batch_goes_behind_the_worker_that_started_first(tmp_path):
+    """Both workers busy with one batch each: the next batch queues behind the one whose
+    batch started first (it frees up first), not behind the first worker."""
+    gates = [Gate(tmp_path, f"gate{i}") for i in range(3)]
+    async with runner(2, batch_wait_s=0) as r:
+        first = asyncio.ensure_future(r.call(gates[0].item))  # worker 0
+        await gates[0].started()
+        second = asyncio.ensure_future(r.call(gates[1].item))  # worker 1
+        await gates[1].started()
+        gates[0].open()
+        await first  # worker 0 is free again; worker 1's batch started first now
+        third = asyncio.ensure_future(r.call(gates[2].item))  # worker 0
+        await gates[2].started()
+        probe = asyncio.ensure_future(r.call("pid"))  # both busy: queued behind one
+        gates[1].open()
+        with anyio.fail_after(BOUND_S):  # behind worker 1: answered while gate 2 holds
+            await asyncio.wait({probe, second}, return_when=asyncio.ALL_COMPLETED)
+        assert not third.done()
+        gates[2].open()
+        await third
+
+
 # -- overload, deadlines, cancellation -------------------------------------------------
 
 
