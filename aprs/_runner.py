@@ -360,6 +360,7 @@ class Runner:
             crashes=stats.crashed if stats else 0,
             timeouts=stats.timed_out if stats else 0,
             isolated=self._batcher.isolated if self._batcher else 0,
+            isolation_tries=self._batcher.isolation_tries if self._batcher else 0,
             rejected=self._counts["rejected"],
             **self._latency.percentiles(),
         )

@@ -29,6 +29,7 @@ class RunnerStatistics:
         mean_batch_size: ``items / batches`` (0.0 before the first batch).
         crashes / timeouts: worker deaths and hung run() calls (each worker replaced).
         isolated: calls that failed alone after their batch was split to find them.
+        isolation_tries: run() calls of parts of failed batches (the cost of isolation).
         rejected: calls and submits refused with ``RunnerOverloadedError``.
         latency_p50_s / latency_p90_s / latency_p99_s: of the last ``latency_samples``
             answered calls (admission to answer, seconds); None before the first.
@@ -44,6 +45,7 @@ class RunnerStatistics:
     crashes: int
     timeouts: int
     isolated: int
+    isolation_tries: int
     rejected: int
     latency_samples: int
     latency_p50_s: float | None

@@ -2,7 +2,8 @@
 
     for mode in (direct, http), callers in (1, 8, 64, 256), peer in (aprs, ppe, pool):
         fresh process (perf._measure) ──► perf._serving.<mode>(peer, callers, ...)
-    + aprs with 1 in 1000 items poisoned (direct, 64 and 256 callers)
+    + aprs with 1 in 1000 items poisoned (direct, each of the callers >= 64)
+    --callers / --peers / --modes pick rows (keep one invocation short on a shared machine)
     ──► Markdown tables on stdout [+ perf/RESULTS.md with --record]
 
 Workload: perf/scripts/vector.py, ~1 ms per run() call + ~20 us per item, 2 workers. The
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in args.modes:
         rows = []
         for callers in args.callers:
-            for peer in PEERS:
+            for peer in args.peers:
                 if peer == "bare" and (mode != "direct" or callers != 1):
                     continue  # the floor of a lone request; no batching, no HTTP
                 kw = {"peer": peer, "callers": callers, **common}
@@ -59,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
                 _progress(mode, rows[-1])
         parts.append(_table(mode, rows))
         print(parts[-1] + "\n", flush=True)
-    if "direct" in args.modes and not args.no_poison:
+    poisoned = [c for c in args.callers if c >= 64]  # rows with batches to poison
+    if (
+        "direct" in args.modes
+        and "aprs" in args.peers
+        and poisoned
+        and not args.no_poison
+    ):
         parts.append(_poison_table(args, common, env))
         print(parts[-1] + "\n", flush=True)
     if args.record:
@@ -74,6 +81,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--modes", nargs="+", choices=("direct", "http"), default=["direct", "http"]
     )
     p.add_argument("--callers", nargs="+", type=int, default=list(CALLERS))
+    p.add_argument("--peers", nargs="+", choices=tuple(PEERS), default=list(PEERS))
     p.add_argument(
         "--duration", type=float, default=3.0, help="measured seconds per row"
     )
@@ -141,7 +149,7 @@ def _poison_table(args: argparse.Namespace, common: dict[str, Any], env: Any) ->
         "| callers | req/s ↑ | p50 ms | p99 ms | vs clean | good items failed | poison failed |",
         "|---|---|---|---|---|---|---|",
     ]
-    for callers in (64, 256):
+    for callers in [c for c in args.callers if c >= 64]:
         kw = {"peer": "aprs", "callers": callers, **common}
         clean = measure("perf._serving:direct", kw, env, args.timeout)
         bad = measure(

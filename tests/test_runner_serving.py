@@ -90,6 +90,34 @@ async def test_two_poison_items_are_both_isolated():
     )
 
 
+@pytest.mark.parametrize("poison_at", [0, 13, 31])
+async def test_halving_tries_one_half_at_a_time(poison_at):
+    """One poison item in 32 costs at most log2(32) + 1 isolation tries (both halves of
+    every level: up to 10); the half not tried goes back with the queue and is answered."""
+    async with runner(1, batch_limit=32) as r:
+        items: list[Any] = list(range(32))
+        items[poison_at] = "raise"
+        results = await _settled(*(r.call(x) for x in items))
+        stats = r.statistics()
+    assert [i for i, res in enumerate(results) if isinstance(res, ValueError)] == [
+        poison_at
+    ]
+    assert [res[0] for i, res in enumerate(results) if i != poison_at] == [
+        x for i, x in enumerate(items) if i != poison_at
+    ]
+    assert stats.isolated == 1
+    assert 1 <= stats.isolation_tries <= 6
+
+
+async def test_a_batch_where_everything_fails_stays_within_its_budget():
+    """Every item raises: every caller gets ValueError, at most 2 x n isolation tries."""
+    async with runner(1, batch_limit=16) as r:
+        results = await _settled(*(r.call("raise") for _ in range(16)))
+        stats = r.statistics()
+    assert all(isinstance(res, ValueError) for res in results)
+    assert stats.isolation_tries <= 2 * 16
+
+
 async def test_a_lone_crash_is_retried_run_max_try_times_then_fails(tmp_path):
     """A single crashing call is tried run_max_try times alone, then raises; the pool lives."""
     async with runner(1, run_max_try=2) as r:
@@ -139,6 +167,28 @@ async def test_gathered_batch_is_sent_when_max_batch_size_items_wait(tmp_path):
         await held
         sizes = [size for _, size in await asyncio.gather(*first, *later)]
     assert sizes == [5] * 5 + [3] * 3
+
+
+async def test_a_gathered_batch_goes_behind_the_worker_that_started_first(tmp_path):
+    """Both workers busy with one batch each: the next batch queues behind the one whose
+    batch started first (it frees up first), not behind the first worker."""
+    gates = [Gate(tmp_path, f"gate{i}") for i in range(3)]
+    async with runner(2, batch_wait_s=0) as r:
+        first = asyncio.ensure_future(r.call(gates[0].item))  # worker 0
+        await gates[0].started()
+        second = asyncio.ensure_future(r.call(gates[1].item))  # worker 1
+        await gates[1].started()
+        gates[0].open()
+        await first  # worker 0 is free again; worker 1's batch started first now
+        third = asyncio.ensure_future(r.call(gates[2].item))  # worker 0
+        await gates[2].started()
+        probe = asyncio.ensure_future(r.call("pid"))  # both busy: queued behind one
+        gates[1].open()
+        with anyio.fail_after(BOUND_S):  # behind worker 1: answered while gate 2 holds
+            await asyncio.wait({probe, second}, return_when=asyncio.ALL_COMPLETED)
+        assert not third.done()
+        gates[2].open()
+        await third
 
 
 # -- overload, deadlines, cancellation -------------------------------------------------

@@ -21,10 +21,11 @@ every run() call on its own. When a worker hangs or dies, only the head counts a
 batches queued behind it were never started and go back to the front of the queue untouched.
 ``depth`` adapts to the measured run() time: up to 32 for tiny batches, 1 for long ones
 (a long batch queued behind another would hurt the tail while another worker sits idle), and
-drops to 1 after any failure until the next success, so a failing job stops after a few calls.
-``WorkerSpec.min_depth`` raises the floor after a success: the Runner uses 2, because its
+drops to ``min_depth`` (1 for jobs) after any failure until the next success, so a failing job
+stops after a few calls. ``WorkerSpec.min_depth`` is the floor: the Runner uses 2, because its
 micro-batcher queues a batch behind a busy worker only when every worker is busy, and that
-batch should wait in the worker's pipe rather than one round trip away in the parent.
+batch should wait in the worker's pipe rather than one round trip away in the parent (also
+after a failed try: the Runner's isolation tries follow failures).
 
 Workers start as fresh interpreters (``worker_start="spawn"``) or are forked by the fork
 server (``_forkserver``, the default on Linux): same pipes, same main loop, same outcomes; a
@@ -236,7 +237,15 @@ class LocalPool:
                 or len(w.inflight) >= depth
             ):
                 continue
-            if best is None or len(w.inflight) < len(best.inflight):
+            if (
+                best is None
+                or len(w.inflight) < len(best.inflight)
+                # as busy: the one whose running batch started first frees up first
+                or (
+                    len(w.inflight) == len(best.inflight)
+                    and w.head_started < best.head_started
+                )
+            ):
                 best = w
                 if not w.inflight:
                     break
@@ -592,7 +601,7 @@ class LocalPool:
         """
         head = w.inflight.popleft() if w.inflight else None
         if type(outcome) is not Done:
-            self._depth = 1
+            self._depth = self._spec.min_depth
         if lost:
             rest = list(w.inflight)
             w.inflight.clear()
