@@ -55,6 +55,7 @@ class OrderedWriter:
         self._buffered = 0
         self._failures: list[bytes] = []
         self._wake = anyio.Event()
+        self._woken = False  # _wake is set: put() need not set it again (per batch)
         self._lock = (
             anyio.Lock()
         )  # one flush at a time: chunks are taken and written in order
@@ -115,7 +116,9 @@ class OrderedWriter:
             if entry is None:
                 break
             self._advance(*entry)
-        self._wake.set()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     def _advance(self, rows: bytes, ok: int, failed: int, batch_failed: bool) -> None:
         state = self.state
@@ -137,6 +140,7 @@ class OrderedWriter:
 
     def log_failure(self, record: bytes) -> None:
         self._failures.append(record)
+        self._woken = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -151,6 +155,7 @@ class OrderedWriter:
                 await self._wake.wait()
             if self._wake.is_set():
                 self._wake = anyio.Event()
+                self._woken = False
             await self._flush(final=False)
             if self._closing:
                 return
@@ -158,6 +163,7 @@ class OrderedWriter:
     async def close(self) -> None:
         """Write the rest, fsync, journal. Safe to call when run() is not running."""
         self._closing = True
+        self._woken = True
         self._wake.set()
         await self._flush(final=True)
 

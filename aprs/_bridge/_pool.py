@@ -161,6 +161,7 @@ class LocalPool:
         self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
         self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
+        self._owed = False  # replies settled in this read, before the one on_capacity
         self._zygote: ForkServer | None = None  # worker_start="fork-server"
         # forked workers whose exit the zygote has not relayed yet
         self._by_pid: dict[int, _Worker] = {}
@@ -527,10 +528,15 @@ class LocalPool:
         except (FrameTooLarge, msgspec.DecodeError) as exc:
             for msg, body in getattr(exc, "frames", ()):
                 self._dispatch(w, msg, body)
+            self._owed = False
             self._on_corrupt(w, exc)
+            self._listener.on_capacity()
             return
         for msg, body in frames:
             self._dispatch(w, msg, body)
+        if self._owed:
+            self._owed = False
+            self._listener.on_capacity()
 
     def _on_corrupt(self, w: _Worker, exc: Exception) -> None:
         """The worker's stream cannot be read: kill it and treat it as a crash."""
@@ -558,7 +564,7 @@ class LocalPool:
         if type(msg) is BatchDone:
             self._finish_head(w, msg.batch_id, msg.run_s)
             done = Done(msg.returned, body, msg.run_s, w.pid, w.index, items=msg.items)
-            self._settle(w, done)
+            self._settle(w, done, refill=False)
         elif type(msg) is BatchFailed:
             self._finish_head(w, msg.batch_id, msg.run_s)
             failed = Failed(
@@ -571,7 +577,7 @@ class LocalPool:
                 w.index,
                 items=msg.items,
             )
-            self._settle(w, failed)
+            self._settle(w, failed, refill=False)
         elif type(msg) is Ready:
             if not w.pid:  # Ready overtook the zygote's reply
                 w.pid = msg.pid
@@ -579,7 +585,9 @@ class LocalPool:
         elif type(msg) is InitFailed:
             self._on_init_failed(w, msg)
 
-    def _settle(self, w: _Worker, outcome: Outcome, *, lost: bool = False) -> None:
+    def _settle(
+        self, w: _Worker, outcome: Outcome, *, lost: bool = False, refill: bool = True
+    ) -> None:
         """Every way a try ends, in one place.
 
         Finish the head (the batch the worker was running), and when the worker is ``lost``
@@ -588,7 +596,8 @@ class LocalPool:
         failure drops the depth to one batch per worker until the next success: a job that
         is failing fast crosses its threshold after a few run() calls, not after a
         pipeline's worth of them. Then report the outcome, replace a lost worker, and say
-        there is room.
+        there is room; ``refill=False`` (replies read together): once, after the last of
+        them (``_on_readable``), so the owner fills once per read, not once per reply.
         """
         head = w.inflight.popleft() if w.inflight else None
         if type(outcome) is not Done:
@@ -602,7 +611,10 @@ class LocalPool:
             self._listener.on_outcome(head, outcome)
         if lost:
             self._respawn(w.index)
-        self._listener.on_capacity()
+        if refill:
+            self._listener.on_capacity()
+        else:
+            self._owed = True
 
     def _finish_head(self, w: _Worker, batch_id: int, run_s: float) -> None:
         head = w.inflight[0]
