@@ -555,17 +555,18 @@ class LocalPool:
         self._on_eof(w)
 
     def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
-        if (
-            w.timed_out
-            or self._workers[w.index] is not w
-            or (type(msg) in (BatchDone, BatchFailed) and not w.inflight)
-        ):
+        if w.timed_out or self._workers[w.index] is not w:
             return  # a reply that raced a timeout or a replacement: already accounted
-        if type(msg) is BatchDone:
+        kind = type(msg)
+        if kind is BatchDone:
+            if not w.inflight:
+                return  # nothing in flight: already accounted
             self._finish_head(w, msg.batch_id, msg.run_s)
             done = Done(msg.returned, body, msg.run_s, w.pid, w.index, items=msg.items)
             self._settle(w, done, refill=False)
-        elif type(msg) is BatchFailed:
+        elif kind is BatchFailed:
+            if not w.inflight:
+                return
             self._finish_head(w, msg.batch_id, msg.run_s)
             failed = Failed(
                 msg.error_type,
@@ -578,11 +579,11 @@ class LocalPool:
                 items=msg.items,
             )
             self._settle(w, failed, refill=False)
-        elif type(msg) is Ready:
+        elif kind is Ready:
             if not w.pid:  # Ready overtook the zygote's reply
                 w.pid = msg.pid
             self._on_ready(w)
-        elif type(msg) is InitFailed:
+        elif kind is InitFailed:
             self._on_init_failed(w, msg)
 
     def _settle(
@@ -623,10 +624,11 @@ class LocalPool:
                 f"worker {w.index} answered {batch_id}, expected {head.batch_id}"
             )
         ewma = self._ewma_run_s
-        self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
+        ewma = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
+        self._ewma_run_s = ewma
         # enough batches queued per worker to cover ~_PIPELINE_S of round trips and
         # wake-ups; 1 for batches long enough that queueing only hurts the tail
-        depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))
+        depth = 1 + int(_PIPELINE_S / max(ewma, 1e-6))
         self._depth = max(min(depth, self._spec.max_depth), self._spec.min_depth)
         w.head_started = self._loop.time()
 
