@@ -81,6 +81,7 @@ _FLUSH_S = 0.5
 # each flush allocates its rows' lines anew, and at 50k tries/s half a second of them is
 # ~10 MB of peak RSS (the memory benchmark's growth) and page faults on fresh arenas.
 _BUSY_ROWS = 1024
+_ENCODE_ROWS = 512  # rows encoded per orjson call (_write_rows)
 _BUSY_FLUSH_S = 0.05
 # fields of a recorded row (JobLog.record), for the flush thread's C-level passes
 _WORKER = operator.itemgetter(2)
@@ -270,28 +271,14 @@ class JobLog:
                 log.error("the job's log files cannot be written: %s", exc)
 
     def _write_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        # times to the microsecond: round(t * 1e6) / 1e6 prints at most 6 decimals and
-        # costs a fifth of round(t, 6) (a decimal conversion per call, ~0.6 us)
-        out: list[tuple[Any, ...]] = [
-            (
-                b,
-                a,
-                w,
-                p,
-                round((e - r) * 1e6) / 1e6,
-                round(e * 1e6) / 1e6,
-                s,
-                n,
-                "short" if k == "done" and n < s else k,
-            )
-            for b, a, w, p, e, r, s, n, k, _ in rows
-        ]
-        if any(map(_SPAN, rows)):  # parts of a bisected mini-batch: + their span
-            for i, row in enumerate(rows):
-                if row[9] is not None:
-                    out[i] = (*out[i], row[9])
         with open(self._path(MINIBATCHES_FILE), "ab") as f:
-            f.write(_encode_lines(out))
+            # _ENCODE_ROWS at a time: the buffers of one piece (~30 KB) are reused by the
+            # next; a whole flush's (~150 KB and up, several copies) came from this
+            # thread's malloc arena, which kept growing over a long job
+            f.writelines(
+                _encode_lines(_lines(rows[i : i + _ENCODE_ROWS]))
+                for i in range(0, len(rows), _ENCODE_ROWS)
+            )
         for worker, mine in groupby(sorted(rows, key=_WORKER), _WORKER):
             lines = self._worker_rows(worker, list(mine))
             if lines:
@@ -370,6 +357,31 @@ class JobLog:
     def _append(path: str, text: str) -> None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(text)
+
+
+def _lines(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Recorded rows as the columns of minibatches.jsonl (+ the span of a part)."""
+    # times to the microsecond: round(t * 1e6) / 1e6 prints at most 6 decimals and
+    # costs a fifth of round(t, 6) (a decimal conversion per call, ~0.6 us)
+    out: list[tuple[Any, ...]] = [
+        (
+            b,
+            a,
+            w,
+            p,
+            round((e - r) * 1e6) / 1e6,
+            round(e * 1e6) / 1e6,
+            s,
+            n,
+            "short" if k == "done" and n < s else k,
+        )
+        for b, a, w, p, e, r, s, n, k, _ in rows
+    ]
+    if any(map(_SPAN, rows)):  # parts of a bisected mini-batch: + their span
+        for i, row in enumerate(rows):
+            if row[9] is not None:
+                out[i] = (*out[i], row[9])
+    return out
 
 
 def _status(kind: str, size: int, returned: int) -> str:
