@@ -188,11 +188,11 @@ def test_flushes_sum_quiet_tries_and_log_the_rest_in_order(tmp_path: Path) -> No
     """A flush only sums a worker's successes of the process already named (the fast
     path); a new pid, a short result or a failure in a flush gives the same lines, in
     try order, as one row at a time; totals and minibatches.jsonl match every row."""
-    from aprs._backends._base import Attempt, Crashed, Done, Failed
+    from aprs._backends._base import Attempt, Crashed, Done, Failed, Outcome
 
     log = JobLog(str(tmp_path), workers=2)
     log.open()
-    flushes = [
+    flushes: list[list[tuple[int, int, Outcome]]] = [
         [(0, 1, Done(1, b"", 0.5, 11, 0)), (1, 1, Done(1, b"", 0.25, 21, 1))],
         [(i, 1, Done(1, b"", 0.125, 11, 0)) for i in range(2, 6)],  # quiet: summed
         [
@@ -232,8 +232,8 @@ def test_flushes_sum_quiet_tries_and_log_the_rest_in_order(tmp_path: Path) -> No
     ]
     text1 = (tmp_path / "sys" / "worker" / "worker001.txt").read_text()
     assert "totals: 2 tries, 2 items returned, 0 failed tries, run() 0.500 s" in text1
-    _, rows = read_minibatches(str(tmp_path))
-    assert [r[0] for r in rows] == list(range(11))
-    assert [r[8] for r in rows][6:10] == ["done", "failed", "crashed", "short"]
-    for row in rows:
+    _, written = read_minibatches(str(tmp_path))
+    assert [r[0] for r in written] == list(range(11))
+    assert [r[8] for r in written][6:10] == ["done", "failed", "crashed", "short"]
+    for row in written:
         assert row[4] <= row[5] and round(row[5] - row[4], 3) in (0.125, 0.25, 0.5)

@@ -344,7 +344,7 @@ def test_write_all_keeps_order_past_one_writev(
             return real(fd, [b"".join(buffers)[:7]])
         return real(fd, buffers)
 
-    monkeypatch.setattr(_writer.os, "writev", short_once)
+    monkeypatch.setattr(os, "writev", short_once)
     try:
         _writer._write_all(fd, chunks)
     finally:
