@@ -84,13 +84,16 @@ class Producer:
                     index = await self._offer(index, skip, items)
                     if self.job.stop_reason is not None:
                         return
-            else:
-                batches = await self._sync_batches(source)
-                ship = self.job.ship and isinstance(source, FileDataset)
-                for items in batches:
-                    index = await self._offer(index, skip, items, ship=ship)
+            elif self.job.ship and isinstance(source, FileDataset):
+                for items in await self._sync_batches(source):
+                    index = await self._offer(index, skip, items, ship=True)
                     if self.job.stop_reason is not None:
                         return
+            else:
+                batches = await self._sync_batches(source)
+                index = await self._offer_all(batches, index, skip)
+                if self.job.stop_reason is not None:
+                    return
         self.job.scheduled = index
         self.job.source_done = True
         self.job.acc.scheduling_finished(index)
@@ -186,6 +189,35 @@ class Producer:
     ) -> int:
         if index < skip:
             return index + 1
+        attempt = self._attempt(index, items, key_value)
+        if attempt is None:
+            return index + 1
+        if ship and not await self._ship(attempt, items):
+            self.job.scheduled = index + 1
+            return index + 1
+        return await self._push(attempt)
+
+    async def _offer_all(
+        self, batches: Iterator[list[Any]], index: int, skip: int
+    ) -> int:
+        """``_offer`` for each batch of a plain input, the common case: nothing awaited
+        but room in the queue (two coroutines per mini-batch cost ~0.5 us of the parent's
+        ~13 us per one-item batch)."""
+        job = self.job
+        for items in batches:
+            if index >= skip:
+                attempt = self._attempt(index, items)
+                if attempt is not None and self._queue(attempt):
+                    await self._room()
+            index += 1
+            if job.stop_reason is not None:
+                break
+        return index
+
+    def _attempt(
+        self, index: int, items: list[Any], key_value: dict[str, Any] | None = None
+    ) -> Attempt | None:
+        """The batch's first try, pickled once; None when it cannot be (it failed)."""
         self.job.items_total += len(items)
         kind = KIND_ITEMS if key_value is None else KIND_KEYED
         try:
@@ -195,12 +227,8 @@ class Producer:
         except Exception as exc:
             self._pickle_failed(index, items, exc)
             self.job.scheduled = index + 1
-            return index + 1
-        attempt = Attempt(index, 1, len(items), payload, kind)
-        if ship and not await self._ship(attempt, items):
-            self.job.scheduled = index + 1
-            return index + 1
-        return await self._push(attempt)
+            return None
+        return Attempt(index, 1, len(items), payload, kind)
 
     async def _ship(self, attempt: Attempt, paths: list[str]) -> bool:
         """Read the batch's files into ``attempt.files`` (a thread), within the budget.
@@ -236,17 +264,24 @@ class Producer:
 
     async def _push(self, attempt: Attempt) -> int:
         """Queue a new batch, waiting while the queue is full; returns the next index."""
-        index = attempt.batch_id
-        self.job.scheduled = index + 1
+        if self._queue(attempt):
+            await self._room()
+        return attempt.batch_id + 1
+
+    def _queue(self, attempt: Attempt) -> bool:
+        """Queue a new batch; True when the queue is full (then wait in ``_room``)."""
+        self.job.scheduled = attempt.batch_id + 1
         # sent at once when the queue was empty (a slow input must not wait for HIGH)
         self.job.dispatch.push(attempt)
-        if len(self.job.pending) >= HIGH:
-            self.job.fill()
-            while len(self.job.pending) >= HIGH and self.job.stop_reason is None:
-                self.job.producer_waiting = True
-                await self.job.space.wait()
-                self.job.space = anyio.Event()
-        return index + 1
+        return len(self.job.pending) >= HIGH
+
+    async def _room(self) -> None:
+        """Send what the workers take, then wait until the queue is short again."""
+        self.job.fill()
+        while len(self.job.pending) >= HIGH and self.job.stop_reason is None:
+            self.job.producer_waiting = True
+            await self.job.space.wait()
+            self.job.space = anyio.Event()
 
     def _pickle_failed(
         self, index: int, items: list[Any], exc: Exception, message: str = ""

@@ -176,6 +176,19 @@ class _Job:
         self.joblog.record(attempt, outcome)
         if self.stop_reason is not None:
             return
+        if (
+            type(outcome) is Done
+            and outcome.returned == attempt.size
+            and outcome.items < 0
+            and attempt.token is None
+        ):
+            # the common case, once per mini-batch: every item succeeded. No failure
+            # count moved, so no threshold can have been crossed (after_change)
+            self.acc.record_done(attempt.batch_id, attempt.size, attempt.size)
+            self.put(attempt.batch_id, outcome.body, attempt.size, 0, False)
+            if self.source_done and self.writer.next_id >= self.scheduled:
+                self.done.set()
+            return
         if attempt.token is not None:  # a part of a mini-batch being bisected
             assert self.isolator is not None
             self.isolator.on_outcome(attempt, outcome)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from conftest import make_files, script_path
 
-from aprs._joblog import MINIBATCH_COLUMNS, read_minibatches
+from aprs._joblog import MINIBATCH_COLUMNS, JobLog, read_minibatches
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -182,3 +182,58 @@ def test_minibatch_rows_encode_as_one_json_array_per_line() -> None:
     assert data.endswith(b"\n") and data.count(b"\n") == len(rows)
     assert [orjson.loads(line) for line in data.splitlines()] == [list(r) for r in rows]
     assert _encode_lines([]) == b""
+
+
+def test_flushes_sum_quiet_tries_and_log_the_rest_in_order(tmp_path: Path) -> None:
+    """A flush only sums a worker's successes of the process already named (the fast
+    path); a new pid, a short result or a failure in a flush gives the same lines, in
+    try order, as one row at a time; totals and minibatches.jsonl match every row."""
+    from aprs._backends._base import Attempt, Crashed, Done, Failed, Outcome
+
+    log = JobLog(str(tmp_path), workers=2)
+    log.open()
+    flushes: list[list[tuple[int, int, Outcome]]] = [
+        [(0, 1, Done(1, b"", 0.5, 11, 0)), (1, 1, Done(1, b"", 0.25, 21, 1))],
+        [(i, 1, Done(1, b"", 0.125, 11, 0)) for i in range(2, 6)],  # quiet: summed
+        [
+            (6, 1, Done(1, b"", 0.125, 11, 0)),
+            (7, 1, Failed("ValueError", "bad", run_s=0.5, pid=11, worker_index=0)),
+            (8, 1, Crashed(-9, 9, "killed", 0.5, 11, 0)),
+            (9, 1, Done(0, b"", 0.25, 12, 0)),  # a new process, and short
+            (10, 1, Done(1, b"", 0.25, 21, 1)),
+        ],
+    ]
+    for rows in flushes:
+        for batch_id, attempt, outcome in rows:
+            log.record(Attempt(batch_id, attempt, 1, b""), outcome)
+        log._write(log.rows, None)
+        log.rows = []
+    log.close(None)
+    text0 = (tmp_path / "sys" / "worker" / "worker000.txt").read_text().splitlines()
+    assert [line.split("  ", 1)[1] for line in text0] == [
+        "process pid 11 serves worker000 (process #1 of this worker)",
+        (
+            "mini-batch 7 try 1 failed after 0.500 s in pid 11: run() raised "
+            "(see logs/failures.jsonl)"
+        ),
+        (
+            "mini-batch 8 try 1 crashed after 0.500 s in pid 11: the process died: it "
+            "was replaced"
+        ),
+        "process pid 12 serves worker000 (process #2 of this worker)",
+        (
+            "mini-batch 9 try 1 short after 0.250 s in pid 12: run() returned 0 elements "
+            "for 1 items"
+        ),
+        (
+            "totals: 9 tries, 6 items returned, 3 failed tries, run() 2.375 s in all, "
+            "2 process(es)"
+        ),
+    ]
+    text1 = (tmp_path / "sys" / "worker" / "worker001.txt").read_text()
+    assert "totals: 2 tries, 2 items returned, 0 failed tries, run() 0.500 s" in text1
+    _, written = read_minibatches(str(tmp_path))
+    assert [r[0] for r in written] == list(range(11))
+    assert [r[8] for r in written][6:10] == ["done", "failed", "crashed", "short"]
+    for row in written:
+        assert row[4] <= row[5] and round(row[5] - row[4], 3) in (0.125, 0.25, 0.5)

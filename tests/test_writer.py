@@ -324,3 +324,30 @@ async def test_write_error_is_reported_and_stops_writing(tmp_path: Path) -> None
     assert len(errors) == 1 and errors[0].errno == 28  # ENOSPC
     assert writer.error is errors[0]
     assert Journal.load(str(tmp_path / "journal.jsonl")) is None
+
+
+def test_write_all_keeps_order_past_one_writev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More chunks than one writev takes, and a short write: every byte once, in order."""
+    import os
+
+    chunks = [f"{i}\n".encode() for i in range(2500)]  # > 2 x _IOV_MAX
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    real = os.writev
+    calls = []
+
+    def short_once(fd: int, buffers: list[bytes]) -> int:
+        calls.append(len(buffers))
+        if len(calls) == 2:  # the second group is cut short, mid-chunk
+            return real(fd, [b"".join(buffers)[:7]])
+        return real(fd, buffers)
+
+    monkeypatch.setattr(os, "writev", short_once)
+    try:
+        _writer._write_all(fd, chunks)
+    finally:
+        os.close(fd)
+    assert calls == [1024, 1024, 452]
+    assert path.read_bytes() == b"".join(chunks)

@@ -7,7 +7,9 @@
                                                          on_capacity, on_fatal
 
 Typing and small records only: no process code here, so a backend (the local process pool,
-Ray) and an owner can import it cheaply.
+Ray) and an owner can import it cheaply. The outcomes are frozen msgspec Structs, not frozen
+dataclasses: one is built per try, and a frozen dataclass's __init__ (one
+``object.__setattr__`` per field) cost ~1 us of the parent's ~15 us per 1-item batch.
 
 Invariants every backend keeps:
 - exactly one outcome per submitted try, or the try comes back through ``on_requeue``
@@ -22,6 +24,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from .._bridge._protocol import KIND_ITEMS, KIND_KEYED, KIND_TABLE
 from ._options import RayOptions
@@ -104,8 +108,7 @@ class Attempt:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Done:
+class Done(msgspec.Struct, frozen=True, gc=False):
     """run() returned ``returned`` elements; ``body`` holds them as asked by result_mode."""
 
     returned: int
@@ -117,8 +120,7 @@ class Done:
     items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
+class Failed(msgspec.Struct, frozen=True, gc=False):
     """run() raised (or returned a wrong type); ``exception`` is the pickled exception or b""."""
 
     error_type: str
@@ -132,8 +134,7 @@ class Failed:
     items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
 
 
-@dataclass(frozen=True, slots=True)
-class TimedOut:
+class TimedOut(msgspec.Struct, frozen=True, gc=False):
     """run() did not return within ``timeout_s``; the worker was killed and replaced."""
 
     timeout_s: float
@@ -143,8 +144,7 @@ class TimedOut:
     worker_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Crashed:
+class Crashed(msgspec.Struct, frozen=True, gc=False):
     """The worker died while running the batch (``description`` says how, for people)."""
 
     exit_code: int | None

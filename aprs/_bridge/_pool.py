@@ -162,6 +162,7 @@ class LocalPool:
         self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
         self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
+        self._owed = False  # replies settled in this read, before the one on_capacity
         self._zygote: ForkServer | None = None  # worker_start="fork-server"
         # forked workers whose exit the zygote has not relayed yet
         self._by_pid: dict[int, _Worker] = {}
@@ -536,10 +537,15 @@ class LocalPool:
         except (FrameTooLarge, msgspec.DecodeError) as exc:
             for msg, body in getattr(exc, "frames", ()):
                 self._dispatch(w, msg, body)
+            self._owed = False
             self._on_corrupt(w, exc)
+            self._listener.on_capacity()
             return
         for msg, body in frames:
             self._dispatch(w, msg, body)
+        if self._owed:
+            self._owed = False
+            self._listener.on_capacity()
 
     def _on_corrupt(self, w: _Worker, exc: Exception) -> None:
         """The worker's stream cannot be read: kill it and treat it as a crash."""
@@ -558,17 +564,18 @@ class LocalPool:
         self._on_eof(w)
 
     def _dispatch(self, w: _Worker, msg: Any, body: bytes) -> None:
-        if (
-            w.timed_out
-            or self._workers[w.index] is not w
-            or (type(msg) in (BatchDone, BatchFailed) and not w.inflight)
-        ):
+        if w.timed_out or self._workers[w.index] is not w:
             return  # a reply that raced a timeout or a replacement: already accounted
-        if type(msg) is BatchDone:
+        kind = type(msg)
+        if kind is BatchDone:
+            if not w.inflight:
+                return  # nothing in flight: already accounted
             self._finish_head(w, msg.batch_id, msg.run_s)
             done = Done(msg.returned, body, msg.run_s, w.pid, w.index, items=msg.items)
-            self._settle(w, done)
-        elif type(msg) is BatchFailed:
+            self._settle(w, done, refill=False)
+        elif kind is BatchFailed:
+            if not w.inflight:
+                return
             self._finish_head(w, msg.batch_id, msg.run_s)
             failed = Failed(
                 msg.error_type,
@@ -580,15 +587,17 @@ class LocalPool:
                 w.index,
                 items=msg.items,
             )
-            self._settle(w, failed)
-        elif type(msg) is Ready:
+            self._settle(w, failed, refill=False)
+        elif kind is Ready:
             if not w.pid:  # Ready overtook the zygote's reply
                 w.pid = msg.pid
             self._on_ready(w)
-        elif type(msg) is InitFailed:
+        elif kind is InitFailed:
             self._on_init_failed(w, msg)
 
-    def _settle(self, w: _Worker, outcome: Outcome, *, lost: bool = False) -> None:
+    def _settle(
+        self, w: _Worker, outcome: Outcome, *, lost: bool = False, refill: bool = True
+    ) -> None:
         """Every way a try ends, in one place.
 
         Finish the head (the batch the worker was running), and when the worker is ``lost``
@@ -597,7 +606,8 @@ class LocalPool:
         failure drops the depth to one batch per worker until the next success: a job that
         is failing fast crosses its threshold after a few run() calls, not after a
         pipeline's worth of them. Then report the outcome, replace a lost worker, and say
-        there is room.
+        there is room; ``refill=False`` (replies read together): once, after the last of
+        them (``_on_readable``), so the owner fills once per read, not once per reply.
         """
         head = w.inflight.popleft() if w.inflight else None
         if type(outcome) is not Done:
@@ -611,7 +621,10 @@ class LocalPool:
             self._listener.on_outcome(head, outcome)
         if lost:
             self._respawn(w.index)
-        self._listener.on_capacity()
+        if refill:
+            self._listener.on_capacity()
+        else:
+            self._owed = True
 
     def _finish_head(self, w: _Worker, batch_id: int, run_s: float) -> None:
         head = w.inflight[0]
@@ -620,10 +633,11 @@ class LocalPool:
                 f"worker {w.index} answered {batch_id}, expected {head.batch_id}"
             )
         ewma = self._ewma_run_s
-        self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
+        ewma = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
+        self._ewma_run_s = ewma
         # enough batches queued per worker to cover ~_PIPELINE_S of round trips and
         # wake-ups; 1 for batches long enough that queueing only hurts the tail
-        depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))
+        depth = 1 + int(_PIPELINE_S / max(ewma, 1e-6))
         self._depth = max(min(depth, self._spec.max_depth), self._spec.min_depth)
         w.head_started = self._loop.time()
 

@@ -149,6 +149,10 @@ def encode_header(msg: msgspec.Struct, body_len: int = 0) -> bytes:
     return PREFIX.pack(len(header), body_len) + header
 
 
+# SendBuffer: a body up to this size is joined to its header (the copy costs less than a
+# second buffer per frame); a larger one goes to writev as is
+_JOIN_BODY = 4096
+
 MAX_FRAME = (1 << 31) - 1
 """Largest header + body a decoder accepts (2 GiB): more means a corrupt stream."""
 
@@ -228,34 +232,48 @@ class FrameDecoder(Generic[M]):
 class SendBuffer:
     """Frames waiting to be written, and what is left of them after a partial write."""
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_all", "_parts")
 
     def __init__(self) -> None:
         self._parts: deque[bytes | memoryview] = deque()
+        self._all = -1  # bytes in all the buffers when head() returned them all
 
     def __len__(self) -> int:
         """Number of buffers queued (a frame is one or two)."""
         return len(self._parts)
 
     def add(self, msg: msgspec.Struct, body: bytes = b"") -> None:
-        self._parts.append(encode_header(msg, len(body)))
-        if body:
+        self._all = -1
+        header = _encoder.encode(msg)
+        prefix = PREFIX.pack(len(header), len(body))
+        if len(body) <= _JOIN_BODY:  # one buffer: fewer iovecs, one deque entry
+            self._parts.append(prefix + header + body)
+        else:  # a large body is never copied
+            self._parts.append(prefix + header)
             self._parts.append(body)
 
     def extend(self, parts: list[bytes | memoryview]) -> None:
         """Queue buffers already framed (the rest of a frame a direct write left over)."""
         self._parts.extend(parts)
+        self._all = -1
 
     def head(self, max_parts: int) -> list[bytes | memoryview]:
         """The first ``max_parts`` buffers, for one ``os.writev``."""
         parts = self._parts
-        return (
-            list(parts) if len(parts) <= max_parts else list(islice(parts, max_parts))
-        )
+        if len(parts) <= max_parts:
+            head = list(parts)
+            self._all = sum(map(len, head))
+            return head
+        self._all = -1
+        return list(islice(parts, max_parts))
 
     def advance(self, written: int) -> None:
         """Drop ``written`` bytes from the front (a partial write keeps the rest)."""
         parts = self._parts
+        if written == self._all:  # everything head() returned, i.e. all: the usual case
+            parts.clear()
+            self._all = -1
+            return
         while written:
             first = parts[0]
             if written >= len(first):
@@ -267,3 +285,4 @@ class SendBuffer:
 
     def clear(self) -> None:
         self._parts.clear()
+        self._all = -1
