@@ -30,7 +30,7 @@ import msgspec
 import orjson
 
 from ._accounting import Thresholds
-from ._backends import WorkerSpec, default_env
+from ._backends import WorkerSpec, default_env, limit_thread_pools
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
@@ -417,6 +417,8 @@ class ParallelRunStep:
         if cfg.compute_target != "local":
             worker.node_count = cfg.node_count
             worker.ray = cfg.ray_options()
+        else:  # Ray sizes its actors' thread pools itself (num_cpus)
+            limit_thread_pools(worker.env, worker.process_count)
         return worker
 
     def _plan(
