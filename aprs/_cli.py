@@ -104,15 +104,10 @@ def _setup_logging(*, quiet: bool = False) -> None:
 
 def _run(step: Any, args: argparse.Namespace) -> Any:
     from ._commands import display_for_run, record_command
-    from ._step import run_coroutine
 
     record_command(step, args.argv)
     with display_for_run(progress=args.progress, quiet=args.quiet) as on_progress:
-
-        async def go() -> Any:
-            return await step.arun(on_progress=on_progress)
-
-        return run_coroutine(go)
+        return step._run_blocking(on_progress)
 
 
 def _print_summary(summary: Any, args: argparse.Namespace) -> None:

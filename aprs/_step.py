@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -30,7 +30,7 @@ import msgspec
 import orjson
 
 from ._accounting import Thresholds
-from ._backends import WorkerSpec, default_env
+from ._backends import WorkerSpec, default_env, limit_thread_pools
 from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
@@ -41,13 +41,14 @@ from ._errors import (
     InputError,
     OutputError,
 )
-from ._joblog import write_result_files
 from ._journal import Journal
 from ._plan import expected_totals
 from ._runtime_flags import apply_runtime_flags
-from ._scheduler import JobPlan, run_job
 from ._summary import JobSummary
 from ._tabular._output import TableOutput
+
+if TYPE_CHECKING:
+    from ._scheduler import JobPlan
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
@@ -167,8 +168,7 @@ class ParallelRunStep:
 
     def run(self) -> JobSummary:
         """Run the job to the end, blocking; returns the summary (raises on failure)."""
-        summary: JobSummary = run_coroutine(self.arun)
-        return summary
+        return self._run_blocking()
 
     async def arun(
         self, *, handle_signals: bool = True, on_progress: Any = None
@@ -177,8 +177,53 @@ class ParallelRunStep:
         prep = await anyio.to_thread.run_sync(self._prepare)
         if prep.reused is not None:
             return prep.reused
+        worker = self._launch_workers(prep)
+        try:
+            return await self._run_prepared(prep, worker, handle_signals, on_progress)
+        finally:
+            unused = _discard(worker)
+            if unused is not None:  # the job stopped before its pool started
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(unused.wait)
+
+    def _run_blocking(self, on_progress: Any = None) -> JobSummary:
+        """run(), and the CLI's: prepared, and the fork server started, before the event
+        loop and the engine are even imported (the preload overlaps both)."""
+        prep = self._prepare()
+        if prep.reused is not None:
+            return prep.reused
+        worker = self._launch_workers(prep)
+        try:
+            summary: JobSummary = run_coroutine(
+                self._run_prepared, prep, worker, True, on_progress
+            )
+        finally:
+            unused = _discard(worker)
+            if unused is not None:
+                unused.wait()
+        return summary
+
+    def _launch_workers(self, prep: _Prepared) -> WorkerSpec:
+        """The workers' spec, with the fork server already started (local jobs): its
+        preload (the script's imports, seconds) runs while this process sets the job up,
+        and the pool adopts it (perf/RESULTS.md, "start-up")."""
+        from ._bridge._launch import launch_early
+
+        worker = self._worker_spec(prep)
+        worker.fork_server = launch_early(worker)
+        return worker
+
+    async def _run_prepared(
+        self,
+        prep: _Prepared,
+        worker: WorkerSpec,
+        handle_signals: bool,
+        on_progress: Any,
+    ) -> JobSummary:
+        from ._scheduler import run_job
+
         await anyio.to_thread.run_sync(self._write_state, prep.fingerprint, "running")
-        plan = self._plan(prep, handle_signals, on_progress)
+        plan = self._plan(prep, worker, handle_signals, on_progress)
         summary, error = await run_job(plan)
         await anyio.to_thread.run_sync(self._finish, plan, summary, prep.fingerprint)
         if error is not None:
@@ -346,16 +391,13 @@ class ParallelRunStep:
                 _hash_file_meta(h, path, content=False)
         return h.hexdigest()
 
-    def _plan(self, prep: _Prepared, handle_signals: bool, on_progress: Any) -> JobPlan:
+    def _worker_spec(self, prep: _Prepared) -> WorkerSpec:
+        """How this job's workers start: interpreter, environment, script, preload."""
         cfg = self.config
         env = dict(cfg.environment_variables or {})
         env["AZUREML_BI_OUTPUT_PATH"] = self.output
         env.update(_compat_env(cfg, self.name))
-        unit, batch_value = self._batching()
         append_row = cfg.output_action == "append_row"
-        items_expected, batches_expected = expected_totals(
-            self.inputs, unit, batch_value, keyed=bool(cfg.partition_keys)
-        )
         worker = WorkerSpec(
             entry_script=prep.script_path,
             source_directory=prep.source_dir,
@@ -375,6 +417,25 @@ class ParallelRunStep:
         if cfg.compute_target != "local":
             worker.node_count = cfg.node_count
             worker.ray = cfg.ray_options()
+        else:  # Ray sizes its actors' thread pools itself (num_cpus)
+            limit_thread_pools(worker.env, worker.process_count)
+        return worker
+
+    def _plan(
+        self,
+        prep: _Prepared,
+        worker: WorkerSpec,
+        handle_signals: bool,
+        on_progress: Any,
+    ) -> JobPlan:
+        from ._scheduler import JobPlan
+
+        cfg = self.config
+        unit, batch_value = self._batching()
+        append_row = cfg.output_action == "append_row"
+        items_expected, batches_expected = expected_totals(
+            self.inputs, unit, batch_value, keyed=bool(cfg.partition_keys)
+        )
         return JobPlan(
             spec=worker,
             sources=self.inputs,
@@ -460,6 +521,8 @@ class ParallelRunStep:
             f.write(
                 orjson.dumps(msgspec.to_builtins(summary), option=orjson.OPT_INDENT_2)
             )
+        from ._joblog import write_result_files
+
         write_result_files(self._log_dir, summary)
         status = (
             "completed"
@@ -542,6 +605,13 @@ def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:
             f"The entry script {path} cannot be read: {exc.strerror}."
         ) from exc
     return where.spec, source_dir
+
+
+def _discard(worker: WorkerSpec) -> Any:
+    """End the fork server started for ``worker`` unless a pool adopted it: the process
+    to wait for, or None."""
+    launch = worker.fork_server
+    return launch.discard() if launch is not None else None
 
 
 def _side_path(obj: Any) -> str | os.PathLike[str]:

@@ -269,3 +269,162 @@ async def test_a_preload_that_hangs_is_an_init_timeout_and_leaves_nothing(
     await pool.aclose()
     assert time.monotonic() - started < 15
     _assert_gone({zygote})
+
+
+# -- the job's early start (aprs._bridge._launch.launch_early) ----------------------------
+
+JOB_SCRIPT = """
+import os
+
+def run(mini_batch):
+    return [f"{os.getpid()} {os.getppid()}" for _ in mini_batch]
+"""
+
+
+def _job(
+    tmp_path: Path, script: str = JOB_SCRIPT, **config: object
+) -> aprs.ParallelRunStep:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "score.py").write_text(textwrap.dedent(script))
+    cfg = aprs.ParallelRunConfig(
+        entry_script=str(tmp_path / "score.py"),
+        mini_batch_size=1,
+        process_count_per_node=2,
+        **config,  # type: ignore[arg-type]
+    )
+    return aprs.ParallelRunStep(
+        name="zygote-early",
+        parallel_run_config=cfg,
+        inputs=[["a", "b", "c", "d"]],
+        output=tmp_path / "out",
+    )
+
+
+@pytest.fixture
+def launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Record ("launch", zygote pid) per zygote started and ("pool", 0) per pool start,
+    in order; the processes are real."""
+    from aprs._bridge import _launch
+    from aprs._bridge._pool import LocalPool
+
+    events: list[tuple[str, int]] = []
+    start_launch = _launch.Launch.start.__func__  # type: ignore[attr-defined]
+    start_pool = LocalPool.start
+
+    def launch(cls: type, spec: object) -> object:
+        started = start_launch(cls, spec)
+        events.append(("launch", started.proc.pid))
+        return started
+
+    async def pool_start(self: LocalPool) -> None:
+        events.append(("pool", 0))
+        await start_pool(self)
+
+    monkeypatch.setattr(_launch.Launch, "start", classmethod(launch))
+    monkeypatch.setattr(LocalPool, "start", pool_start)
+    return events
+
+
+def test_a_job_starts_its_fork_server_before_its_pool_which_adopts_it(
+    tmp_path: Path, launches: list[tuple[str, int]]
+) -> None:
+    """One zygote per job, started by the step before the pool (its preload overlaps the
+    parent's set-up); the pool forks every worker from it and nothing is left after."""
+    step = _job(tmp_path)
+    summary = step.run()
+    assert summary.items_succeeded == 4
+    assert [kind for kind, _ in launches] == ["launch", "pool"]
+    zygote = launches[0][1]
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().split("\n")
+    workers = {tuple(map(int, row.split())) for row in rows if row}
+    assert {ppid for _, ppid in workers} == {zygote}
+    _assert_gone({zygote, *(pid for pid, _ in workers)})
+
+
+def test_a_spawn_job_starts_no_fork_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launches: list[tuple[str, int]]
+) -> None:
+    """APRS_WORKER_START=spawn: no zygote at all; each worker is a child of this process."""
+    monkeypatch.setenv("APRS_WORKER_START", "spawn")
+    _job(tmp_path).run()
+    assert launches == [("pool", 0)]
+    rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().split()
+    assert set(rows[1::2]) == {str(os.getpid())}
+
+
+def test_a_job_that_stops_before_its_pool_ends_its_fork_server(
+    tmp_path: Path, launches: list[tuple[str, int]]
+) -> None:
+    """The output cannot be opened (run_job fails before any pool exists): the usage error
+    is raised as before and the zygote started early does not outlive the job."""
+    step = _job(tmp_path)
+    (tmp_path / "out" / "parallel_run_step.txt.partial").mkdir(parents=True)
+    with pytest.raises(aprs.OutputError, match="cannot be opened"):
+        step.run()
+    assert [kind for kind, _ in launches] == ["launch"]
+    _assert_gone({launches[0][1]})
+
+
+def test_a_fork_server_dead_before_its_pool_adopts_it_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zygote killed in its preload (here by a library's import) before the pool
+    asks it for workers: the job fails with the fork server's error and the spawn switch,
+    not with a broken pipe."""
+    from aprs._bridge import _launch
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "zydie.py").write_text(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    start_launch = _launch.Launch.start.__func__  # type: ignore[attr-defined]
+
+    def launch_and_wait_for_its_death(cls: type, spec: object) -> object:
+        started = start_launch(cls, spec)
+        started.proc.wait(timeout=60)
+        return started
+
+    monkeypatch.setattr(
+        _launch.Launch, "start", classmethod(launch_and_wait_for_its_death)
+    )
+    paths = [str(lib), os.environ.get("PYTHONPATH", "")]
+    step = _job(
+        tmp_path / "job",
+        "import zydie\n\ndef run(mini_batch):\n    return mini_batch\n",
+        environment_variables={"PYTHONPATH": os.pathsep.join(p for p in paths if p)},
+    )
+    with pytest.raises(aprs.BackendError, match="fork server") as info:
+        step.run()
+    assert "killed by SIGKILL" in str(info.value)
+    assert "worker_start" in str(info.value)
+
+
+def test_launch_early_only_for_local_fork_server_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Launch is adopted once; discard() ends one nobody adopted; Ray and spawn get none."""
+    from aprs._backends import WorkerSpec, default_env
+    from aprs._backends._options import RayOptions
+    from aprs._bridge._launch import launch_early
+
+    (tmp_path / "score.py").write_text("def run(mini_batch):\n    return mini_batch\n")
+    spec = WorkerSpec(str(tmp_path / "score.py"), None, [], default_env(), 1, 0, 5.0)
+    launch = launch_early(spec)
+    assert launch is not None
+    proc = launch.discard()
+    assert proc is not None and proc.wait(timeout=30) == -signal.SIGKILL
+    assert launch.discard() is None and not launch.adopt()
+    adopted = launch_early(spec)
+    assert adopted is not None and adopted.adopt()
+    assert adopted.discard() is None  # the adopter owns it now
+    adopted.sock.close()  # EOF: the zygote exits
+    assert adopted.proc.wait(timeout=30) == 0
+    spec.worker_start = "spawn"
+    assert launch_early(spec) is None
+    spec.worker_start = None
+    spec.ray = RayOptions()
+    assert launch_early(spec) is None
+    monkeypatch.setenv("APRS_WORKER_START", "vfork")  # the pool reports it, as before
+    spec.ray = None
+    assert launch_early(spec) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -384,6 +385,27 @@ def test_output_path_environment_variable(job: Job) -> None:
         environment_variables={"APRS_TEST_VALUE": "x=y"},
     )
     assert ran.rows() == [f"AZUREML_BI_OUTPUT_PATH={ran.out}", "APRS_TEST_VALUE=x=y"]
+
+
+def test_native_thread_pools_get_each_workers_share_of_the_cores(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BLAS / OpenMP pools are sized to cores // workers unless the job's
+    environment_variables or the parent's environment set them (joblib's rule)."""
+    monkeypatch.setenv("MKL_NUM_THREADS", "5")
+    names = ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]
+    ran = job(
+        "env_probe",
+        [names],
+        process_count_per_node=2,
+        environment_variables={"OMP_NUM_THREADS": "3"},
+    )
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert ran.rows() == [
+        f"OPENBLAS_NUM_THREADS={share}",
+        "OMP_NUM_THREADS=3",
+        "MKL_NUM_THREADS=5",
+    ]
 
 
 def test_init_once_per_worker_and_shutdown_runs(tmp_path: Path, job: Job) -> None:

@@ -28,7 +28,7 @@ from ._base import (
     TimedOut,
     WorkerSpec,
 )
-from ._env import default_env, ensure_importable_env
+from ._env import default_env, ensure_importable_env, limit_thread_pools
 
 __all__ = (
     "BACKENDS",
@@ -48,6 +48,7 @@ __all__ = (
     "create_backend",
     "default_env",
     "ensure_importable_env",
+    "limit_thread_pools",
 )
 
 BACKENDS: dict[str, tuple[str, str]] = {

@@ -1,7 +1,7 @@
 """Parent side of the fork server: start the zygote, ask it for workers, hear their exits.
 
-    ForkServer.start(spec, ...) ──► python -m aprs._bridge._zygote CTL_FD OPTIONS
-                                    (spec.python, spec.env; dies with this process)
+    ForkServer.start(spec, ...) ──► adopts spec.fork_server (a zygote the job started early,
+                                    ``_launch``), else starts one (``Launch.start``)
     fork(token, slot, fds)      ──► b"F" + SCM_RIGHTS(fds)  ──► on_forked(token, pid or -errno)
     signal(pid, sig)            ──► b"K" (the zygote signals only a child it has not reaped,
                                     so a recycled pid is never hit)
@@ -28,51 +28,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .._backends._base import WorkerSpec
-from .._errors import ConfigError
+from ._launch import Launch, resolve_worker_start
 from ._zygote import REC
 
-__all__ = (
-    "WORKER_STARTS",
-    "ForkServer",
-    "fork_server_supported",
-    "resolve_worker_start",
-)
+__all__ = ("ForkServer", "resolve_worker_start")
 
 log = logging.getLogger("aprs.pool")
 
 _RECV_SIZE = 1 << 16
 _CLOSE_GRACE_S = 2.0  # close(): time to read EOF before the zygote is killed
-WORKER_STARTS = ("fork-server", "spawn")
-WORKER_START_ENV = "APRS_WORKER_START"
-
-
-def resolve_worker_start(requested: str | None) -> str:
-    """How local workers start: the setting, else $APRS_WORKER_START, else "fork-server".
-
-    "fork-server" falls back to "spawn" where the fork server cannot run (no os.fork, no
-    pidfd: not Linux).
-    """
-    value = requested or os.environ.get(WORKER_START_ENV, "") or "fork-server"
-    if value not in WORKER_STARTS:
-        where = "worker_start" if requested else WORKER_START_ENV
-        raise ConfigError(
-            f"{where} must be one of {', '.join(WORKER_STARTS)}; got {value!r}. Use "
-            '"fork-server" (workers forked from one process that imported the entry '
-            'script\'s libraries once) or "spawn" (one fresh interpreter per worker).'
-        )
-    if value == "fork-server" and not fork_server_supported():
-        return "spawn"
-    return value
-
-
-def fork_server_supported() -> bool:
-    """Linux with os.fork, SCM_RIGHTS and pidfd (the zygote's reaping is event driven)."""
-    return (
-        hasattr(os, "fork")
-        and hasattr(os, "pidfd_open")
-        and hasattr(socket, "send_fds")
-        and hasattr(socket, "SOCK_SEQPACKET")
-    )
 
 
 class ForkServer:
@@ -107,35 +71,12 @@ class ForkServer:
         on_exit: Callable[[int, int], None],
         on_gone: Callable[[int], None],
     ) -> ForkServer:
-        """Start the zygote with the worker's interpreter and environment."""
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        options = {
-            "entry_script": spec.entry_script,
-            "source_directory": spec.source_directory,
-            "log_dir": spec.log_dir,
-            "redirect_stdio": spec.redirect_stdio,
-            "preload": list(spec.preload),
-        }
-        cmd = [
-            spec.python,
-            "-m",
-            "aprs._bridge._zygote",
-            str(child.fileno()),
-            json.dumps(options),
-        ]
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                pass_fds=(child.fileno(),),
-                env=spec.env,
-                stdin=subprocess.DEVNULL,
-            )
-        except BaseException:
-            parent.close()
-            raise
-        finally:
-            child.close()
-        return cls(proc, parent, on_forked, on_exit, on_gone)
+        """Adopt the zygote the job started early (``spec.fork_server``), else start one."""
+        early = spec.fork_server
+        launch = early if isinstance(early, Launch) and early.adopt() else None
+        if launch is None:
+            launch = Launch.start(spec)
+        return cls(launch.proc, launch.sock, on_forked, on_exit, on_gone)
 
     @property
     def pid(self) -> int:
@@ -145,7 +86,12 @@ class ForkServer:
         """Ask for a worker on ``fds``; ``on_forked(token, pid)`` follows. Raises OSError."""
         if not self._open:
             raise OSError("the worker fork server has exited")
-        socket.send_fds(self._sock, [REC.pack(b"F", slot, 0)], list(fds))
+        try:
+            socket.send_fds(self._sock, [REC.pack(b"F", slot, 0)], list(fds))
+        except (BrokenPipeError, ConnectionResetError):
+            # it died before this request (a zygote started early may have, in its
+            # preload): its EOF, already readable, reports that through on_gone
+            return
         self._waiting.append(token)
 
     def signal(self, pid: int, sig: int) -> None:

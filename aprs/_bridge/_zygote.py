@@ -335,8 +335,9 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(ctl_fd, False)
     loaded, skipped = _quiet_preload(options)
     # the preloaded objects go to the permanent generation: a worker's collections never
-    # traverse them, so they do not copy the pages the fork shares (gc.freeze's purpose)
-    gc.collect()
+    # traverse them, so they do not copy the pages the fork shares (gc.freeze's purpose).
+    # No gc.collect() first: after scikit-learn's imports it found nothing to free and
+    # took ~0.09 s, on the way to the first worker (perf/RESULTS.md, "start-up").
     gc.freeze()
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self") else 0
     info = json.dumps({"loaded": loaded, "skipped": skipped, "threads": threads})
