@@ -43,6 +43,7 @@ from ._backends import (
     WorkerSpec,
     create_backend,
     default_env,
+    limit_thread_pools,
 )
 from ._backends._options import RayOptions
 from ._batcher import Call, CallBatch, MicroBatcher
@@ -156,6 +157,8 @@ class Runner:
             address = compute_target if compute_target != "ray" else ray_address
             self._spec.node_count = node_count
             self._spec.ray = RayOptions.build(address, worker_resources)
+        else:  # as a job's local workers; Ray sizes its actors' pools itself (num_cpus)
+            limit_thread_pools(self._spec.env, self._spec.process_count)
         self._max_batch = max_batch_size
         self._limit = limit
         self._wait_s = batch_wait_s

@@ -133,3 +133,22 @@ async def test_aclose_fails_a_batch_that_is_still_running(tmp_path):
         pool_module._SHUTDOWN_GRACE_S = grace
     with pytest.raises(aprs.RunnerClosedError):
         await asyncio.wait_for(task, 10)
+
+
+async def test_native_thread_pools_get_each_workers_share_of_the_cores(monkeypatch):
+    """The Runner's workers size BLAS / OpenMP pools as a job's do: cores // workers,
+    unless environment_variables or the parent's environment set them."""
+    monkeypatch.setenv("MKL_NUM_THREADS", "5")
+    probe = os.path.join(os.path.dirname(__file__), "scripts", "env_probe.py")
+    async with aprs.Runner(
+        probe, process_count_per_node=2, environment_variables={"OMP_NUM_THREADS": "3"}
+    ) as r:
+        got = await r.submit(
+            ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]
+        )
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert got == [
+        f"OPENBLAS_NUM_THREADS={share}",
+        "OMP_NUM_THREADS=3",
+        "MKL_NUM_THREADS=5",
+    ]

@@ -1,5 +1,5 @@
 """The environment of a worker: the parent's, plus the caller's variables, with aprs importable
-(and, for a job's local workers, native thread pools sized to each worker's share of cores)."""
+(and, for local workers, native thread pools sized to each worker's share of cores)."""
 
 from __future__ import annotations
 
