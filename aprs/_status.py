@@ -20,19 +20,11 @@ import msgspec
 import orjson
 
 from ._errors import UsageError
+from ._job_state import read_json
 from ._joblog import group_failures, read_failures, read_minibatches
 from ._journal import Journal
 
 __all__ = ("collect_status", "job_status")
-
-
-def _read(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as f:
-            data = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _alive(pid: Any) -> bool:
@@ -50,14 +42,14 @@ def _alive(pid: Any) -> bool:
 def collect_status(output_dir: str) -> dict[str, Any]:
     """Everything `status` prints, as a dict."""
     logs = os.path.join(output_dir, "logs")
-    state = _read(os.path.join(logs, "state.json"))
+    state = read_json(os.path.join(logs, "state.json"))
     if state is None:
         raise UsageError(
             f"{output_dir} is not the output directory of an aprs job (there is no "
             "logs/state.json). Pass the --output directory of a job that has started."
         )
     command = state.get("command") or {}
-    result = _read(os.path.join(logs, "job_result.json"))
+    result = read_json(os.path.join(logs, "job_result.json"))
     journal = Journal.load(os.path.join(logs, "journal.jsonl"))
     runs, rows = read_minibatches(logs)
     status = str(state.get("status"))

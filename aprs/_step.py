@@ -16,11 +16,9 @@ Output directory layout:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +39,7 @@ from ._errors import (
     InputError,
     OutputError,
 )
+from ._job_state import code_files, job_fingerprint, read_json, write_state
 from ._journal import Journal
 from ._plan import expected_totals
 from ._runtime_flags import apply_runtime_flags
@@ -242,7 +241,7 @@ class ParallelRunStep:
         output = self._table_output(source_dir)
         prep.framed = output.framed
         prep.parquet = output.kind == "parquet"
-        state = _read_json(os.path.join(self._log_dir, _STATE_FILE))
+        state = read_json(os.path.join(self._log_dir, _STATE_FILE))
         if (
             state is None
             or fingerprint is None
@@ -269,7 +268,7 @@ class ParallelRunStep:
     def _reuse_or_resume(self, prep: _Prepared, status: Any) -> None:
         """Same fingerprint as the last run: reuse its output, or resume from its journal."""
         if status == "completed" and self.allow_reuse:
-            previous = _read_json(os.path.join(self._log_dir, _RESULT_FILE))
+            previous = read_json(os.path.join(self._log_dir, _RESULT_FILE))
             out = self._final_path
             if previous is not None and (out is None or os.path.exists(out)):
                 summary = msgspec.convert(previous, JobSummary)
@@ -363,33 +362,15 @@ class ParallelRunStep:
         """Hash of everything that determines the output; None when inputs are in memory."""
         if any(isinstance(i, IterableInput) for i in self.inputs):
             return None
-        h = hashlib.sha256()
-        cfg = self.config.to_dict()
-        for where_only in (
-            "description",
-            "ray_address",
-            "ray_node_wait",
-            "worker_start",
-        ):
-            cfg.pop(where_only, None)  # where the job runs does not change its result
-        if not cfg["isolate_failures"]:
-            del cfg[
-                "isolate_failures"
-            ]  # off: the fingerprints of earlier versions hold
-        h.update(orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS))
-        h.update(orjson.dumps([self.arguments, self.side_inputs, self.output]))
-        for path in _code_files(script_path, source_dir, self.output):
-            _hash_file_meta(h, path, content=path.endswith(".py"))
-        for inp in self.inputs:
-            assert isinstance(inp, (FileDataset, TabularDataset))
-            if isinstance(inp, TabularDataset):
-                h.update(repr((inp.options, inp.name)).encode())
-            for path in inp.resolve():
-                _hash_file_meta(h, path, content=False)
-        for side in self.side_inputs:
-            for path in FileDataset([side]).resolve():
-                _hash_file_meta(h, path, content=False)
-        return h.hexdigest()
+        files = [i for i in self.inputs if isinstance(i, (FileDataset, TabularDataset))]
+        side = [FileDataset([p]) for p in self.side_inputs]
+        return job_fingerprint(
+            self.config.to_dict(),
+            [self.arguments, self.side_inputs, self.output],
+            code_files(script_path, source_dir, self.output),
+            files,
+            side,
+        )
 
     def _worker_spec(self, prep: _Prepared) -> WorkerSpec:
         """How this job's workers start: interpreter, environment, script, preload."""
@@ -532,22 +513,13 @@ class ParallelRunStep:
         self._write_state(fingerprint, status)
 
     def _write_state(self, fingerprint: str | None, status: str) -> None:
-        path = os.path.join(self._log_dir, _STATE_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(
-                orjson.dumps(
-                    {
-                        "fingerprint": fingerprint,
-                        "status": status,
-                        "name": self.name,
-                        "pid": os.getpid(),  # `aprs status` tells running from stopped
-                        "time": time.time(),
-                        "command": self.command,
-                    }
-                )
-            )
-        os.replace(tmp, path)
+        write_state(
+            os.path.join(self._log_dir, _STATE_FILE),
+            fingerprint=fingerprint,
+            status=status,
+            name=self.name,
+            command=self.command,
+        )
 
 
 class _Prepared:
@@ -623,48 +595,6 @@ def _side_path(obj: Any) -> str | os.PathLike[str]:
     raise ConfigError(
         f"side_inputs entries must be paths or FileDatasets; got {type(obj).__name__}."
     )
-
-
-def _code_files(script_path: str, source_dir: str | None, output: str) -> list[str]:
-    if source_dir is None:
-        return [script_path] if script_path.endswith(".py") else []
-    out: list[str] = []
-    skip = os.path.abspath(output)
-    for root, dirs, files in os.walk(source_dir):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith((".", "__pycache__"))
-            and os.path.abspath(os.path.join(root, d)) != skip
-        )
-        out.extend(
-            os.path.join(root, f) for f in sorted(files) if not f.endswith(".pyc")
-        )
-        if len(out) > 10_000:
-            break
-    return out
-
-
-def _hash_file_meta(h: Any, path: str, *, content: bool) -> None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return
-    h.update(
-        f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape")
-    )
-    if content and st.st_size < (1 << 20):
-        with open(path, "rb") as f:
-            h.update(f.read())
-
-
-def _read_json(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as f:
-            data = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _use_uvloop() -> bool:
