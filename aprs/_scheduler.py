@@ -186,8 +186,7 @@ class _Job:
             # count moved, so no threshold can have been crossed (after_change)
             self.acc.record_done(attempt.batch_id, attempt.size, attempt.size)
             self.put(attempt.batch_id, outcome.body, attempt.size, 0, False)
-            if self.source_done and self.writer.next_id >= self.scheduled:
-                self.done.set()
+            self._check_finished()
             return
         if attempt.token is not None:  # a part of a mini-batch being bisected
             assert self.isolator is not None
@@ -270,6 +269,10 @@ class _Job:
         if crossed is not None:
             self.stop(*crossed)
             return
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        """Every scheduled mini-batch is written: the job is done."""
         if self.source_done and self.writer.next_id >= self.scheduled:
             self.done.set()
 
