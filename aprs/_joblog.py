@@ -373,7 +373,7 @@ def _lines(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             round(e * 1e6) / 1e6,
             s,
             n,
-            "short" if k == "done" and n < s else k,
+            _status(k, s, n),
         )
         for b, a, w, p, e, r, s, n, k, _ in rows
     ]
