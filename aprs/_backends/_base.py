@@ -79,7 +79,7 @@ class WorkerSpec:
     # pyarrow + pandas when every input is a table (the step)
     preload: tuple[str, ...] = ()
     ray: RayOptions | None = None  # compute_target="ray" only
-    # a zygote the job started already (aprs._bridge._forkserver.launch_early: it preloads
+    # a zygote the job started already (aprs._bridge._launch.launch_early: it preloads
     # while the parent sets the job up); the local pool adopts it instead of starting one
     fork_server: Any = None
 
