@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import count_lines, peak_rss_mb
+from ._measure import compile_packages
 
 ROOT = Path(__file__).resolve().parent
 SCRIPT = ROOT / "scripts" / "iris_score.py"
@@ -373,6 +374,7 @@ def main() -> int:
     if args.generate:
         generate()
         return 0
+    compile_packages()  # as pip install leaves them (perf._measure)
     # generate in a child: ru_maxrss survives fork + exec, so this driver must stay small
     subprocess.run(
         [sys.executable, "-m", "perf.tabular", "--generate"],
