@@ -100,7 +100,9 @@ class MicroBatcher:
     Args:
         send: hands a new attempt to the dispatcher (back of the queue).
         retry: hands attempts to the dispatcher ahead of everything pending.
-        load: ``(workers_ready, batches_in_flight)`` of the backend right now.
+        load: ``(workers ready, idle workers, batches in flight or pending)`` right now;
+            a worker is idle when it holds no batch (one running and one queued behind it
+            on the other worker leave one idle: counting batches would say none).
         new_id: the next batch id.
         fail: builds the caller's exception from a final non-Done outcome.
         record: ``record(call)`` when a call got its answer (latency statistics).
@@ -111,7 +113,7 @@ class MicroBatcher:
         *,
         send: Callable[[Attempt], None],
         retry: Callable[[list[Attempt]], None],
-        load: Callable[[], tuple[int, int]],
+        load: Callable[[], tuple[int, int, int]],
         new_id: Callable[[], int],
         fail: Callable[[Attempt, Outcome], BaseException],
         record: Callable[[Call], None],
@@ -154,9 +156,8 @@ class MicroBatcher:
         queue = self.queue
         if not queue:
             return
-        ready, busy = self._load()
+        ready, idle, busy = self._load()
         while queue:
-            idle = ready - busy
             if idle <= 0 and not self._gathered(ready, busy):
                 break
             # idle workers share the queue evenly (ceil), so none waits while another works
@@ -165,6 +166,7 @@ class MicroBatcher:
                 break
             self._send_calls(calls, _Family(2 * len(calls)))
             busy += 1
+            idle -= 1
         if queue and self._timer is None and busy < _PIPELINE_DEPTH * ready:
             delay = queue[0].t0 + self._wait_s - time.perf_counter()
             self._timer = self._loop.call_later(max(delay, 0.0), self._on_timer)

@@ -427,12 +427,14 @@ class Runner:
         self._next_id += 1
         return self._next_id - 1
 
-    def _load(self) -> tuple[int, int]:
-        """(workers ready, batches on workers or waiting for one) for the batcher."""
-        stats = self._backend.statistics() if self._backend else None
-        if stats is None:
-            return (0, 0)
-        return (stats.workers_ready, stats.in_flight + len(self._dispatch.pending))
+    def _load(self) -> tuple[int, int, int]:
+        """(workers ready, idle workers no pending batch will take, batches on workers or
+        waiting for one) for the batcher."""
+        if self._backend is None:
+            return (0, 0, 0)
+        ready, idle, busy = self._backend.load()
+        pending = len(self._dispatch.pending)
+        return ready, max(idle - pending, 0), busy + pending
 
     def _retry_first(self, attempts: list[Attempt]) -> None:
         self._dispatch.on_requeue(attempts)

@@ -191,6 +191,31 @@ async def test_a_gathered_batch_goes_behind_the_worker_that_started_first(tmp_pa
         await third
 
 
+async def test_an_idle_worker_takes_a_call_while_the_other_holds_two_batches(tmp_path):
+    """Idle means a worker holds no batch: with one running and one queued on worker 0,
+    worker 1 is idle and a call goes to it at once (counting batches said none was idle,
+    and the call waited for batch_wait_s or for worker 0)."""
+    gates = [Gate(tmp_path, f"gate{i}") for i in range(3)]
+    async with runner(2, batch_wait_s=3600, max_batch_size=1000) as r:
+        await r.call("warm")  # run() timed: two batches per worker from now on
+        first = asyncio.ensure_future(r.call(gates[0].item))  # worker 0
+        await gates[0].started()
+        second = asyncio.ensure_future(r.call(gates[1].item))  # worker 1
+        await gates[1].started()
+        behind = asyncio.ensure_future(r.submit([gates[2].item]))  # queued on worker 0
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gates[1].open()
+        await second  # worker 1 holds nothing now; worker 0 holds two batches
+        with anyio.fail_after(BOUND_S):
+            assert await r.call("probe") == ("probe", 1)
+        assert not first.done() and not behind.done()
+        gates[0].open()
+        gates[2].open()
+        await first
+        await behind
+
+
 # -- overload, deadlines, cancellation -------------------------------------------------
 
 

@@ -213,3 +213,9 @@ class Backend(Protocol):
         ...
 
     def statistics(self) -> BackendStatistics: ...
+
+    def load(self) -> tuple[int, int, int]:
+        """(workers ready, ready workers with nothing in flight, batches in flight): what
+        the Runner's batcher asks before every dispatch, so it costs one pass over the
+        workers and builds nothing."""
+        ...

@@ -224,6 +224,19 @@ class RayBackend:
                 self._kill(a)
         self._disconnect()
 
+    def load(self) -> tuple[int, int, int]:
+        ready = idle = busy = 0
+        for a in self._actors:
+            if a is None:
+                continue
+            n = len(a.inflight)
+            busy += n
+            if a.state is _State.READY:
+                ready += 1
+                if not n:
+                    idle += 1
+        return ready, idle, busy
+
     def statistics(self) -> BackendStatistics:
         ready = sum(
             1 for a in self._actors if a is not None and a.state is _State.READY
