@@ -34,7 +34,9 @@ Invariants:
 - the pump never awaits; it runs on the loop after the current turn, also after an answer or
   freed capacity (``schedule``), so callers woken together (the answers of one batch)
   re-queue first and join what was already waiting in one batch, and a lone call waits one
-  loop turn, not batch_wait_s. (Pumping synchronously on an answer sent the waiting items
+  loop turn, not batch_wait_s. A pump already scheduled when an answer arrives is moved
+  behind the callers it woke (run ahead of them, it split 64 closed-loop callers into
+  groups of 24 and 16 that lost a turn: p99 3.9-4.2 -> 2.6-2.9 ms, 27k -> 29.5k req/s). (Pumping synchronously on an answer sent the waiting items
   alone and split the callers into groups that never merged: 64 closed-loop callers ran in
   batches of 16/16/32, mean 22, instead of 32.)
 """
@@ -132,7 +134,7 @@ class MicroBatcher:
         self._limit = batch_limit
         self._wait_s = batch_wait_s
         self._max_try = run_max_try
-        self._scheduled = False
+        self._scheduled: asyncio.Handle | None = None  # the pump's next run
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -140,19 +142,31 @@ class MicroBatcher:
 
     def add(self, call: Call) -> None:
         self.queue.append(call)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.pump)
+        if self._scheduled is None:
+            self._scheduled = self._loop.call_soon(self.pump)
 
     def schedule(self) -> None:
-        """Pump one loop turn from now (the callers woken by an answer re-queue first)."""
-        if self.queue and not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.pump)
+        """Pump one loop turn from now, when calls wait."""
+        if self.queue and self._scheduled is None:
+            self._scheduled = self._loop.call_soon(self.pump)
+
+    def _after_answers(self) -> None:
+        """Pump after the callers an answer just woke have re-queued.
+
+        Their wake-ups were scheduled as their futures got results; a pump scheduled before
+        the answer would run ahead of them, see their worker idle and split what else waits
+        across both workers, and the woken callers would find no worker left (64 closed-loop
+        callers: groups of 24 and 16 instead of 32). So that pump is moved behind them.
+        """
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+        self._scheduled = self._loop.call_soon(self.pump)
 
     def pump(self) -> None:
         """Send what the dispatch rule allows now; arm the gather timer for the rest."""
-        self._scheduled = False
+        handle, self._scheduled = self._scheduled, None
+        if handle is not None:  # run early (the gather timer): that run is this one
+            handle.cancel()
         queue = self.queue
         if not queue:
             return
@@ -224,7 +238,7 @@ class MicroBatcher:
                 self._test_held(batch.held, batch.family)
         else:
             self._isolate(attempt, batch, outcome)
-        self.schedule()
+        self._after_answers()
 
     def _answer(self, batch: CallBatch, body: bytes) -> None:
         try:
