@@ -12,6 +12,7 @@ request, from send to answer. Scorers:
     ppe     loop.run_in_executor(ProcessPoolExecutor, run([x])) per request
     pool    multiprocessing.Pool.apply_async(run([x])) wrapped in an asyncio future
     bare    the floor (direct, 1 caller only): run([x]) over a bare Pipe per child
+    run     the lone-request target's reference (direct, 1 caller): run([x]) in this process
 
 Each function runs in a fresh process (perf._measure) and returns a raw result dict.
 """
@@ -157,6 +158,33 @@ class BareScorer:
         return True
 
 
+class InProcess:
+    """The reference of the lone-request target: ``run([x])`` called in this process, no
+    worker, no IPC (it blocks the loop for run()'s time, which is what it measures)."""
+
+    def __init__(self) -> None:
+        spec = importlib.util.spec_from_file_location("vector", SCRIPT)
+        assert spec is not None and spec.loader is not None
+        self.module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.module)
+        self.module.init()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+    async def call(self, item: Any) -> Any:
+        return self.module.run([item])[0]
+
+    def statistics(self) -> dict[str, Any]:
+        return {}
+
+    def has_room(self, n: int) -> bool:
+        return True
+
+
 def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if fut.done():
         return
@@ -171,7 +199,8 @@ def _scorer(peer: str, runner: dict[str, Any]) -> Any:
         import aprs
 
         return aprs.Runner(SCRIPT, process_count_per_node=WORKERS, **runner)
-    return {"ppe": PPEScorer, "pool": PoolScorer, "bare": BareScorer}[peer]()
+    scorers = {"ppe": PPEScorer, "pool": PoolScorer, "bare": BareScorer}
+    return scorers.get(peer, InProcess)()
 
 
 # -- the closed loop ---------------------------------------------------------------------

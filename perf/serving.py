@@ -28,6 +28,7 @@ PEERS = {
     "ppe": "PPE run_in_executor",
     "pool": "Pool.apply_async",
     "bare": "floor: bare Pipe per child",
+    "run": "run([x]) in-process (no IPC)",
 }
 POISON_EVERY = 1000
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for callers in args.callers:
             for peer in args.peers:
-                if peer == "bare" and (mode != "direct" or callers != 1):
+                if peer in ("bare", "run") and (mode != "direct" or callers != 1):
                     continue  # the floor of a lone request; no batching, no HTTP
                 kw = {"peer": peer, "callers": callers, **common}
                 rows.append(
