@@ -23,12 +23,15 @@ __all__ = (
     "SIZE_RE",
     "SIZE_UNITS",
     "STEP_NAME_RE",
+    "WORKER_STARTS",
     "collect_problems",
     "fail",
     "say",
     "shown",
     "translate",
 )
+
+WORKER_STARTS = ("fork-server", "spawn")  # how workers start (_bridge/_launch)
 
 _MAX_TIMEOUT_S = 259_200  # 3 days: Azure v2's upper bound for retry_settings.timeout
 SIZE_RE = re.compile(r"([0-9]+)([kKmMgG][bB])?")  # v2's rule, one unit at most
@@ -228,7 +231,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {  # field -> is the value valid on 
     "ray_node_wait": lambda v: _is_number(v) and v > 0,
     "ship_inputs": lambda v: isinstance(v, bool),
     "isolate_failures": lambda v: isinstance(v, bool),
-    "worker_start": lambda v: v is None or v in ("fork-server", "spawn"),
+    "worker_start": lambda v: v is None or v in WORKER_STARTS,
 }
 _TEXT_FIELDS = frozenset(
     {"source_directory", "description", "environment", "model_dir", "ray_address"}

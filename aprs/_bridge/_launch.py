@@ -19,17 +19,16 @@ import socket
 import subprocess
 
 from .._backends._base import WorkerSpec
+from .._config_rules import WORKER_STARTS
 from .._errors import ConfigError
 
 __all__ = (
-    "WORKER_STARTS",
     "Launch",
     "fork_server_supported",
     "launch_early",
     "resolve_worker_start",
 )
 
-WORKER_STARTS = ("fork-server", "spawn")
 WORKER_START_ENV = "APRS_WORKER_START"
 
 
