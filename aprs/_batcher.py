@@ -306,8 +306,11 @@ class MicroBatcher:
         with no run() call of its own. Items that were in a failed batch before (a script
         failing on everything) are tried as a part of their own instead, so the budget
         bounds what they cost."""
-        fresh = [c for c in held if not c.fut.done() and c.strikes <= 1]
-        again = [c for c in held if not c.fut.done() and c.strikes > 1]
+        fresh: list[Call] = []
+        again: list[Call] = []
+        for call in held:
+            if not call.fut.done():
+                (fresh if call.strikes <= 1 else again).append(call)
         self.queue.extendleft(reversed(fresh))
         if not again:
             return
