@@ -12,7 +12,8 @@ import pytest
 
 from aprs._accounting import Accounting, Thresholds
 from aprs._backends import Attempt, Crashed, Done, Failed, Outcome, TimedOut, WorkerSpec
-from aprs._bridge._pool import LocalPool, WorkerState, _Worker
+from aprs._bridge._pool import LocalPool
+from aprs._bridge._pool_slot import WorkerState, _Worker
 from aprs._dispatch import Dispatcher
 
 

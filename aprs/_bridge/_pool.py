@@ -33,22 +33,25 @@ forked worker's pid arrives with the zygote's reply, its exit code is relayed by
 (which reaps it), and signals go through the zygote. The zygote dying is fatal
 (``_on_zygote_gone``): its workers are killed with it and their batches requeued.
 
-Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED. init()
-raising or dying is retried ``max_init_tries`` times per slot; a hung init() once per slot.
+Worker states: STARTING (spawned, init() running) -> READY -> STOPPING -> EXITED (drawn in
+``_pool_slot``). init() raising or dying is retried ``max_init_tries`` times per slot; a hung
+init() once per slot.
+
+This module keeps the API and the hot path (pick a worker, frames out, replies in, settle);
+``LocalPool`` inherits the rest, layered as asyncio's selector loop is on ``base_events``:
+
+    _pool_slot   _Worker, WorkerState: one worker's record; its pipes, its start, its exit code
+    _pool_reap   PoolReaper: signals, the SIGTERM -> SIGKILL escalation, exits, fds
+    _pool_life   PoolLifecycle(PoolReaper): spawn, ready, init failures, timers, deaths, respawn
+    _pool        LocalPool(PoolLifecycle): start / try_submit / aclose, writes, reads, _settle
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
-import fcntl
 import logging
 import os
 import signal
-import subprocess
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -57,31 +60,26 @@ from .._backends._base import (
     Attempt,
     BackendListener,
     BackendStatistics,
-    Crashed,
     Done,
     Failed,
     Outcome,
-    TimedOut,
     WorkerSpec,
 )
-from .._errors import BackendError, ConfigError, EntryScriptError, InitFailedError
+from .._errors import BackendError, ConfigError
 from ._forkserver import ForkServer, resolve_worker_start
+from ._pool_life import PoolLifecycle
+from ._pool_slot import WorkerState, _Worker
 from ._protocol import (
     BatchDone,
     BatchFailed,
-    FrameDecoder,
     FrameTooLarge,
-    Init,
     InitFailed,
     Ready,
     RunBatch,
-    SendBuffer,
     Shutdown,
-    ToParent,
-    parent_decoder,
 )
 
-__all__ = ("LocalPool", "WorkerState")
+__all__ = ("LocalPool",)
 
 log = logging.getLogger("aprs.pool")
 
@@ -89,52 +87,12 @@ log = logging.getLogger("aprs.pool")
 # buffer: an os.read(fd, 256 KiB) allocates (often mmaps) 256 KiB per call, which measured
 # +40 us per Runner round trip.
 _READ_SIZE = 1 << 18
-_PIPE_SIZE = (
-    1 << 20
-)  # F_SETPIPE_SZ: fewer wake-ups for large payloads (Linux default max)
-_KILL_GRACE_S = 2.0  # terminate -> kill escalation for hung workers
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for shutdown() before escalation
-_F_SETPIPE_SZ = 1031
 _PIPELINE_S = 0.0002  # adaptive depth: 1 + this / mean run() time, capped at max_depth
 _IOV_MAX = 512  # buffers per writev (the OS limit is 1024)
 
 
-class WorkerState(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    EXITED = "exited"
-
-
-@dataclass(slots=True)
-class _Worker:
-    index: int
-    proc: subprocess.Popen[bytes] | None  # spawned; None: forked by the zygote
-    wfd: int
-    rfd: int
-    lifeline: int
-    pid: int = 0  # 0 until the zygote replies with it
-    child_fds: tuple[int, ...] = ()  # the worker's pipe ends, until it has them
-    pending_signal: int = 0  # asked for before the pid was known
-    exit_code: int | None = None  # relayed by the zygote
-    orphaned: bool = False  # its zygote died: killed with it, not a crash of the script
-    state: WorkerState = WorkerState.STARTING
-    inflight: deque[Attempt] = field(default_factory=deque)
-    out: SendBuffer = field(default_factory=SendBuffer)
-    writing: bool = False  # the pipe was full: a writer callback drains ``out``
-    dirty: bool = False  # in the pool's list of workers to flush this loop turn
-    decoder: FrameDecoder[ToParent] = field(
-        default_factory=lambda: FrameDecoder(parent_decoder)
-    )
-    head_started: float = 0.0
-    deadline: float = 0.0
-    timer: asyncio.TimerHandle | None = None
-    timed_out: bool = False
-    killed: bool = False  # the pool sent it SIGTERM/SIGKILL (no OOM hint then)
-    exited: asyncio.Future[int] | None = None
-
-
-class LocalPool:
+class LocalPool(PoolLifecycle):
     """A pool of worker processes, each running init() once and run() per mini-batch.
 
     Use from inside a running event loop: ``await pool.start()``, ``pool.try_submit(a)``,
@@ -142,30 +100,16 @@ class LocalPool:
     """
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
-        self._spec = spec
-        self._listener = listener
-        self._loop = asyncio.get_running_loop()
-        self._workers: list[_Worker | None] = [None] * spec.process_count
-        self._init_tries = [0] * spec.process_count
-        self._dead_slots: set[int] = set()
-        self._ready_once = asyncio.Event()
-        self._closing = False
+        super().__init__(spec, listener)
         self._ewma_run_s: float | None = None  # mean run() time; None until measured
         # One batch per worker until run() has been timed: the first worker to be ready
         # must not take a pipeline's worth of possibly long batches from the others.
         self._depth = 1
-        self._spawned = self._crashed = self._timed_out = self._init_failures = 0
-        self._last_init_failure: InitFailed | None = None
-        self._fatal: BaseException | None = None
-        self._reaping: set[asyncio.Future[int]] = set()
         self._dirty: list[_Worker] = []
         self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
         self._rview = memoryview(self._rbufs[0])
         self._flush_scheduled = False
         self._owed = False  # replies settled in this read, before the one on_capacity
-        self._zygote: ForkServer | None = None  # worker_start="fork-server"
-        # forked workers whose exit the zygote has not relayed yet
-        self._by_pid: dict[int, _Worker] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -331,158 +275,6 @@ class LocalPool:
             await asyncio.shield(asyncio.gather(*waits, return_exceptions=True))
         if self._zygote is not None:  # after its workers: they die with it
             await asyncio.shield(self._zygote.close())
-
-    # -- spawning -----------------------------------------------------------------------
-
-    def _spawn(self, slot: int) -> None:
-        """Start the worker of ``slot``, send it Init and arm its init timeout."""
-        spec = self._spec
-        if self._zygote is not None:
-            w = self._fork_worker(slot, self._zygote)
-        else:
-            w = _start_process(slot, spec)
-        self._workers[slot] = w
-        self._spawned += 1
-        self._loop.add_reader(w.rfd, self._on_readable, w)
-        init = Init(
-            spec.entry_script,
-            spec.source_directory,
-            spec.argv,
-            slot,
-            spec.result_mode,
-            spec.logging_level,
-            spec.log_dir,
-            spec.output_dir,
-            spec.redirect_stdio,
-        )
-        self._send(w, init)
-        w.head_started = self._loop.time()
-        w.deadline = w.head_started + self._init_timeout_s()
-        w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
-        log.debug("started worker %d (pid %d; 0: forking)", slot, w.pid)
-
-    def _fork_worker(self, slot: int, zygote: ForkServer) -> _Worker:
-        """Ask the zygote for the worker of ``slot``; its pid arrives in ``_on_forked``."""
-        w = _Worker(slot, None, *_worker_pipes())
-        try:
-            zygote.fork(w, slot, w.child_fds)
-        except BaseException:
-            for fd in (w.wfd, w.rfd, w.lifeline, *w.child_fds):
-                os.close(fd)
-            raise
-        return w
-
-    def _on_forked(self, w: _Worker, pid: int) -> None:
-        """The zygote's reply to a fork request: the pid, or -errno when fork() failed."""
-        for fd in w.child_fds:  # the worker has its own copies now (or never will)
-            os.close(fd)
-        w.child_fds = ()
-        if pid < 0:
-            log.error(
-                "worker %d: the fork server could not fork it (%s)",
-                w.index,
-                os.strerror(-pid),
-            )
-            self._on_worker_gone(w, 1)  # its pipes read EOF: handled as a death
-            return
-        w.pid = pid
-        self._by_pid[pid] = w
-        if w.pending_signal:
-            self._signal(w, w.pending_signal)
-
-    def _on_worker_exit(self, pid: int, code: int) -> None:
-        """The zygote reaped a worker (relayed in order after its fork reply)."""
-        w = self._by_pid.pop(pid, None)
-        if w is not None:
-            self._on_worker_gone(w, code)
-
-    def _on_worker_gone(self, w: _Worker, code: int) -> None:
-        if w.exit_code is None:
-            w.exit_code = code
-        if w.exited is not None and not w.exited.done():
-            w.exited.set_result(w.exit_code)
-
-    def _on_zygote_gone(self, code: int) -> None:
-        """The zygote exited: its workers died with it (PDEATHSIG). Fatal unless closing.
-
-        Not restarted: every worker's batch would fail through no fault of the script,
-        and a zygote that died once (the OOM killer, a signal) would likely die again. The
-        batches its workers held go back to the owner (on_requeue) before the fatal error,
-        which fails them with it (the Runner) or stops the job (they run on resume).
-        """
-        zygote = self._zygote
-        assert zygote is not None
-        every = {id(w): w for w in [*self._by_pid.values(), *self._workers] if w}
-        lost: list[Attempt] = []
-        for w in every.values():
-            if w.proc is not None or w.exit_code is not None:
-                continue  # exited (relayed) before the zygote died: already handled
-            self._cancel_timer(w)
-            if w.state is not WorkerState.EXITED:
-                w.state = WorkerState.STOPPING
-            lost.extend(w.inflight)
-            w.inflight.clear()
-            self._reap_orphan(w)
-        self._by_pid.clear()
-        if lost:
-            self._listener.on_requeue(lost)
-        if not self._closing:
-            self._set_fatal(
-                BackendError(
-                    f"The worker fork server (pid {zygote.pid}) "
-                    f"{_describe_exit(code)}, and the workers it had started were "
-                    "stopped with it. Check the machine's free memory, or set "
-                    'worker_start="spawn" (--worker-start spawn, or '
-                    "APRS_WORKER_START=spawn) to start each worker as its own "
-                    "interpreter."
-                )
-            )
-
-    def _reap_orphan(self, w: _Worker) -> None:
-        """Kill a worker of a dead zygote and resolve its exit once it is gone (pidfd)."""
-        w.orphaned = True
-        for fd in w.child_fds:
-            os.close(fd)
-        w.child_fds = ()
-        try:
-            pidfd = os.pidfd_open(w.pid) if w.pid else -1
-        except OSError:
-            pidfd = -1
-        if pidfd < 0:
-            self._on_worker_gone(w, -signal.SIGKILL)
-            return
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-
-        def on_exit() -> None:
-            self._loop.remove_reader(pidfd)
-            os.close(pidfd)
-            self._on_worker_gone(w, -signal.SIGKILL)
-
-        self._loop.add_reader(pidfd, on_exit)
-
-    def _respawn(self, slot: int) -> None:
-        """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
-        if self._closing:
-            return
-        try:
-            self._spawn(slot)
-        except OSError as exc:
-            log.error("worker %d could not be started again: %s", slot, exc)
-            self._dead_slots.add(slot)
-            alive = any(
-                w is not None
-                and w.state is WorkerState.READY
-                and i not in self._dead_slots
-                for i, w in enumerate(self._workers)
-            )
-            if not alive:
-                self._set_fatal(
-                    BackendError(
-                        f"No worker process can be started ({exc}). Check the machine's "
-                        "process and file limits (ulimit -u / -n) and free memory."
-                    )
-                )
 
     # -- writing ------------------------------------------------------------------------
 
@@ -653,319 +445,3 @@ class LocalPool:
         depth = 1 + int(_PIPELINE_S / max(ewma, 1e-6))
         self._depth = max(min(depth, self._spec.max_depth), self._spec.min_depth)
         w.head_started = self._loop.time()
-
-    # -- lifecycle events ---------------------------------------------------------------
-
-    def _on_ready(self, w: _Worker) -> None:
-        self._cancel_timer(w)
-        if self._closing:
-            return
-        w.state = WorkerState.READY
-        self._init_tries[w.index] = 0
-        self._ready_once.set()
-        self._listener.on_capacity()
-
-    def _on_init_failed(self, w: _Worker, msg: InitFailed) -> None:
-        self._cancel_timer(w)
-        w.state = WorkerState.STOPPING
-        self._terminate(w)
-        if msg.kind in ("import", "no_run"):
-            no_run = msg.kind == "no_run"
-            detail = msg.message if no_run else f"{msg.error_type}: {msg.message}"
-            self._set_fatal(
-                EntryScriptError.in_worker(
-                    self._spec.entry_script,
-                    no_run=no_run,
-                    detail=detail,
-                    traceback_text=msg.traceback,
-                )
-            )
-            return
-        self._last_init_failure = msg
-        self._init_failed_slot(
-            w.index, f"init() raised {msg.error_type}: {msg.message}"
-        )
-
-    def _init_failed_slot(self, slot: int, reason: str, *, hung: bool = False) -> None:
-        """A worker of ``slot`` did not get through init(): try again, or give the slot up.
-
-        init() raising or the process dying is retried up to ``max_init_tries`` times per
-        slot. A hung init() is not: each slot waits for it once, so a job whose init() hangs
-        fails after one init timeout, not after ``max_init_tries`` of them.
-        """
-        self._init_failures += 1
-        self._init_tries[slot] += 1
-        tries = self._init_tries[slot]
-        log.warning("worker %d: %s (init attempt %d)", slot, reason, tries)
-        if self._closing:
-            return
-        if tries < self._spec.max_init_tries and not hung:
-            self._respawn(slot)
-            return
-        self._dead_slots.add(slot)
-        if len(self._dead_slots) == self._spec.process_count:
-            last = self._last_init_failure
-            self._set_fatal(
-                InitFailedError.in_every_slot(
-                    attempts=self._init_failures,
-                    slots=self._spec.process_count,
-                    last_failure=reason,
-                    traceback_text=last.traceback if last and not hung else "",
-                    hung=hung,
-                )
-            )
-
-    def _set_fatal(self, exc: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = exc
-            self._ready_once.set()
-            self._listener.on_fatal(exc)
-
-    def _on_timer(self, w: _Worker) -> None:
-        w.timer = None
-        if w.state is WorkerState.STARTING:
-            if self._loop.time() < w.deadline:  # uvloop may fire up to 1 ms early
-                w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
-                return
-            timeout = self._init_timeout_s()
-            w.state = WorkerState.STOPPING
-            w.timed_out = True
-            self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
-            self._terminate(w)
-            what = (
-                "init() did not finish"
-                if w.pid
-                else "the fork server did not fork the worker (an import of the entry "
-                'script\'s libraries hangs there; worker_start="spawn" avoids it)'
-            )
-            self._init_failed_slot(
-                w.index,
-                f"{what} within {timeout:g} s, {self._init_bound()} (worker killed)",
-                hung=True,
-            )
-            return
-        if w.state is not WorkerState.READY or not w.inflight:
-            return
-        deadline = w.head_started + self._spec.run_timeout_s
-        now = self._loop.time()
-        if now < deadline:
-            w.timer = self._loop.call_at(deadline, self._on_timer, w)
-            return
-        self._timed_out += 1
-        w.timed_out = True
-        self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
-        w.state = WorkerState.STOPPING
-        log.warning(
-            "worker %d (pid %d): run() on mini-batch %d exceeded run_invocation_timeout "
-            "(%g s); terminating the worker",
-            w.index,
-            w.pid,
-            w.inflight[0].batch_id,
-            self._spec.run_timeout_s,
-        )
-        self._terminate(w)
-        timed_out = TimedOut(
-            self._spec.run_timeout_s, now - w.head_started, w.pid, w.index
-        )
-        self._settle(w, timed_out, lost=True)
-
-    def _init_bound(self) -> str:
-        if self._spec.init_timeout_s:
-            return "the init timeout"
-        return "the init timeout of 3 * run_invocation_timeout + 30 s"
-
-    def _init_timeout_s(self) -> float:
-        # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
-        spec = self._spec
-        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
-
-    def _arm_timer(self, w: _Worker) -> None:
-        if w.timer is None:
-            w.timer = self._loop.call_at(
-                w.head_started + self._spec.run_timeout_s, self._on_timer, w
-            )
-
-    def _cancel_timer(self, w: _Worker) -> None:
-        if w.timer is not None:
-            w.timer.cancel()
-            w.timer = None
-
-    def _on_eof(self, w: _Worker) -> None:
-        """The worker's pipe closed: it exited (or is exiting). Reap it, then decide."""
-        self._loop.remove_reader(w.rfd)
-        self._cancel_timer(w)
-        if w.exited is None:
-            self._watch_exit(w)
-        assert w.exited is not None
-        if w.state is WorkerState.STOPPING or w.state is WorkerState.EXITED:
-            return
-        was = w.state
-        w.state = WorkerState.EXITED
-        fut = w.exited
-        fut.add_done_callback(lambda f: self._after_crash(w, was, f))
-
-    def _after_crash(
-        self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
-    ) -> None:
-        if w.orphaned:
-            return  # its zygote died: reported once, as a fatal error (_on_zygote_gone)
-        code = fut.result()
-        how = _describe_exit(code, oom_hint=not w.killed)
-        if was is WorkerState.STARTING:
-            self._init_failed_slot(
-                w.index, f"the worker process died during init(): {how}"
-            )
-            return
-        self._crashed += 1
-        log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)
-        crashed = Crashed(
-            code,
-            -code if code < 0 else None,
-            how,
-            self._loop.time() - w.head_started,
-            w.pid,
-            w.index,
-        )
-        self._settle(w, crashed, lost=True)
-
-    # -- stopping and reaping -----------------------------------------------------------
-
-    def _terminate(self, w: _Worker) -> None:
-        if w.exited is None:
-            self._watch_exit(w)
-        if w.exited is not None and w.exited.done():
-            return
-        w.killed = True
-        self._signal(w, signal.SIGTERM)
-        self._loop.call_later(_KILL_GRACE_S, self._kill, w)
-
-    def _kill(self, w: _Worker) -> None:
-        if w.exited is not None and w.exited.done():
-            return
-        log.warning(
-            "worker %d (pid %d) ignored SIGTERM for %g s; sending SIGKILL",
-            w.index,
-            w.pid,
-            _KILL_GRACE_S,
-        )
-        self._signal(w, signal.SIGKILL)
-        if not w.pid and self._zygote is not None:
-            # never forked: the zygote is stuck in its preload (an import that hangs);
-            # killing it ends the wait (_on_zygote_gone resolves its workers)
-            self._zygote.kill()
-
-    def _signal(self, w: _Worker, sig: int) -> None:
-        """Signal a worker: directly when spawned, through the zygote when forked by it.
-
-        The zygote signals only a child it has not reaped, so a recycled pid is never hit.
-        """
-        if w.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                w.proc.send_signal(sig)
-        elif not w.pid:  # the zygote has not answered yet: signal it on the reply
-            if w.pending_signal != signal.SIGKILL:
-                w.pending_signal = sig
-        elif self._zygote is not None and w.exit_code is None:
-            self._zygote.signal(w.pid, sig)
-
-    def _watch_exit(self, w: _Worker) -> None:
-        """Resolve ``w.exited`` with the exit code once the process is gone (no polling)."""
-        fut: asyncio.Future[int] = self._loop.create_future()
-        w.exited = fut
-        self._reaping.add(fut)
-        fut.add_done_callback(self._reaping.discard)
-        fut.add_done_callback(lambda _f: self._release(w))
-        if w.proc is None:  # forked: the zygote relays the exit (_on_worker_exit)
-            if w.exit_code is not None:
-                fut.set_result(w.exit_code)
-            return
-        proc = w.proc
-        try:
-            pidfd = os.pidfd_open(w.pid)
-        except (AttributeError, OSError):
-            waiter = self._loop.run_in_executor(None, proc.wait)
-
-            def on_wait(f: asyncio.Future[int]) -> None:
-                if not fut.done():
-                    fut.set_result(f.result())
-
-            waiter.add_done_callback(on_wait)
-            return
-
-        def on_exit() -> None:
-            self._loop.remove_reader(pidfd)
-            os.close(pidfd)
-            if not fut.done():
-                fut.set_result(proc.wait())
-
-        self._loop.add_reader(pidfd, on_exit)
-
-    def _release(self, w: _Worker) -> None:
-        w.state = WorkerState.EXITED
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(w.rfd)
-        w.out.clear()
-        if w.writing:
-            w.writing = False
-            with contextlib.suppress(Exception):
-                self._loop.remove_writer(w.wfd)
-        for fd in (w.rfd, w.wfd, w.lifeline, *w.child_fds):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        w.child_fds = ()
-
-
-def _worker_pipes() -> tuple[int, int, int, int, tuple[int, int, int]]:
-    """A worker's three pipes: (w_in, r_out, w_life, 0, the child's (r_in, w_out, r_life))."""
-    r_in, w_in = os.pipe()
-    r_out, w_out = os.pipe()
-    r_life, w_life = os.pipe()
-    for fd in (w_in, r_out):
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-    os.set_blocking(w_in, False)
-    os.set_blocking(r_out, False)
-    return w_in, r_out, w_life, 0, (r_in, w_out, r_life)
-
-
-def _start_process(slot: int, spec: WorkerSpec) -> _Worker:
-    """Start ``python -m aprs._bridge._worker`` with its three pipes (in, out, lifeline)."""
-    w_in, r_out, w_life, _, (r_in, w_out, r_life) = _worker_pipes()
-    cmd = [
-        spec.python,
-        "-m",
-        "aprs._bridge._worker",
-        str(r_in),
-        str(w_out),
-        str(r_life),
-    ]
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            pass_fds=(r_in, w_out, r_life),
-            env=spec.env,
-            stdin=subprocess.DEVNULL,
-        )
-    except BaseException:
-        for fd in (w_in, r_out, w_life):
-            os.close(fd)
-        raise
-    finally:
-        for fd in (r_in, w_out, r_life):
-            os.close(fd)
-    return _Worker(slot, proc, w_in, r_out, w_life, proc.pid)
-
-
-def _describe_exit(code: int, *, oom_hint: bool = True) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = (
-            ", which usually means the machine ran out of memory"
-            if -code == signal.SIGKILL and oom_hint
-            else ""
-        )
-        return f"killed by {name} (exit code {code}){hint}"
-    return f"exited with code {code}"

@@ -5,7 +5,7 @@
     preload: the modules the entry script imports at its top level (read from its AST, never
              executed) that resolve outside source_directory and the working directory, each
              in try/except; then aprs's own worker modules
-    CTL_FD (AF_UNIX SOCK_SEQPACKET, one message per record, see ``_pool._ZygoteClient``):
+    CTL_FD (AF_UNIX SOCK_SEQPACKET, one message per record, see ``_forkserver.ForkServer``):
         parent ──► b"F" + slot, SCM_RIGHTS [in, out, lifeline]  fork a worker on those fds
                ──► b"K" + pid + signal                          signal a live worker
         zygote ──► b"P" + pid   (or b"E" + errno)               the reply to each b"F", in order

@@ -1,0 +1,379 @@
+"""The life of each worker slot: start it, see it ready, time it, hear it die, replace it.
+
+    _spawn(slot) ──► start_process (spawned), or the zygote forks it (_fork_worker; its pid
+                     arrives in _on_forked) ──► Init frame, init timer armed
+    Ready        ──► _on_ready: READY, on_capacity (start() returns at the first one)
+    InitFailed   ──► _on_init_failed: the script does not load (import, no run()): fatal;
+                                      init() raised ──► _init_failed_slot
+    init timer   ──► _on_timer: killed ──► _init_failed_slot(hung=True)
+    _init_failed_slot ──► respawn (up to max_init_tries; a hung init() not at all) or give
+                          the slot up; every slot given up: fatal (InitFailedError)
+    run timer    ──► _on_timer: past the head's deadline: killed, _settle(TimedOut, lost)
+    pipe EOF     ──► _on_eof ──► its exit code (_pool_reap) ──► _after_crash:
+                     died in init(): _init_failed_slot; else _settle(Crashed, lost)
+    zygote died  ──► _on_zygote_gone: its workers killed, their batches requeued, fatal
+    lost worker  ──► _respawn (from _settle) ──► _spawn; a slot that cannot start: given up
+
+``PoolLifecycle`` is the middle layer of the pool (``_pool_reap.PoolReaper`` ──►
+``PoolLifecycle`` ──► ``_pool.LocalPool``): it calls down into the reaper, and up into
+``LocalPool``'s hot path only through ``_send``, ``_on_readable`` and ``_settle`` (declared
+here for the type checker).
+
+Invariants:
+- One timer per worker, re-armed lazily: ``_arm_timer`` when an idle worker gets a batch; a
+  timer that fires before the current head's deadline re-arms itself for it (the head moved
+  on, or uvloop fired early).
+- A worker that timed out or died counts one failed try, its head's; its reader is removed
+  first, so a late reply cannot settle that try again.
+- Nothing is respawned once the pool is closing; a fatal error is reported once (the first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from .._backends._base import (
+    Attempt,
+    BackendListener,
+    Crashed,
+    Outcome,
+    TimedOut,
+    WorkerSpec,
+)
+from .._errors import BackendError, EntryScriptError, InitFailedError
+from ._forkserver import ForkServer
+from ._pool_reap import PoolReaper
+from ._pool_slot import WorkerState, _Worker, describe_exit, start_process, worker_pipes
+from ._protocol import Init, InitFailed
+
+__all__ = ("PoolLifecycle",)
+
+log = logging.getLogger("aprs.pool")
+
+
+class PoolLifecycle(PoolReaper):
+    """Each slot's worker from spawn to death, its timers, and the pool's fatal errors."""
+
+    def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
+        super().__init__()
+        self._spec = spec
+        self._listener = listener
+        self._workers: list[_Worker | None] = [None] * spec.process_count
+        self._init_tries = [0] * spec.process_count
+        self._dead_slots: set[int] = set()
+        self._ready_once = asyncio.Event()
+        self._closing = False
+        self._spawned = self._crashed = self._timed_out = self._init_failures = 0
+        self._last_init_failure: InitFailed | None = None
+        self._fatal: BaseException | None = None
+
+    if TYPE_CHECKING:  # the hot path: LocalPool (_pool.py)
+
+        def _send(
+            self, w: _Worker, msg: Any, body: bytes = b"", *, now: bool = False
+        ) -> None: ...
+
+        def _on_readable(self, w: _Worker) -> None: ...
+
+        def _settle(
+            self,
+            w: _Worker,
+            outcome: Outcome,
+            *,
+            lost: bool = False,
+            refill: bool = True,
+        ) -> None: ...
+
+    # -- spawning -----------------------------------------------------------------------
+
+    def _spawn(self, slot: int) -> None:
+        """Start the worker of ``slot``, send it Init and arm its init timeout."""
+        spec = self._spec
+        if self._zygote is not None:
+            w = self._fork_worker(slot, self._zygote)
+        else:
+            w = start_process(slot, spec)
+        self._workers[slot] = w
+        self._spawned += 1
+        self._loop.add_reader(w.rfd, self._on_readable, w)
+        init = Init(
+            spec.entry_script,
+            spec.source_directory,
+            spec.argv,
+            slot,
+            spec.result_mode,
+            spec.logging_level,
+            spec.log_dir,
+            spec.output_dir,
+            spec.redirect_stdio,
+        )
+        self._send(w, init)
+        w.head_started = self._loop.time()
+        w.deadline = w.head_started + self._init_timeout_s()
+        w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
+        log.debug("started worker %d (pid %d; 0: forking)", slot, w.pid)
+
+    def _fork_worker(self, slot: int, zygote: ForkServer) -> _Worker:
+        """Ask the zygote for the worker of ``slot``; its pid arrives in ``_on_forked``."""
+        w = _Worker(slot, None, *worker_pipes())
+        try:
+            zygote.fork(w, slot, w.child_fds)
+        except BaseException:
+            for fd in (w.wfd, w.rfd, w.lifeline, *w.child_fds):
+                os.close(fd)
+            raise
+        return w
+
+    def _on_forked(self, w: _Worker, pid: int) -> None:
+        """The zygote's reply to a fork request: the pid, or -errno when fork() failed."""
+        for fd in w.child_fds:  # the worker has its own copies now (or never will)
+            os.close(fd)
+        w.child_fds = ()
+        if pid < 0:
+            log.error(
+                "worker %d: the fork server could not fork it (%s)",
+                w.index,
+                os.strerror(-pid),
+            )
+            self._on_worker_gone(w, 1)  # its pipes read EOF: handled as a death
+            return
+        w.pid = pid
+        self._by_pid[pid] = w
+        if w.pending_signal:
+            self._signal(w, w.pending_signal)
+
+    def _respawn(self, slot: int) -> None:
+        """Replace the worker of ``slot``; a slot that cannot spawn is given up."""
+        if self._closing:
+            return
+        try:
+            self._spawn(slot)
+        except OSError as exc:
+            log.error("worker %d could not be started again: %s", slot, exc)
+            self._dead_slots.add(slot)
+            alive = any(
+                w is not None
+                and w.state is WorkerState.READY
+                and i not in self._dead_slots
+                for i, w in enumerate(self._workers)
+            )
+            if not alive:
+                self._set_fatal(
+                    BackendError(
+                        f"No worker process can be started ({exc}). Check the machine's "
+                        "process and file limits (ulimit -u / -n) and free memory."
+                    )
+                )
+
+    # -- lifecycle events ---------------------------------------------------------------
+
+    def _on_ready(self, w: _Worker) -> None:
+        self._cancel_timer(w)
+        if self._closing:
+            return
+        w.state = WorkerState.READY
+        self._init_tries[w.index] = 0
+        self._ready_once.set()
+        self._listener.on_capacity()
+
+    def _on_init_failed(self, w: _Worker, msg: InitFailed) -> None:
+        self._cancel_timer(w)
+        w.state = WorkerState.STOPPING
+        self._terminate(w)
+        if msg.kind in ("import", "no_run"):
+            no_run = msg.kind == "no_run"
+            detail = msg.message if no_run else f"{msg.error_type}: {msg.message}"
+            self._set_fatal(
+                EntryScriptError.in_worker(
+                    self._spec.entry_script,
+                    no_run=no_run,
+                    detail=detail,
+                    traceback_text=msg.traceback,
+                )
+            )
+            return
+        self._last_init_failure = msg
+        self._init_failed_slot(
+            w.index, f"init() raised {msg.error_type}: {msg.message}"
+        )
+
+    def _init_failed_slot(self, slot: int, reason: str, *, hung: bool = False) -> None:
+        """A worker of ``slot`` did not get through init(): try again, or give the slot up.
+
+        init() raising or the process dying is retried up to ``max_init_tries`` times per
+        slot. A hung init() is not: each slot waits for it once, so a job whose init() hangs
+        fails after one init timeout, not after ``max_init_tries`` of them.
+        """
+        self._init_failures += 1
+        self._init_tries[slot] += 1
+        tries = self._init_tries[slot]
+        log.warning("worker %d: %s (init attempt %d)", slot, reason, tries)
+        if self._closing:
+            return
+        if tries < self._spec.max_init_tries and not hung:
+            self._respawn(slot)
+            return
+        self._dead_slots.add(slot)
+        if len(self._dead_slots) == self._spec.process_count:
+            last = self._last_init_failure
+            self._set_fatal(
+                InitFailedError.in_every_slot(
+                    attempts=self._init_failures,
+                    slots=self._spec.process_count,
+                    last_failure=reason,
+                    traceback_text=last.traceback if last and not hung else "",
+                    hung=hung,
+                )
+            )
+
+    def _set_fatal(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self._ready_once.set()
+            self._listener.on_fatal(exc)
+
+    def _on_timer(self, w: _Worker) -> None:
+        w.timer = None
+        if w.state is WorkerState.STARTING:
+            if self._loop.time() < w.deadline:  # uvloop may fire up to 1 ms early
+                w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
+                return
+            timeout = self._init_timeout_s()
+            w.state = WorkerState.STOPPING
+            w.timed_out = True
+            self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
+            self._terminate(w)
+            what = (
+                "init() did not finish"
+                if w.pid
+                else "the fork server did not fork the worker (an import of the entry "
+                'script\'s libraries hangs there; worker_start="spawn" avoids it)'
+            )
+            self._init_failed_slot(
+                w.index,
+                f"{what} within {timeout:g} s, {self._init_bound()} (worker killed)",
+                hung=True,
+            )
+            return
+        if w.state is not WorkerState.READY or not w.inflight:
+            return
+        deadline = w.head_started + self._spec.run_timeout_s
+        now = self._loop.time()
+        if now < deadline:
+            w.timer = self._loop.call_at(deadline, self._on_timer, w)
+            return
+        self._timed_out += 1
+        w.timed_out = True
+        self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
+        w.state = WorkerState.STOPPING
+        log.warning(
+            "worker %d (pid %d): run() on mini-batch %d exceeded run_invocation_timeout "
+            "(%g s); terminating the worker",
+            w.index,
+            w.pid,
+            w.inflight[0].batch_id,
+            self._spec.run_timeout_s,
+        )
+        self._terminate(w)
+        timed_out = TimedOut(
+            self._spec.run_timeout_s, now - w.head_started, w.pid, w.index
+        )
+        self._settle(w, timed_out, lost=True)
+
+    def _init_bound(self) -> str:
+        if self._spec.init_timeout_s:
+            return "the init timeout"
+        return "the init timeout of 3 * run_invocation_timeout + 30 s"
+
+    def _init_timeout_s(self) -> float:
+        # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
+        spec = self._spec
+        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
+
+    def _arm_timer(self, w: _Worker) -> None:
+        if w.timer is None:
+            w.timer = self._loop.call_at(
+                w.head_started + self._spec.run_timeout_s, self._on_timer, w
+            )
+
+    def _cancel_timer(self, w: _Worker) -> None:
+        if w.timer is not None:
+            w.timer.cancel()
+            w.timer = None
+
+    def _on_eof(self, w: _Worker) -> None:
+        """The worker's pipe closed: it exited (or is exiting). Reap it, then decide."""
+        self._loop.remove_reader(w.rfd)
+        self._cancel_timer(w)
+        if w.exited is None:
+            self._watch_exit(w)
+        assert w.exited is not None
+        if w.state is WorkerState.STOPPING or w.state is WorkerState.EXITED:
+            return
+        was = w.state
+        w.state = WorkerState.EXITED
+        fut = w.exited
+        fut.add_done_callback(lambda f: self._after_crash(w, was, f))
+
+    def _after_crash(
+        self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
+    ) -> None:
+        if w.orphaned:
+            return  # its zygote died: reported once, as a fatal error (_on_zygote_gone)
+        code = fut.result()
+        how = describe_exit(code, oom_hint=not w.killed)
+        if was is WorkerState.STARTING:
+            self._init_failed_slot(
+                w.index, f"the worker process died during init(): {how}"
+            )
+            return
+        self._crashed += 1
+        log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)
+        crashed = Crashed(
+            code,
+            -code if code < 0 else None,
+            how,
+            self._loop.time() - w.head_started,
+            w.pid,
+            w.index,
+        )
+        self._settle(w, crashed, lost=True)
+
+    def _on_zygote_gone(self, code: int) -> None:
+        """The zygote exited: its workers died with it (PDEATHSIG). Fatal unless closing.
+
+        Not restarted: every worker's batch would fail through no fault of the script,
+        and a zygote that died once (the OOM killer, a signal) would likely die again. The
+        batches its workers held go back to the owner (on_requeue) before the fatal error,
+        which fails them with it (the Runner) or stops the job (they run on resume).
+        """
+        zygote = self._zygote
+        assert zygote is not None
+        every = {id(w): w for w in [*self._by_pid.values(), *self._workers] if w}
+        lost: list[Attempt] = []
+        for w in every.values():
+            if w.proc is not None or w.exit_code is not None:
+                continue  # exited (relayed) before the zygote died: already handled
+            self._cancel_timer(w)
+            if w.state is not WorkerState.EXITED:
+                w.state = WorkerState.STOPPING
+            lost.extend(w.inflight)
+            w.inflight.clear()
+            self._reap_orphan(w)
+        self._by_pid.clear()
+        if lost:
+            self._listener.on_requeue(lost)
+        if not self._closing:
+            self._set_fatal(
+                BackendError(
+                    f"The worker fork server (pid {zygote.pid}) "
+                    f"{describe_exit(code)}, and the workers it had started were "
+                    "stopped with it. Check the machine's free memory, or set "
+                    'worker_start="spawn" (--worker-start spawn, or '
+                    "APRS_WORKER_START=spawn) to start each worker as its own "
+                    "interpreter."
+                )
+            )
