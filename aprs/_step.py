@@ -12,13 +12,15 @@ Output directory layout:
     <output>/logs/failures.jsonl               one record per failed try
     <output>/logs/state.json, journal.jsonl    fingerprint, status, resume journal
     <output>/logs/user/{stdout,stderr}/        what the entry script printed, per worker
+
+The usage checks (script, models, output folder, inputs) are ``_step_checks``; how the
+workers start (driver arguments, environment, preload: the WorkerSpec) is ``_step_workers``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,36 +30,30 @@ import msgspec
 import orjson
 
 from ._accounting import Thresholds
-from ._backends import WorkerSpec, default_env, limit_thread_pools
-from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
-from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig, validate_arguments, validate_step_name
 from ._datasets import FileDataset, IterableInput, TabularDataset, as_input
-from ._errors import (
-    ConfigError,
-    EntryScriptError,
-    InputError,
-    OutputError,
-)
+from ._errors import ConfigError, InputError
 from ._job_state import code_files, job_fingerprint, read_json, write_state
 from ._journal import Journal
 from ._plan import expected_totals
 from ._runtime_flags import apply_runtime_flags
+from ._step_checks import (
+    check_inputs,
+    check_models,
+    check_output,
+    check_script,
+    side_path,
+)
+from ._step_workers import runtime_args, table_preload, worker_spec
 from ._summary import JobSummary
 from ._tabular._output import TableOutput
 
 if TYPE_CHECKING:
+    from ._backends import WorkerSpec
     from ._scheduler import JobPlan
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
-# what every worker of a table job imports to read its slices (pyarrow lazily): the fork
-# server imports it once (WorkerSpec.preload); the reader of each input format, then pandas
-_TABLE_READERS = {
-    "delimited": "pyarrow.csv",
-    "parquet": "pyarrow.parquet",
-    "json_lines": "pyarrow.json",
-}
 log = logging.getLogger("aprs.step")
 
 _STATE_FILE = "state.json"
@@ -129,7 +125,7 @@ class ParallelRunStep:
                 "steps."
             )
         self.tabular = isinstance(self.inputs[0], TabularDataset)
-        self.side_inputs = [os.fspath(_side_path(s)) for s in (side_inputs or [])]
+        self.side_inputs = [os.fspath(side_path(s)) for s in (side_inputs or [])]
         self.output = os.path.abspath(
             os.fspath(output)
             if output is not None
@@ -158,7 +154,7 @@ class ParallelRunStep:
                 "node mounts at the same path and remove ship_inputs (--ship-inputs), or "
                 "pass the files as a FileDataset (--input-type file) to ship them whole."
             )
-        _check_models(self.config)
+        check_models(self.config)
 
     def __repr__(self) -> str:
         return f"ParallelRunStep(name={self.name!r}, output={self.output!r})"
@@ -208,7 +204,16 @@ class ParallelRunStep:
         and the pool adopts it (perf/RESULTS.md, "start-up")."""
         from ._bridge._launch import launch_early
 
-        worker = self._worker_spec(prep)
+        worker = worker_spec(
+            self.config,
+            name=self.name,
+            script_path=prep.script_path,
+            source_dir=prep.source_dir,
+            argv=[*self._runtime_args(), *self.arguments],
+            output=self.output,
+            log_dir=self._log_dir,
+            preload=table_preload(self.inputs),
+        )
         worker.fork_server = launch_early(worker)
         return worker
 
@@ -233,9 +238,14 @@ class ParallelRunStep:
     # -- preparation (blocking; runs in a thread) ---------------------------------------
 
     def _prepare(self) -> _Prepared:
-        script_path, source_dir = _check_script(self.config)
-        self._check_output()
-        self._check_inputs()
+        script_path, source_dir = check_script(self.config)
+        check_output(
+            self.output,
+            self._log_dir,
+            self._final_path,
+            self.config.append_row_file_name,
+        )
+        check_inputs(self.inputs, self.side_inputs)
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
         output = self._table_output(source_dir)
@@ -250,20 +260,6 @@ class ParallelRunStep:
             return prep
         self._reuse_or_resume(prep, state.get("status"))
         return prep
-
-    def _check_inputs(self) -> None:
-        for i, inp in enumerate(self.inputs):
-            if isinstance(inp, (FileDataset, TabularDataset)) and not inp.resolve():
-                raise InputError(
-                    f"inputs[{i}] ({inp!r}) contains no files. Check the path, or remove "
-                    "the empty input."
-                )
-        for path in self.side_inputs:
-            if not os.path.exists(path):
-                raise InputError(
-                    f"The side input {path!r} does not exist. Pass an existing file or "
-                    "folder."
-                )
 
     def _reuse_or_resume(self, prep: _Prepared, status: Any) -> None:
         """Same fingerprint as the last run: reuse its output, or resume from its journal."""
@@ -320,44 +316,6 @@ class ParallelRunStep:
         final = self._final_path
         return None if final is None else final + ".partial"
 
-    def _check_output(self) -> None:
-        try:
-            os.makedirs(os.path.join(self._log_dir, "user"), exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"The output directory {self.output} cannot be created: {exc.strerror}. "
-                "Choose a directory you can write to with --output."
-            ) from exc
-        probe = os.path.join(self.output, f".aprs-write-test-{os.getpid()}")
-        try:
-            with open(probe, "wb"):
-                pass
-            os.unlink(probe)
-        except OSError as exc:
-            raise OutputError(
-                f"The output directory {self.output} is not writable ({exc.strerror}). "
-                "Fix its permissions or choose another directory with --output."
-            ) from exc
-        final = self._final_path
-        if final is not None:
-            real_out = os.path.realpath(self.output)
-            if os.path.commonpath([real_out, os.path.realpath(final)]) != real_out:
-                raise OutputError(
-                    f"append_row_file_name={self.config.append_row_file_name!r} would write "
-                    f"outside the output directory {self.output}. Use a plain file name."
-                )
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-
-    def _table_preload(self) -> tuple[str, ...]:
-        """Modules every worker of this job imports to read its table slices."""
-        formats = sorted(
-            {i.options.format for i in self.inputs if isinstance(i, TabularDataset)}
-        )
-        if not formats:
-            return ()
-        readers = (_TABLE_READERS[f] for f in formats if f in _TABLE_READERS)
-        return ("aprs._tabular._batch", "pyarrow", *readers, "pandas")
-
     def _fingerprint(self, script_path: str, source_dir: str | None) -> str | None:
         """Hash of everything that determines the output; None when inputs are in memory."""
         if any(isinstance(i, IterableInput) for i in self.inputs):
@@ -371,36 +329,6 @@ class ParallelRunStep:
             files,
             side,
         )
-
-    def _worker_spec(self, prep: _Prepared) -> WorkerSpec:
-        """How this job's workers start: interpreter, environment, script, preload."""
-        cfg = self.config
-        env = dict(cfg.environment_variables or {})
-        env["AZUREML_BI_OUTPUT_PATH"] = self.output
-        env.update(_compat_env(cfg, self.name))
-        append_row = cfg.output_action == "append_row"
-        worker = WorkerSpec(
-            entry_script=prep.script_path,
-            source_directory=prep.source_dir,
-            argv=[*self._runtime_args(), *self.arguments],
-            env=default_env(env),
-            process_count=cfg.effective_process_count,
-            result_mode=RESULT_ROWS if append_row else RESULT_COUNT,
-            run_timeout_s=float(cfg.run_invocation_timeout),
-            python=cfg.environment or sys.executable,
-            logging_level=cfg.effective_logging_level,
-            log_dir=self._log_dir,
-            output_dir=self.output,
-            redirect_stdio=True,
-            worker_start=cfg.worker_start,
-            preload=self._table_preload(),
-        )
-        if cfg.compute_target != "local":
-            worker.node_count = cfg.node_count
-            worker.ray = cfg.ray_options()
-        else:  # Ray sizes its actors' thread pools itself (num_cpus)
-            limit_thread_pools(worker.env, worker.process_count)
-        return worker
 
     def _plan(
         self,
@@ -460,28 +388,7 @@ class ParallelRunStep:
 
     def _runtime_args(self) -> list[str]:
         """The driver arguments Azure puts in sys.argv before the user's arguments."""
-        cfg = self.config
-        args = [
-            "--mini_batch_size",
-            str(cfg.mini_batch_size or ("1MB" if self.tabular else 10)),
-            "--error_threshold",
-            str(cfg.error_threshold),
-            "--output_action",
-            cfg.output_action,
-            "--logging_level",
-            cfg.effective_logging_level,
-            "--run_invocation_timeout",
-            f"{cfg.run_invocation_timeout:g}",
-            "--run_max_try",
-            str(cfg.run_max_try),
-            "--output",
-            self.output,
-            "--process_count_per_node",
-            str(cfg.effective_process_count),
-        ]
-        if cfg.output_action == "append_row":
-            args += ["--append_row_file_name", cfg.effective_append_row_file_name]
-        return args
+        return runtime_args(self.config, self.output, self.tabular)
 
     # -- finishing ----------------------------------------------------------------------
 
@@ -545,56 +452,11 @@ class _Prepared:
         self.parquet = False
 
 
-def _check_script(cfg: ParallelRunConfig) -> tuple[str, str | None]:
-    """Return (script as workers get it, absolute source directory); check it compiles."""
-    source_dir = os.path.abspath(cfg.source_directory) if cfg.source_directory else None
-    if source_dir is not None and not os.path.isdir(source_dir):
-        raise EntryScriptError(
-            f"source_directory {cfg.source_directory!r} does not exist or is not a folder. "
-            "Point it at the folder that holds the entry script."
-        )
-    where = locate_script(cfg.entry_script, source_dir)
-    path = where.path
-    if path is None:  # a module name, imported from source_directory or here
-        return where.spec, source_dir or os.getcwd()
-    if not os.path.isfile(path):
-        inside = f" in source_directory {source_dir}" if source_dir else ""
-        raise EntryScriptError(
-            f"The entry script {cfg.entry_script!r} was not found{inside} (looked for "
-            f"{path}). Check entry_script / --entry-script and source_directory."
-        )
-    try:
-        with open(path, "rb") as f:
-            source = f.read()
-        compile(source, path, "exec")
-    except SyntaxError as exc:
-        raise EntryScriptError(
-            f"The entry script {path} has a syntax error at line {exc.lineno}: {exc.msg}. "
-            "Fix the script and run the job again."
-        ) from exc
-    except OSError as exc:
-        raise EntryScriptError(
-            f"The entry script {path} cannot be read: {exc.strerror}."
-        ) from exc
-    return where.spec, source_dir
-
-
 def _discard(worker: WorkerSpec) -> Any:
     """End the fork server started for ``worker`` unless a pool adopted it: the process
     to wait for, or None."""
     launch = worker.fork_server
     return launch.discard() if launch is not None else None
-
-
-def _side_path(obj: Any) -> str | os.PathLike[str]:
-    if isinstance(obj, FileDataset):
-        patterns = obj.patterns
-        return patterns[0] if len(patterns) == 1 else os.path.commonpath(patterns)
-    if isinstance(obj, (str, os.PathLike)):
-        return obj
-    raise ConfigError(
-        f"side_inputs entries must be paths or FileDatasets; got {type(obj).__name__}."
-    )
 
 
 def _use_uvloop() -> bool:
@@ -612,37 +474,3 @@ def run_coroutine(fn: Any, *args: Any) -> Any:
     return anyio.run(
         fn, *args, backend="asyncio", backend_options={"use_uvloop": _use_uvloop()}
     )
-
-
-def _check_models(cfg: ParallelRunConfig) -> None:
-    """Every model path must exist before any worker starts (a usage error otherwise)."""
-    missing = [
-        f"{name}={path}"
-        for name, path in (cfg.models or {}).items()
-        if not os.path.exists(path)
-    ]
-    if cfg.model_dir is not None and not os.path.isdir(cfg.model_dir):
-        missing.append(f"--model-dir {cfg.model_dir}")
-    if missing:
-        raise ConfigError(
-            f"Model path not found: {', '.join(missing)} (relative paths are taken from "
-            f"{os.getcwd()}, or from the job file's folder). Check the path given with "
-            "--model NAME=PATH / --model-dir (or models: / model_dir: in the job file)."
-        )
-
-
-def _compat_env(cfg: ParallelRunConfig, name: str) -> dict[str, str]:
-    """Variables the Azure compatibility layer reads in the workers (aprs/_compat)."""
-    import uuid
-
-    from ._compat import EXPERIMENT_ENV, MODELS_ENV, RUN_ID_ENV
-
-    # "OfflineRun_": scripts that test run.id.startswith("OfflineRun") skip workspace calls
-    run_id = f"OfflineRun_{name}_{uuid.uuid4().hex[:12]}"
-    env = {RUN_ID_ENV: run_id, EXPERIMENT_ENV: name}
-    if cfg.models:
-        models = {k: os.path.abspath(v) for k, v in cfg.models.items()}
-        env[MODELS_ENV] = orjson.dumps(models).decode()
-    if cfg.model_dir:
-        env["AZUREML_MODEL_DIR"] = os.path.abspath(cfg.model_dir)
-    return env

@@ -23,12 +23,12 @@ __all__ = ("validate",)
 def validate(step: Any) -> tuple[bool, list[str]]:
     """Run every check; (all passed, one line per check)."""
     from ._errors import AprsError
-    from ._step import _check_script
+    from ._step_checks import check_script
 
     lines: list[str] = [f"configuration: ok ({step!r})"]
     ok = True
     try:
-        script_path, source_dir = _check_script(step.config)
+        script_path, source_dir = check_script(step.config)
         lines.append(f"entry script: ok ({script_path} compiles)")
     except AprsError as exc:
         return False, [*lines, f"entry script: FAIL: {exc}"]

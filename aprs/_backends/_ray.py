@@ -21,44 +21,38 @@ order (max_concurrency 1), so the oldest unanswered call is the running one; eve
 try ends in exactly one outcome or one requeue, decided on the event loop thread, once per
 actor generation (a replaced actor's late replies are ignored, so a batch is never reported
 twice); no actor outlives ``aclose``.
+
+Around it: ``_ray_connect`` (which Ray, what code travels, each actor's Init), ``_ray_place``
+(the placement group), ``_ray_slot`` (one actor's record, the outcomes it gives), the actor
+class ``_ray_actor``, shipped inputs ``_ray_ship``, the workers' logs ``_ray_logs``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayError
-from ray.util.placement_group import placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from .._bridge._protocol import BatchDone, Init, InitFailed
+from .._bridge._protocol import BatchDone, InitFailed
 from .._errors import BackendError, EntryScriptError, InitFailedError
-from ._base import (
-    Attempt,
-    BackendListener,
-    BackendStatistics,
-    Crashed,
-    Done,
-    Failed,
-    TimedOut,
-    WorkerSpec,
-)
+from ._base import Attempt, BackendListener, BackendStatistics, WorkerSpec
 from ._options import RayOptions
 from ._ray_actor import LIFELINE_GROUP, remote_class
-from ._ray_connect import connect, job_env, script_for_actor
+from ._ray_connect import actor_init, connect, job_env
 from ._ray_logs import WorkerLogs
+from ._ray_place import Placement
 from ._ray_ship import ShippedFiles, ship_files
+from ._ray_slot import Actor as _Actor  # as load() and try_submit name it
+from ._ray_slot import State as _State
+from ._ray_slot import describe
 
 __all__ = ("RayBackend",)
 
@@ -72,31 +66,6 @@ log = logging.getLogger("aprs.ray")
 _PIPELINE_S = 0.05
 _MAX_DEPTH = 16  # calls queued per actor, at most
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
-
-
-class _State(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    EXITED = "exited"
-
-
-@dataclass(slots=True, eq=False)
-class _Actor:
-    slot: int
-    bundle: int
-    handle: Any
-    state: _State = _State.STARTING
-    # (attempt, the future of its run() call), oldest first; the head is the running one
-    inflight: deque[tuple[Attempt, Future[Any]]] = field(default_factory=deque)
-    head_started: float = 0.0
-    timer: asyncio.TimerHandle | None = None
-    node_id: str = ""
-    pid: int = 0
-
-    @property
-    def worker_id(self) -> str:
-        return f"{self.node_id[:8] or 'pending'}:{self.slot}"
 
 
 class RayBackend:
@@ -122,7 +91,7 @@ class RayBackend:
         self._job_id = uuid.uuid4().hex[:8]
         self._owns_ray = False
         self._ship_code = False
-        self._pg: Any = None
+        self._placement = Placement(self._opts, self._nodes, spec.process_count)
         self._cls: Any = None
         self._env = job_env(spec.env)
         self._logs = WorkerLogs(spec.log_dir)
@@ -202,7 +171,7 @@ class RayBackend:
         self._closing = True
         for a in self._actors:
             if a is not None:
-                self._kill(a)
+                a.kill()
 
     async def aclose(self, *, graceful: bool) -> None:
         """Stop every actor (graceful: the scripts' shutdown() first), then disconnect."""
@@ -212,7 +181,7 @@ class RayBackend:
         for a in self._actors:
             if a is None:
                 continue
-            self._cancel_timer(a)
+            a.cancel_timer()
             if graceful and a.state is _State.READY:
                 stop = self._watch(a.handle.stop.remote(), self._on_stopped, a)
                 stops.append(asyncio.wrap_future(stop, loop=self._loop))
@@ -221,7 +190,7 @@ class RayBackend:
             await asyncio.wait(stops, timeout=_SHUTDOWN_GRACE_S)
         for a in self._actors:
             if a is not None:
-                self._kill(a)
+                a.kill()
         self._disconnect()
 
     def load(self) -> tuple[int, int, int]:
@@ -260,31 +229,14 @@ class RayBackend:
 
     async def _place(self) -> None:
         """Reserve one bundle per node; a cluster too small is an error after a bounded wait."""
-        per_node = self._spec.process_count
-        bundle = self._opts.bundle(per_node)
-        strategy = "STRICT_SPREAD" if self._nodes > 1 else "PACK"
-        self._pg = placement_group([bundle] * self._nodes, strategy=strategy)
-        ready = asyncio.wrap_future(self._pg.ready().future(), loop=self._loop)
-        wait = self._opts.node_wait_s
         try:
-            await asyncio.wait_for(ready, wait)
-        except TimeoutError:
-            nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-            alive = sum(1 for n in nodes if n.get("Alive"))
+            await self._placement.reserve(self._loop)
+        except BackendError:
             self._disconnect()
-            raise BackendError(
-                f"node_count={self._nodes} with process_count_per_node={per_node} needs "
-                f"{self._nodes} Ray nodes with {bundle} free on each (one bundle per "
-                f"node), but the cluster has {alive} alive node(s) and could not place "
-                f"them within {wait:g} s. Add nodes (ray start --address=...), or lower "
-                "node_count, process_count_per_node or the per-worker resources."
-            ) from None
+            raise
 
     def _disconnect(self) -> None:
-        if self._pg is not None:
-            with contextlib.suppress(Exception):
-                remove_placement_group(self._pg)
-            self._pg = None
+        self._placement.release()
         self._logs.close()
         if self._owns_ray:
             self._owns_ray = False
@@ -293,30 +245,12 @@ class RayBackend:
     # -- spawning -----------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
-        spec = self._spec
-        bundle = slot // spec.process_count
-        handle = self._cls.options(
-            **self._opts.actor_options(),
-            scheduling_strategy=PlacementGroupSchedulingStrategy(
-                self._pg, placement_group_bundle_index=bundle
-            ),
-            max_restarts=0,
-            max_task_retries=0,
-        ).remote(self._env, self._job_id, slot)
-        a = _Actor(slot, bundle, handle)
+        options = self._placement.actor_options(slot)
+        handle = self._cls.options(**options).remote(self._env, self._job_id, slot)
+        a = _Actor(slot, self._placement.bundle_of(slot), handle)
         self._actors[slot] = a
         self._spawned += 1
-        init = Init(
-            script_for_actor(spec, ship_code=self._ship_code),
-            None if self._ship_code else spec.source_directory,
-            spec.argv,
-            slot,
-            spec.result_mode,
-            spec.logging_level,
-            spec.log_dir,
-            spec.output_dir,
-            spec.redirect_stdio,
-        )
+        init = actor_init(self._spec, slot, ship_code=self._ship_code)
         self._watch(handle.start.remote(init, self._ship_code), self._on_started, a)
         life = handle.lifeline.options(concurrency_group=LIFELINE_GROUP).remote()
         self._watch(life, self._on_lifeline, a)
@@ -369,7 +303,7 @@ class RayBackend:
             return
         a.node_id = node_id
         self._logs.append(a.node_id, logs)
-        self._cancel_timer(a)
+        a.cancel_timer()
         if isinstance(reply, InitFailed):
             self._on_init_failed(a, reply)
             return
@@ -409,36 +343,14 @@ class RayBackend:
             self._logs.append(a.node_id, logs)
             self._finish_head(a, reply.run_s, ok=type(reply) is BatchDone)
             delivered = True
-            if type(reply) is BatchDone:
-                outcome: Done | Failed = Done(
-                    reply.returned,
-                    body,
-                    reply.run_s,
-                    a.pid,
-                    a.slot,
-                    a.worker_id,
-                    items=reply.items,
-                )
-            else:
-                outcome = Failed(
-                    reply.error_type,
-                    reply.message,
-                    reply.traceback,
-                    body,
-                    reply.run_s,
-                    a.pid,
-                    a.slot,
-                    a.worker_id,
-                    items=reply.items,
-                )
-            self._listener.on_outcome(attempt, outcome)
+            self._listener.on_outcome(attempt, a.outcome(reply, body))
             if not self._current(a) or a.state is not _State.READY:
                 return  # the owner stopped us from inside on_outcome
         if delivered:
             self._listener.on_capacity()
 
     def _finish_head(self, a: _Actor, run_s: float, *, ok: bool) -> None:
-        self._cancel_timer(a)
+        a.cancel_timer()
         if ok:
             ewma = self._ewma_run_s
             self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
@@ -473,9 +385,9 @@ class RayBackend:
         if not self._current(a) or a.state in (_State.STOPPING, _State.EXITED):
             return
         was, a.state = a.state, _State.EXITED
-        self._cancel_timer(a)
-        self._kill(a)  # "unavailable" may still run: make sure nothing answers twice
-        how = _describe(exc)
+        a.cancel_timer()
+        a.kill()  # "unavailable" may still run: make sure nothing answers twice
+        how = describe(exc)
         if was is _State.STARTING:
             self._init_failed_slot(
                 a.slot, f"the worker actor died during init(): {how}"
@@ -483,8 +395,7 @@ class RayBackend:
             return
         self._crashed += 1
         self._depth = 1
-        held = [attempt for attempt, _ in a.inflight]
-        a.inflight.clear()
+        held = a.take_calls()
         log.warning("worker %s died: %s", a.worker_id, how)
         if held:
             head, rest = held[0], held[1:]
@@ -492,18 +403,7 @@ class RayBackend:
                 rest
             ):  # never started: back to the queue untouched, behind the head's retry
                 self._listener.on_requeue(rest)
-            self._listener.on_outcome(
-                head,
-                Crashed(
-                    None,
-                    None,
-                    f"Ray actor on node {a.node_id[:8]}: {how}",
-                    self._loop.time() - a.head_started,
-                    a.pid,
-                    a.slot,
-                    a.worker_id,
-                ),
-            )
+            self._listener.on_outcome(head, a.crashed(how, self._loop.time()))
         self._respawn(a.slot)
         self._listener.on_capacity()
 
@@ -516,7 +416,7 @@ class RayBackend:
                 a.timer = self._loop.call_at(a.head_started + limit, self._on_timer, a)
                 return
             a.state = _State.EXITED
-            self._kill(a)
+            a.kill()
             self._init_failed_slot(
                 a.slot,
                 f"init() did not finish within {limit:g} s (or the actor could not be "
@@ -535,9 +435,8 @@ class RayBackend:
         self._timed_out += 1
         self._depth = 1
         a.state = _State.EXITED
-        self._kill(a)
-        held = [attempt for attempt, _ in a.inflight]
-        a.inflight.clear()
+        a.kill()
+        held = a.take_calls()
         head, rest = held[0], held[1:]
         timeout = self._spec.run_timeout_s
         log.warning(
@@ -549,16 +448,13 @@ class RayBackend:
         )
         if rest:
             self._listener.on_requeue(rest)
-        self._listener.on_outcome(
-            head,
-            TimedOut(timeout, now - a.head_started, a.pid, a.slot, a.worker_id),
-        )
+        self._listener.on_outcome(head, a.timed_out(timeout, now))
         self._respawn(a.slot)
         self._listener.on_capacity()
 
     def _on_init_failed(self, a: _Actor, msg: InitFailed) -> None:
         a.state = _State.EXITED
-        self._kill(a)
+        a.kill()
         if msg.kind in ("import", "no_run"):
             what = (
                 "failed to import" if msg.kind == "import" else "has no run() function"
@@ -618,18 +514,3 @@ class RayBackend:
             a.timer = self._loop.call_at(
                 a.head_started + self._spec.run_timeout_s, self._on_timer, a
             )
-
-    def _cancel_timer(self, a: _Actor) -> None:
-        if a.timer is not None:
-            a.timer.cancel()
-            a.timer = None
-
-    def _kill(self, a: _Actor) -> None:
-        with contextlib.suppress(Exception):
-            ray.kill(a.handle, no_restart=True)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}"[:500]

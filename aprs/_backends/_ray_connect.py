@@ -6,7 +6,8 @@
         │      (working_dir = source_directory or the script's folder, py_modules = aprs)
         └─ neither ──► a Ray of our own on this machine, big enough for the job; no code
                package (same machine, same paths: the driver's aprs first on PYTHONPATH)
-    script_for_actor(spec, ship_code) ──► the entry script relative to the shipped folder
+    actor_init(spec, slot, ship_code) ──► the Init an actor starts with; its entry script
+                                          relative to the shipped folder (script_for_actor)
     job_env(env) ──► the job's own variables, which travel with every actor
 
 Invariant: ``Connection.owns_ray`` is true only when ``connect`` called ray.init, so only
@@ -22,12 +23,13 @@ from typing import Any
 
 import ray
 
+from .._bridge._protocol import Init
 from .._bridge._runtime import locate_script
 from .._errors import BackendError
 from ._base import WorkerSpec
 from ._options import RayOptions
 
-__all__ = ("Connection", "connect", "job_env", "script_for_actor")
+__all__ = ("Connection", "actor_init", "connect", "job_env", "script_for_actor")
 
 _AWAY_ENV = {"PYTHONPATH", "PWD", "OLDPWD", "SHLVL", "_"}  # never shipped to the nodes
 
@@ -75,6 +77,21 @@ def connect(opts: RayOptions, spec: WorkerSpec, slots: int) -> Connection:
             "leave them unset to start Ray on this machine."
         ) from exc
     return Connection(owns_ray=True, ship_code=address is not None)
+
+
+def actor_init(spec: WorkerSpec, slot: int, *, ship_code: bool) -> Init:
+    """What slot ``slot``'s actor is told to start with (its start() call)."""
+    return Init(
+        script_for_actor(spec, ship_code=ship_code),
+        None if ship_code else spec.source_directory,
+        spec.argv,
+        slot,
+        spec.result_mode,
+        spec.logging_level,
+        spec.log_dir,
+        spec.output_dir,
+        spec.redirect_stdio,
+    )
 
 
 def script_for_actor(spec: WorkerSpec, *, ship_code: bool) -> str:

@@ -13,7 +13,7 @@ import os
 import pytest
 
 import aprs
-from aprs import _step as aprs_step
+from aprs import _step_workers
 
 from .conftest import (
     OUTPUT_NAME,
@@ -132,8 +132,8 @@ def test_hangs_in_both_workers_lose_nothing(faults: Faults) -> None:
 
 def _short_init_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bound init() by 1 s instead of 3 * run_invocation_timeout + 30 s (not configurable)."""
-    short = functools.partial(aprs_step.WorkerSpec, init_timeout_s=1.0)
-    monkeypatch.setattr(aprs_step, "WorkerSpec", short)
+    short = functools.partial(_step_workers.WorkerSpec, init_timeout_s=1.0)
+    monkeypatch.setattr(_step_workers, "WorkerSpec", short)
 
 
 def test_stuck_init_fails_the_job(

@@ -10,11 +10,11 @@ import functools
 import os
 import sys
 
-import aprs._step
+import aprs._step_workers
 from aprs._backends import WorkerSpec
 from aprs._cli import main
 
-aprs._step.WorkerSpec = functools.partial(
+aprs._step_workers.WorkerSpec = functools.partial(
     WorkerSpec, init_timeout_s=float(os.environ.get("APRS_TEST_INIT_TIMEOUT", "1"))
 )
 
