@@ -13,10 +13,11 @@ crashed attempt is retried up to ``run_max_try`` tries; then the caller gets
 with its own type, the worker's traceback attached as ``__cause__`` (``RemoteError`` only when
 it cannot be unpickled). Calls are batched and isolated by ``aprs._batcher``.
 
-Admission: at most ``max_pending`` items are accepted and not yet answered; beyond that
-``call`` / ``submit`` raise ``RunnerOverloadedError`` at once, or wait for room with
-``wait=True``. ``timeout=`` bounds a caller's whole wait (``TimeoutError``); a caller that
-stops waiting before its item was sent takes it out of the queue.
+Admission (``_runner_admit``, the Runner's base class): at most ``max_pending`` items are
+accepted and not yet answered; beyond that ``call`` / ``submit`` raise
+``RunnerOverloadedError`` at once, or wait for room with ``wait=True``. ``timeout=`` bounds a
+caller's whole wait (``TimeoutError``); a caller that stops waiting before its item was sent
+takes it out of the queue.
 """
 
 from __future__ import annotations
@@ -50,12 +51,8 @@ from ._batcher import Call, CallBatch, MicroBatcher
 from ._bridge._protocol import RESULT_PICKLE
 from ._bridge._runtime import locate_script
 from ._dispatch import Dispatcher, outcome_error
-from ._errors import (
-    RemoteError,
-    RunnerClosedError,
-    RunnerOverloadedError,
-    UsageError,
-)
+from ._errors import RemoteError, RunnerClosedError, UsageError
+from ._runner_admit import RunnerAdmission
 from ._runner_stats import LatencyWindow, RunnerStatistics
 
 if TYPE_CHECKING:
@@ -73,7 +70,7 @@ class _RemoteTraceback(Exception):
         return f'\n"""\n{self.tb}"""'
 
 
-class Runner:
+class Runner(RunnerAdmission):
     """Keep workers warm (init() once each) and score mini-batches and single items on demand.
 
     Example:
@@ -163,7 +160,7 @@ class Runner:
         self._limit = limit
         self._wait_s = batch_wait_s
         self._max_try = run_max_try
-        self._max_pending = max_pending
+        super().__init__(max_pending)  # admission: _admitted, _room (_runner_admit)
         self._backend: Backend | None = None
         # run() raising reaches the caller at once; timeouts and crashes are retried
         self._dispatch = Dispatcher(
@@ -174,10 +171,8 @@ class Runner:
         self._closed = False
         self._fatal: BaseException | None = None
         self._submits: set[asyncio.Future[Any]] = set()  # failed on aclose()
-        self._admitted = 0  # items accepted and not yet answered
-        self._room: deque[asyncio.Future[None]] = deque()  # wait=True callers
         self._latency = LatencyWindow()
-        self._counts = {"batches": 0, "items": 0, "rejected": 0}
+        self._counts = {"batches": 0, "items": 0}
 
     @classmethod
     def from_config(cls, config: ParallelRunConfig, **overrides: Any) -> Runner:
@@ -364,52 +359,9 @@ class Runner:
             timeouts=stats.timed_out if stats else 0,
             isolated=self._batcher.isolated if self._batcher else 0,
             isolation_tries=self._batcher.isolation_tries if self._batcher else 0,
-            rejected=self._counts["rejected"],
+            rejected=self._rejected,
             **self._latency.percentiles(),
         )
-
-    # -- admission ----------------------------------------------------------------------
-
-    def has_room(self, n: int = 1) -> bool:
-        """Whether ``n`` more items would be admitted now, without waiting: within
-        ``max_pending``, or any ``n`` while nothing is admitted. A service checks a
-        request of several items with it before sending any of them (all or nothing)."""
-        limit = self._max_pending
-        return limit is None or self._admitted + n <= limit or self._admitted == 0
-
-    async def _admit(self, n: int, wait: bool) -> None:
-        self._check_open()
-        if self.has_room(n):
-            self._admitted += n
-            return
-        limit = self._max_pending
-        assert limit is not None
-        if not wait:
-            self._counts["rejected"] += 1
-            raise RunnerOverloadedError(self._admitted, limit)
-        while not self.has_room(n):
-            room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._room.append(room)
-            try:
-                await room
-            except asyncio.CancelledError:
-                self._wake_room()  # pass the turn on
-                raise
-            self._check_open()
-        self._admitted += n
-
-    def _release(self, n: int) -> None:
-        self._admitted -= n
-        if self._room:
-            self._wake_room()
-
-    def _wake_room(self, everyone: bool = False) -> None:
-        while self._room:
-            room = self._room.popleft()
-            if not room.done():
-                room.set_result(None)
-                if not everyone:
-                    return
 
     # -- internals ----------------------------------------------------------------------
 
