@@ -51,6 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._backends import Attempt, Crashed, Done, Outcome, TimedOut
+from ._runner_answer import set_exception, unpickle_error
 
 __all__ = ("Call", "CallBatch", "MicroBatcher")
 
@@ -244,13 +245,9 @@ class MicroBatcher:
         try:
             values = pickle.loads(body)
         except Exception as exc:
-            from ._errors import RemoteError
-
-            err = RemoteError(
-                type(exc).__name__, f"could not unpickle run()'s result: {exc}", ""
-            )
+            err = unpickle_error(exc)
             for call in batch.calls:
-                _set_exception(call.fut, err)
+                set_exception(call.fut, err)
             return
         if not isinstance(values, list):
             values = list(values) if isinstance(values, tuple) else []
@@ -269,7 +266,7 @@ class MicroBatcher:
                 "",
             )
             for call in batch.calls[len(values) :]:
-                _set_exception(call.fut, short)
+                set_exception(call.fut, short)
 
     def _isolate(self, attempt: Attempt, batch: CallBatch, outcome: Outcome) -> None:
         """A try failed: halve a multi-item batch, retry or fail a single item."""
@@ -355,7 +352,7 @@ class MicroBatcher:
         if len(calls) == 1 and single:
             self.isolated += 1
         for call in calls:
-            _set_exception(call.fut, err)
+            set_exception(call.fut, err)
 
     def fail_all(self, exc: BaseException) -> None:
         """Fail every queued call and every call in a batch still out (close / fatal)."""
@@ -363,13 +360,8 @@ class MicroBatcher:
             self._timer.cancel()
             self._timer = None
         while self.queue:
-            _set_exception(self.queue.popleft().fut, exc)
+            set_exception(self.queue.popleft().fut, exc)
         for batch in list(self.in_flight):
             for call in (*batch.calls, *batch.held):
-                _set_exception(call.fut, exc)
+                set_exception(call.fut, exc)
         self.in_flight.clear()
-
-
-def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)

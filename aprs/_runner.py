@@ -11,7 +11,8 @@ requeue and retry rule of submitted batches are the job's (``Dispatcher``): a ti
 crashed attempt is retried up to ``run_max_try`` tries; then the caller gets
 ``BatchTimeoutError`` / ``WorkerCrashedError``. An exception raised by run() reaches the caller
 with its own type, the worker's traceback attached as ``__cause__`` (``RemoteError`` only when
-it cannot be unpickled). Calls are batched and isolated by ``aprs._batcher``.
+it cannot be unpickled; ``_runner_answer``). Calls are batched and isolated by
+``aprs._batcher``.
 
 Admission (``_runner_admit``, the Runner's base class): at most ``max_pending`` items are
 accepted and not yet answered; beyond that ``call`` / ``submit`` raise
@@ -36,11 +37,8 @@ from ._accounting import Accounting, Thresholds
 from ._backends import (
     Attempt,
     Backend,
-    Crashed,
     Done,
-    Failed,
     Outcome,
-    TimedOut,
     WorkerSpec,
     create_backend,
     default_env,
@@ -50,24 +48,16 @@ from ._backends._options import RayOptions
 from ._batcher import Call, CallBatch, MicroBatcher
 from ._bridge._protocol import RESULT_PICKLE
 from ._bridge._runtime import locate_script
-from ._dispatch import Dispatcher, outcome_error
-from ._errors import RemoteError, RunnerClosedError, UsageError
+from ._dispatch import Dispatcher
+from ._errors import RunnerClosedError, UsageError
 from ._runner_admit import RunnerAdmission
+from ._runner_answer import fail, rebuild, resolve, set_exception, unpickle_error
 from ._runner_stats import LatencyWindow, RunnerStatistics
 
 if TYPE_CHECKING:
     from ._config import ParallelRunConfig
 
 __all__ = ("Runner",)
-
-
-class _RemoteTraceback(Exception):
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.tb}"""'
 
 
 class Runner(RunnerAdmission):
@@ -220,7 +210,7 @@ class Runner(RunnerAdmission):
             retry=self._retry_first,
             load=self._load,
             new_id=self._new_id,
-            fail=_rebuild,
+            fail=rebuild,
             record=self._record,
             max_batch_size=self._max_batch,
             batch_limit=self._limit,
@@ -245,10 +235,10 @@ class Runner(RunnerAdmission):
         err = RunnerClosedError("The runner was closed before this item or batch ran.")
         if self._batcher is not None:
             for call in list(self._batcher.queue):
-                _set_exception(call.fut, err)
+                set_exception(call.fut, err)
             self._batcher.queue.clear()
         for attempt in self._dispatch.drain():
-            _fail(attempt, err)
+            fail(attempt, err)
         self._wake_room(everyone=True)
         if self._backend is not None:
             await self._backend.aclose(graceful=True)
@@ -257,7 +247,7 @@ class Runner(RunnerAdmission):
         if self._batcher is not None:
             self._batcher.fail_all(late)
         for fut in list(self._submits):
-            _set_exception(fut, late)
+            set_exception(fut, late)
         self._submits.clear()
 
     # -- API ----------------------------------------------------------------------------
@@ -429,19 +419,12 @@ class Runner(RunnerAdmission):
             try:
                 result = pickle.loads(outcome.body)
             except Exception as exc:
-                _fail(
-                    attempt,
-                    RemoteError(
-                        type(exc).__name__,
-                        f"could not unpickle run()'s result: {exc}",
-                        "",
-                    ),
-                )
+                fail(attempt, unpickle_error(exc))
                 return
-            _resolve(attempt, result)
+            resolve(attempt, result)
             return
         if not self._dispatch.retry_or_give_up(attempt, outcome):
-            _fail(attempt, _rebuild(attempt, outcome))
+            fail(attempt, rebuild(attempt, outcome))
 
     def on_filled(self) -> None:
         batcher = self._batcher
@@ -451,7 +434,7 @@ class Runner(RunnerAdmission):
     def on_fatal(self, exc: BaseException) -> None:
         self._fatal = exc
         for attempt in self._dispatch.drain():
-            _fail(attempt, exc)
+            fail(attempt, exc)
         if self._batcher is not None:
             self._batcher.fail_all(exc)
 
@@ -476,35 +459,6 @@ def _check_numbers(
             f"batch_limit={batch_limit}, run_max_try={run_max_try}, "
             f"max_pending={max_pending}, batch_wait_s={batch_wait_s}."
         )
-
-
-def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-def _resolve(attempt: Attempt, result: Any) -> None:
-    if not attempt.token.done():
-        attempt.token.set_result(result)
-
-
-def _fail(attempt: Attempt, exc: BaseException) -> None:
-    _set_exception(attempt.token, exc)
-
-
-def _rebuild(attempt: Attempt, outcome: Outcome) -> BaseException:
-    if isinstance(outcome, (TimedOut, Crashed)):
-        return outcome_error(attempt, outcome)
-    assert type(outcome) is Failed
-    if outcome.exception:
-        try:
-            exc = pickle.loads(outcome.exception)
-        except Exception:
-            exc = None
-        if isinstance(exc, BaseException):
-            exc.__cause__ = _RemoteTraceback(outcome.traceback)
-            return exc
-    return RemoteError(outcome.error_type, outcome.message, outcome.traceback)
 
 
 async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
