@@ -19,7 +19,8 @@ seconds and status ``done`` | ``short`` (run() returned fewer elements) | ``fail
 has a tenth element ``[offset, count]``: which items of mini-batch ``index`` it held; its
 ``try`` counts the tries of that part; ``[0, 0]`` is the row count of a table slice read
 without run(). Lines are whole: a killed job leaves at most one torn last line, which
-readers skip.
+readers skip. The readers (``status``, the report, ``job_error.txt``) are ``_joblog_read``,
+which holds this file's name and columns.
 
 Invariants: the hot path (``record``) is one ``time.time()`` and one ``list.append``; encoding
 and file writes happen in a worker thread with the loop free. A log that cannot be written
@@ -31,9 +32,8 @@ from __future__ import annotations
 import logging
 import operator
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
 from itertools import groupby
@@ -44,31 +44,18 @@ import anyio.to_thread
 import orjson
 
 from ._backends._base import Attempt, Crashed, Done, Failed, Outcome, TimedOut
+from ._joblog_read import (  # the file's name and columns, as its readers expect them
+    MINIBATCH_COLUMNS,
+    MINIBATCHES_FILE,
+    group_failures,
+    read_failures,
+)
 from ._progress import LiveStats, format_duration
 
-__all__ = (
-    "MINIBATCH_COLUMNS",
-    "JobLog",
-    "group_failures",
-    "read_failures",
-    "read_minibatches",
-    "write_result_files",
-)
+__all__ = ("JobLog", "write_result_files")
 
 log = logging.getLogger("aprs.joblog")
 
-MINIBATCH_COLUMNS = (
-    "index",
-    "try",
-    "worker",
-    "pid",
-    "start",
-    "end",
-    "items_in",
-    "items_out",
-    "status",
-)
-MINIBATCHES_FILE = "minibatches.jsonl"
 OVERVIEW_FILE = "job_progress_overview.txt"
 _STATUS: dict[type, str] = {
     Done: "done",
@@ -402,71 +389,6 @@ def _count_runs(path: str) -> int:
             return sum(1 for line in f if line.startswith(b"{"))
     except OSError:
         return 0
-
-
-# -- readers (status, report) -----------------------------------------------------------
-
-
-def _json_lines(path: str) -> Iterator[Any]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return
-    for line in data.splitlines():
-        try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # a torn last line of a killed job
-
-
-def read_minibatches(log_dir: str) -> tuple[list[dict[str, Any]], list[list[Any]]]:
-    """(run markers, rows) of ``logs/minibatches.jsonl``; missing file -> empty."""
-    runs: list[dict[str, Any]] = []
-    rows: list[list[Any]] = []
-    for value in _json_lines(os.path.join(log_dir, MINIBATCHES_FILE)):
-        if isinstance(value, dict):
-            runs.append(value)
-        elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS):
-            rows.append(value)
-        elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS) + 1:
-            rows.append(value)  # a part of a bisected mini-batch: + [offset, count]
-    return runs, rows
-
-
-def read_failures(log_dir: str) -> list[dict[str, Any]]:
-    """The records of ``logs/failures.jsonl`` (one per failed try)."""
-    path = os.path.join(log_dir, "failures.jsonl")
-    return [r for r in _json_lines(path) if isinstance(r, dict)]
-
-
-@dataclass(slots=True)
-class FailureGroup:
-    """All failed tries with the same error type and (number-blind) message."""
-
-    error_type: str
-    message: str
-    count: int
-    batches: set[int]
-    first: dict[str, Any]
-
-
-def group_failures(records: Iterable[dict[str, Any]]) -> list[FailureGroup]:
-    """Failures grouped by error (digits in the message ignored), most frequent first."""
-    groups: dict[tuple[str, str], FailureGroup] = {}
-    for rec in records:
-        etype = str(rec.get("error_type") or "Error")
-        message = str(rec.get("message") or "")
-        first_line = message.strip().split("\n", 1)[0]
-        key = (etype, re.sub(r"\d+", "N", first_line)[:300])
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = FailureGroup(etype, first_line, 0, set(), rec)
-        group.count += 1
-        index = rec.get("mini_batch_index")
-        if isinstance(index, int):
-            group.batches.add(index)
-    return sorted(groups.values(), key=lambda g: -g.count)
 
 
 def write_result_files(log_dir: str, summary: Any) -> None:

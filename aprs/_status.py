@@ -21,7 +21,7 @@ import orjson
 
 from ._errors import UsageError
 from ._job_state import read_json
-from ._joblog import group_failures, read_failures, read_minibatches
+from ._joblog_read import group_failures, read_failures, read_minibatches
 from ._journal import Journal
 
 __all__ = ("collect_status", "job_status")

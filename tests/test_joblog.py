@@ -13,7 +13,8 @@ import orjson
 import pytest
 from conftest import make_files, script_path
 
-from aprs._joblog import MINIBATCH_COLUMNS, JobLog, read_minibatches
+from aprs._joblog import JobLog
+from aprs._joblog_read import MINIBATCH_COLUMNS, read_minibatches
 
 pytestmark = pytest.mark.timeout(120)
 

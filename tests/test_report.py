@@ -16,7 +16,7 @@ import orjson
 import pytest
 from conftest import make_files, script_path
 
-from aprs._joblog import read_minibatches
+from aprs._joblog_read import read_minibatches
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -6,7 +6,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._joblog import FailureGroup, group_failures, read_failures, read_minibatches
+from .._joblog_read import (
+    FailureGroup,
+    group_failures,
+    read_failures,
+    read_minibatches,
+)
 from .._status import collect_status
 
 __all__ = ("ReportData", "Try", "load")
