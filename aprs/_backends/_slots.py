@@ -10,6 +10,7 @@
     _init_failed_slot ──► _respawn(slot) up to max_init_tries, else the slot is given up;
                           every slot given up: fatal (InitFailedError)
     head started ──► _arm_timer(rec): one lazy timer at head_started + run_invocation_timeout
+    init_message(spec, slot, script, source) ──► the Init each slot's worker starts with
 
 ``WorkerSlots`` is inherited by both backends that host workers, the local pool
 (``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
@@ -31,13 +32,32 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
+from .._bridge._protocol import Init
 from .._errors import EntryScriptError, InitFailedError
 
 if TYPE_CHECKING:
     from .._bridge._protocol import InitFailed
     from ._base import BackendListener, WorkerSpec
 
-__all__ = ("SlotRecord", "WorkerSlots")
+__all__ = ("SlotRecord", "WorkerSlots", "init_message")
+
+
+def init_message(
+    spec: WorkerSpec, slot: int, entry_script: str, source_directory: str | None
+) -> Init:
+    """What the worker of ``slot`` is told first: the script as that worker finds it (Ray
+    ships the code elsewhere: ``_ray_connect.actor_init``) and the spec's settings."""
+    return Init(
+        entry_script,
+        source_directory,
+        spec.argv,
+        slot,
+        spec.result_mode,
+        spec.logging_level,
+        spec.log_dir,
+        spec.output_dir,
+        spec.redirect_stdio,
+    )
 
 
 class SlotRecord(Protocol):

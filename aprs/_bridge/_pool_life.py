@@ -1,7 +1,8 @@
 """The life of each worker slot: start it, see it ready, time it, hear it die, replace it.
 
     _spawn(slot) ──► start_process (spawned), or the zygote forks it (_fork_worker; its pid
-                     arrives in _on_forked) ──► Init frame, init timer armed
+                     arrives in _on_forked) ──► Init frame (init_message, _slots), init
+                     timer armed
     Ready        ──► _on_ready: READY, on_capacity (start() returns at the first one)
     InitFailed   ──► _on_init_failed: killed ──► _init_failed_reply (_slots)
     init timer   ──► _on_timer: killed ──► _init_hung (_slots)
@@ -44,12 +45,12 @@ from .._backends._base import (
     TimedOut,
     WorkerSpec,
 )
-from .._backends._slots import WorkerSlots
+from .._backends._slots import WorkerSlots, init_message
 from .._errors import BackendError
 from ._forkserver import ForkServer
 from ._pool_reap import PoolReaper
 from ._pool_slot import WorkerState, _Worker, describe_exit, start_process, worker_pipes
-from ._protocol import Init, InitFailed
+from ._protocol import InitFailed
 
 __all__ = ("PoolLifecycle",)
 
@@ -96,18 +97,9 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
         self._workers[slot] = w
         self._spawned += 1
         self._loop.add_reader(w.rfd, self._on_readable, w)
-        init = Init(
-            spec.entry_script,
-            spec.source_directory,
-            spec.argv,
-            slot,
-            spec.result_mode,
-            spec.logging_level,
-            spec.log_dir,
-            spec.output_dir,
-            spec.redirect_stdio,
+        self._send(
+            w, init_message(spec, slot, spec.entry_script, spec.source_directory)
         )
-        self._send(w, init)
         self._arm_init_timer(w)
         log.debug("started worker %d (pid %d; 0: forking)", slot, w.pid)
 
