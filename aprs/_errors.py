@@ -76,12 +76,19 @@ class EntryScriptError(UsageError):
 
     @classmethod
     def in_worker(
-        cls, script: str, *, no_run: bool, detail: str, traceback_text: str = ""
+        cls,
+        script: str,
+        *,
+        no_run: bool,
+        detail: str,
+        traceback_text: str = "",
+        worker: str = "worker process",
     ) -> EntryScriptError:
-        """The script failed to import (or has no run()) inside a worker process."""
+        """The script failed to import (or has no run()) inside a worker (``worker``: what
+        the backend calls it, "worker process" or "Ray worker actor")."""
         what = "has no run() function" if no_run else "failed to import"
         return cls(
-            f"The entry script {script} {what} in the worker process ({detail}). Fix the "
+            f"The entry script {script} {what} in the {worker} ({detail}). Fix the "
             f"script and run the job again.\n\n{traceback_text}".rstrip()
         )
 
@@ -114,17 +121,23 @@ class InitFailedError(JobError):
         last_failure: str,
         traceback_text: str = "",
         hung: bool = False,
+        hangs_retried: bool = False,
     ) -> InitFailedError:
         """No worker slot has a worker whose init() returned, and none will be retried.
 
         ``hung``: the last failure was init() exceeding its time bound, which is waited
-        for once per slot (a hang would only hang again).
+        for once per slot (a hang would only hang again), or, ``hangs_retried`` (Ray: an
+        actor that could not be placed times out too), tried like a failure.
         """
         if hung:
+            tries = (
+                "is tried up to max_init_tries times per worker slot, like a failed one"
+                if hangs_retried
+                else "is waited for once per worker slot, not retried"
+            )
             fix = (
-                "A hung init() is waited for once per worker slot, not retried. Make init() "
-                "return within the bound, or raise run_invocation_timeout (the bound is "
-                "3 * run_invocation_timeout + 30 s)."
+                f"A hung init() {tries}. Make init() return within the bound, or raise "
+                "run_invocation_timeout (the bound is 3 * run_invocation_timeout + 30 s)."
             )
         else:
             fix = "Fix init() in the entry script (its traceback follows) and run the job again."

@@ -3,6 +3,8 @@
     ParallelRunStep(...) ──► validate (name, arguments, inputs) at construction
     run() / arun() ──► prepare (thread: script, output dir, inputs, fingerprint)
                    ──► reuse (completed + same fingerprint) | resume (interrupted) | fresh
+                   ──► _launch_workers: the fork server starts (``with`` / ``async with``
+                       _Launched: ended on the way out unless the pool adopted it)
                    ──► run_job ──► rename partial output into place ──► job_result.json
 
 Output directory layout:
@@ -172,14 +174,8 @@ class ParallelRunStep:
         prep = await anyio.to_thread.run_sync(self._prepare)
         if prep.reused is not None:
             return prep.reused
-        worker = self._launch_workers(prep)
-        try:
+        async with self._launch_workers(prep) as worker:
             return await self._run_prepared(prep, worker, handle_signals, on_progress)
-        finally:
-            unused = _discard(worker)
-            if unused is not None:  # the job stopped before its pool started
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(unused.wait)
 
     def _run_blocking(self, on_progress: Any = None) -> JobSummary:
         """run(), and the CLI's: prepared, and the fork server started, before the event
@@ -187,21 +183,17 @@ class ParallelRunStep:
         prep = self._prepare()
         if prep.reused is not None:
             return prep.reused
-        worker = self._launch_workers(prep)
-        try:
+        with self._launch_workers(prep) as worker:
             summary: JobSummary = run_coroutine(
                 self._run_prepared, prep, worker, True, on_progress
             )
-        finally:
-            unused = _discard(worker)
-            if unused is not None:
-                unused.wait()
         return summary
 
-    def _launch_workers(self, prep: _Prepared) -> WorkerSpec:
+    def _launch_workers(self, prep: _Prepared) -> _Launched:
         """The workers' spec, with the fork server already started (local jobs): its
         preload (the script's imports, seconds) runs while this process sets the job up,
-        and the pool adopts it (perf/RESULTS.md, "start-up")."""
+        and the pool adopts it (perf/RESULTS.md, "start-up"). Run the job inside the
+        returned context (``with`` / ``async with``), which ends an unadopted one."""
         from ._bridge._launch import launch_early
 
         worker = worker_spec(
@@ -209,13 +201,13 @@ class ParallelRunStep:
             name=self.name,
             script_path=prep.script_path,
             source_dir=prep.source_dir,
-            argv=[*self._runtime_args(), *self.arguments],
+            argv=self._worker_argv(),
             output=self.output,
             log_dir=self._log_dir,
             preload=table_preload(self.inputs),
         )
         worker.fork_server = launch_early(worker)
-        return worker
+        return _Launched(worker)
 
     async def _run_prepared(
         self,
@@ -295,9 +287,8 @@ class ParallelRunStep:
 
     def _table_output(self, source_dir: str | None) -> TableOutput:
         """How workers format DataFrames (checks parallel_run_step.settings.json)."""
-        argv = [*self._runtime_args(), *self.arguments]
         try:
-            return TableOutput.from_run_args(argv, source_dir)
+            return TableOutput.from_run_args(self._worker_argv(), source_dir)
         except ValueError as exc:
             raise ConfigError(f"{exc} Fix the file or remove it.") from None
 
@@ -386,9 +377,10 @@ class ParallelRunStep:
             return "bytes", _TABULAR_DEFAULT_BYTES
         return "bytes", cfg.mini_batch_spec().value  # a plain number is bytes here
 
-    def _runtime_args(self) -> list[str]:
-        """The driver arguments Azure puts in sys.argv before the user's arguments."""
-        return runtime_args(self.config, self.output, self.tabular)
+    def _worker_argv(self) -> list[str]:
+        """The entry script's sys.argv after its name: the driver arguments Azure puts
+        there, then the step's arguments."""
+        return [*runtime_args(self.config, self.output, self.tabular), *self.arguments]
 
     # -- finishing ----------------------------------------------------------------------
 
@@ -452,11 +444,40 @@ class _Prepared:
         self.parquet = False
 
 
-def _discard(worker: WorkerSpec) -> Any:
-    """End the fork server started for ``worker`` unless a pool adopted it: the process
-    to wait for, or None."""
-    launch = worker.fork_server
-    return launch.discard() if launch is not None else None
+class _Launched:
+    """A job's workers with their fork server started early (``_launch_workers``).
+
+    ``with`` (run()) or ``async with`` (arun()) yields the WorkerSpec; leaving ends that
+    fork server unless a pool adopted it (the job stopped before its pool started) and
+    waits for it, in a thread when on the loop.
+    """
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: WorkerSpec) -> None:
+        self.worker = worker
+
+    def __enter__(self) -> WorkerSpec:
+        return self.worker
+
+    def __exit__(self, *exc_info: object) -> None:
+        unused = self._discard()
+        if unused is not None:
+            unused.wait()
+
+    async def __aenter__(self) -> WorkerSpec:
+        return self.worker
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        unused = self._discard()
+        if unused is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(unused.wait)
+
+    def _discard(self) -> Any:
+        """The fork server's process, killed, when no pool adopted it; else None."""
+        launch = self.worker.fork_server
+        return launch.discard() if launch is not None else None
 
 
 def _use_uvloop() -> bool:

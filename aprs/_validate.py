@@ -98,7 +98,7 @@ def _check_worker(
             entry,
             process_count_per_node=1,
             source_directory=source_dir,
-            arguments=[*step._runtime_args(), *step.arguments],
+            arguments=step._worker_argv(),
             environment_variables={
                 **(cfg.environment_variables or {}),
                 "AZUREML_BI_OUTPUT_PATH": step.output,

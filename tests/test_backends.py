@@ -48,18 +48,29 @@ def test_local_is_the_first_backend() -> None:
     assert BACKENDS["local"] == ("aprs._backends._local", "LocalBackend")
 
 
-def test_worker_runtime_does_not_import_the_parent_side() -> None:
-    """The pipe worker and its runtime import neither asyncio, subprocess nor the backends."""
-    code = (
-        "import sys, aprs._bridge._worker, aprs._bridge._runtime;"
-        "bad = [m for m in sys.modules if m in ('asyncio', 'subprocess', "
-        "'aprs._backends') or m.startswith('aprs._bridge._pool')];"
-        "print(','.join(bad))"
-    )
+def _loaded(imports: str, bad: str) -> str:
+    """The modules ``m`` for which ``bad`` holds once a fresh interpreter ran ``imports``."""
+    code = f"import sys, {imports}; print(','.join(m for m in sys.modules if {bad}))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == ""
+    return out.stdout.strip()
+
+
+def test_worker_runtime_does_not_import_the_parent_side() -> None:
+    """The pipe worker and its runtime import neither asyncio, subprocess nor the backends."""
+    bad = (
+        "m in ('asyncio', 'subprocess', 'aprs._backends') "
+        "or m.startswith('aprs._bridge._pool')"
+    )
+    assert _loaded("aprs._bridge._worker, aprs._bridge._runtime", bad) == ""
+
+
+def test_local_pool_does_not_import_ray() -> None:
+    """The local backend shares code with the Ray backend (_backends/_slots) without
+    importing Ray or any of the Ray backend's modules."""
+    bad = "m == 'ray' or m.startswith(('ray.', 'aprs._backends._ray'))"
+    assert _loaded("aprs._backends._local, aprs._bridge._pool", bad) == ""
 
 
 def test_locate_script_resolves_every_form_once(tmp_path, monkeypatch) -> None:

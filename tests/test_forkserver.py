@@ -17,6 +17,7 @@ import pytest
 
 import aprs
 from aprs._bridge._zygote import script_imports
+from aprs._step import run_coroutine
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -352,15 +353,20 @@ def test_a_spawn_job_starts_no_fork_server(
     assert set(rows[1::2]) == {str(os.getpid())}
 
 
+@pytest.mark.parametrize("how", ["run", "arun"])
 def test_a_job_that_stops_before_its_pool_ends_its_fork_server(
-    tmp_path: Path, launches: list[tuple[str, int]]
+    tmp_path: Path, launches: list[tuple[str, int]], how: str
 ) -> None:
     """The output cannot be opened (run_job fails before any pool exists): the usage error
-    is raised as before and the zygote started early does not outlive the job."""
+    is raised as before and the zygote started early does not outlive the job (run() and
+    arun() alike)."""
     step = _job(tmp_path)
     (tmp_path / "out" / "parallel_run_step.txt.partial").mkdir(parents=True)
     with pytest.raises(aprs.OutputError, match="cannot be opened"):
-        step.run()
+        if how == "run":
+            step.run()
+        else:
+            run_coroutine(step.arun)
     assert [kind for kind, _ in launches] == ["launch"]
     _assert_gone({launches[0][1]})
 

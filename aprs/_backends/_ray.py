@@ -24,7 +24,10 @@ twice); no actor outlives ``aclose``.
 
 Around it: ``_ray_connect`` (which Ray, what code travels, each actor's Init), ``_ray_place``
 (the placement group), ``_ray_slot`` (one actor's record, the outcomes it gives), the actor
-class ``_ray_actor``, shipped inputs ``_ray_ship``, the workers' logs ``_ray_logs``.
+class ``_ray_actor``, shipped inputs ``_ray_ship``, the workers' logs ``_ray_logs``. Init
+tries, timers and the fatal error are the local pool's rules (``_slots.WorkerSlots``, which
+both inherit) but for one: an actor whose init() timed out is tried again (it may only have
+had no node to go to).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from .._bridge._protocol import BatchDone, InitFailed
-from .._errors import BackendError, EntryScriptError, InitFailedError
+from .._errors import BackendError
 from ._base import Attempt, BackendListener, BackendStatistics, WorkerSpec
 from ._options import RayOptions
 from ._ray_actor import LIFELINE_GROUP, remote_class
@@ -53,6 +56,7 @@ from ._ray_ship import ShippedFiles, ship_files
 from ._ray_slot import Actor as _Actor  # as load() and try_submit name it
 from ._ray_slot import State as _State
 from ._ray_slot import describe
+from ._slots import WorkerSlots
 
 __all__ = ("RayBackend",)
 
@@ -68,26 +72,24 @@ _MAX_DEPTH = 16  # calls queued per actor, at most
 _SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
 
 
-class RayBackend:
+class RayBackend(WorkerSlots[_Actor]):
     """node_count x process_count actors, each running init() once and run() per batch."""
 
+    _WORKER = "Ray worker actor"
+    # an actor that cannot be placed (its node gone) times out in STARTING like a hung
+    # init(); its replacement may find a node, so a timeout counts one init try
+    _RETRY_HUNG_INIT = True
+    _log = log
+
     def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
-        self._spec = spec
-        self._listener = listener
         self._opts: RayOptions = spec.ray or RayOptions()
         self._nodes = max(1, spec.node_count)
         self._slots = self._nodes * spec.process_count
-        self._loop = asyncio.get_running_loop()
+        super().__init__(spec, listener, self._slots)
         self._actors: list[_Actor | None] = [None] * self._slots
-        self._init_tries = [0] * self._slots
-        self._dead_slots: set[int] = set()
-        self._ready_once = asyncio.Event()
-        self._closing = False
-        self._fatal: BaseException | None = None
         self._depth = 1  # one call per actor until run() has been timed
         self._ewma_run_s: float | None = None
-        self._spawned = self._crashed = self._timed_out = self._init_failures = 0
-        self._last_init_failure: InitFailed | None = None
+        self._spawned = self._crashed = self._timed_out = 0
         self._job_id = uuid.uuid4().hex[:8]
         self._owns_ray = False
         self._ship_code = False
@@ -181,7 +183,7 @@ class RayBackend:
         for a in self._actors:
             if a is None:
                 continue
-            a.cancel_timer()
+            self._cancel_timer(a)
             if graceful and a.state is _State.READY:
                 stop = self._watch(a.handle.stop.remote(), self._on_stopped, a)
                 stops.append(asyncio.wrap_future(stop, loop=self._loop))
@@ -254,10 +256,7 @@ class RayBackend:
         self._watch(handle.start.remote(init, self._ship_code), self._on_started, a)
         life = handle.lifeline.options(concurrency_group=LIFELINE_GROUP).remote()
         self._watch(life, self._on_lifeline, a)
-        a.head_started = self._loop.time()
-        a.timer = self._loop.call_at(
-            a.head_started + self._init_timeout_s(), self._on_timer, a
-        )
+        self._arm_init_timer(a)
 
     def _respawn(self, slot: int) -> None:
         if not self._closing:
@@ -303,16 +302,17 @@ class RayBackend:
             return
         a.node_id = node_id
         self._logs.append(a.node_id, logs)
-        a.cancel_timer()
+        self._cancel_timer(a)
         if isinstance(reply, InitFailed):
-            self._on_init_failed(a, reply)
+            a.state = _State.EXITED
+            a.kill()
+            self._init_failed_reply(a.slot, reply)
             return
         if self._closing:
             return
         a.state = _State.READY
         a.pid = reply.pid
-        self._init_tries[a.slot] = 0
-        self._ready_once.set()
+        self._slot_ready(a.slot)
         if self.first_ready_s is None:
             self.first_ready_s = time.perf_counter() - self._t0
             log.info("Ray: first worker actor ready after %.2f s", self.first_ready_s)
@@ -350,7 +350,7 @@ class RayBackend:
             self._listener.on_capacity()
 
     def _finish_head(self, a: _Actor, run_s: float, *, ok: bool) -> None:
-        a.cancel_timer()
+        self._cancel_timer(a)
         if ok:
             ewma = self._ewma_run_s
             self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
@@ -385,13 +385,11 @@ class RayBackend:
         if not self._current(a) or a.state in (_State.STOPPING, _State.EXITED):
             return
         was, a.state = a.state, _State.EXITED
-        a.cancel_timer()
+        self._cancel_timer(a)
         a.kill()  # "unavailable" may still run: make sure nothing answers twice
         how = describe(exc)
         if was is _State.STARTING:
-            self._init_failed_slot(
-                a.slot, f"the worker actor died during init(): {how}"
-            )
+            self._died_in_init(a.slot, how)
             return
         self._crashed += 1
         self._depth = 1
@@ -409,22 +407,16 @@ class RayBackend:
 
     def _on_timer(self, a: _Actor) -> None:
         a.timer = None
-        now = self._loop.time()
         if a.state is _State.STARTING:
-            limit = self._init_timeout_s()
-            if now < a.head_started + limit:  # fired early
-                a.timer = self._loop.call_at(a.head_started + limit, self._on_timer, a)
-                return
-            a.state = _State.EXITED
-            a.kill()
-            self._init_failed_slot(
-                a.slot,
-                f"init() did not finish within {limit:g} s (or the actor could not be "
-                "placed); the actor was killed",
-            )
+            if self._init_timer_due(a):
+                a.state = _State.EXITED
+                a.kill()
+                what = f"the {self._WORKER} was not placed, or did not finish init(),"
+                self._init_hung(a.slot, what, "actor")
             return
         if a.state is not _State.READY or not a.inflight:
             return
+        now = self._loop.time()
         deadline = a.head_started + self._spec.run_timeout_s
         if now < deadline:
             a.timer = self._loop.call_at(deadline, self._on_timer, a)
@@ -451,66 +443,3 @@ class RayBackend:
         self._listener.on_outcome(head, a.timed_out(timeout, now))
         self._respawn(a.slot)
         self._listener.on_capacity()
-
-    def _on_init_failed(self, a: _Actor, msg: InitFailed) -> None:
-        a.state = _State.EXITED
-        a.kill()
-        if msg.kind in ("import", "no_run"):
-            what = (
-                "failed to import" if msg.kind == "import" else "has no run() function"
-            )
-            detail = (
-                f"{msg.error_type}: {msg.message}"
-                if msg.kind == "import"
-                else msg.message
-            )
-            self._set_fatal(
-                EntryScriptError(
-                    f"The entry script {self._spec.entry_script} {what} in the Ray worker "
-                    f"actor ({detail}). Fix the script and run the job again.\n\n"
-                    f"{msg.traceback}".rstrip()
-                )
-            )
-            return
-        self._last_init_failure = msg
-        self._init_failed_slot(a.slot, f"init() raised {msg.error_type}: {msg.message}")
-
-    def _init_failed_slot(self, slot: int, reason: str) -> None:
-        self._init_failures += 1
-        self._init_tries[slot] += 1
-        tries = self._init_tries[slot]
-        log.warning("worker slot %d: %s (init attempt %d)", slot, reason, tries)
-        if self._closing:
-            return
-        if tries < self._spec.max_init_tries:
-            self._respawn(slot)
-            return
-        self._dead_slots.add(slot)
-        if len(self._dead_slots) == self._slots:
-            tb = self._last_init_failure.traceback if self._last_init_failure else ""
-            self._set_fatal(
-                InitFailedError(
-                    f"init() failed in every Ray worker ({self._init_failures} attempts on "
-                    f"{self._slots} worker slots); last failure: {reason}. Fix init() in "
-                    f"the entry script (its traceback follows) and run the job again.\n\n"
-                    f"{tb}".rstrip()
-                )
-            )
-
-    def _set_fatal(self, exc: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = exc
-            self._ready_once.set()
-            self._listener.on_fatal(exc)
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _init_timeout_s(self) -> float:
-        spec = self._spec  # Azure's bound for a stuck init(): 3 * run timeout + 30 s
-        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
-
-    def _arm_timer(self, a: _Actor) -> None:
-        if a.timer is None:
-            a.timer = self._loop.call_at(
-                a.head_started + self._spec.run_timeout_s, self._on_timer, a
-            )

@@ -6,8 +6,9 @@
         │      (working_dir = source_directory or the script's folder, py_modules = aprs)
         └─ neither ──► a Ray of our own on this machine, big enough for the job; no code
                package (same machine, same paths: the driver's aprs first on PYTHONPATH)
-    actor_init(spec, slot, ship_code) ──► the Init an actor starts with; its entry script
-                                          relative to the shipped folder (script_for_actor)
+    actor_init(spec, slot, ship_code) ──► the Init an actor starts with: a local worker's
+                                          (_slots.init_message), its entry script relative
+                                          to the shipped folder (script_for_actor)
     job_env(env) ──► the job's own variables, which travel with every actor
 
 Invariant: ``Connection.owns_ray`` is true only when ``connect`` called ray.init, so only
@@ -28,6 +29,7 @@ from .._bridge._runtime import locate_script
 from .._errors import BackendError
 from ._base import WorkerSpec
 from ._options import RayOptions
+from ._slots import init_message
 
 __all__ = ("Connection", "actor_init", "connect", "job_env", "script_for_actor")
 
@@ -80,17 +82,11 @@ def connect(opts: RayOptions, spec: WorkerSpec, slots: int) -> Connection:
 
 
 def actor_init(spec: WorkerSpec, slot: int, *, ship_code: bool) -> Init:
-    """What slot ``slot``'s actor is told to start with (its start() call)."""
-    return Init(
-        script_for_actor(spec, ship_code=ship_code),
-        None if ship_code else spec.source_directory,
-        spec.argv,
-        slot,
-        spec.result_mode,
-        spec.logging_level,
-        spec.log_dir,
-        spec.output_dir,
-        spec.redirect_stdio,
+    """What slot ``slot``'s actor is told to start with (its start() call): a local
+    worker's Init, but for the script's place when the code is shipped."""
+    script = script_for_actor(spec, ship_code=ship_code)
+    return init_message(
+        spec, slot, script, None if ship_code else spec.source_directory
     )
 
 

@@ -4,7 +4,8 @@
         either state ──► EXITED (died, hung, init failed: the slot gets a new Actor)
                      ──► STOPPING (aclose)
         inflight: (attempt, future of its run() call), oldest first; the head is running
-        timer: one lazy deadline, init() while STARTING, then the head's run()
+        timer: one lazy deadline, init() while STARTING, then the head's run() (armed and
+               cancelled by RayBackend, as _slots.WorkerSlots does for both backends)
     outcome(reply, body)   BatchDone | BatchFailed ──► Done | Failed
     take_calls()           a lost actor's calls: the head (its Crashed | TimedOut), the rest
                            (requeued untouched)
@@ -105,11 +106,6 @@ class Actor:
         held = [attempt for attempt, _ in self.inflight]
         self.inflight.clear()
         return held
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):

@@ -42,7 +42,8 @@ This module keeps the API and the hot path (pick a worker, frames out, replies i
 
     _pool_slot   _Worker, WorkerState: one worker's record; its pipes, its start, its exit code
     _pool_reap   PoolReaper: signals, the SIGTERM -> SIGKILL escalation, exits, fds
-    _pool_life   PoolLifecycle(PoolReaper): spawn, ready, init failures, timers, deaths, respawn
+    _pool_life   PoolLifecycle(PoolReaper, WorkerSlots): spawn, ready, init failures, timers,
+                 deaths, respawn (WorkerSlots: the init and timer rules Ray shares, _backends/_slots)
     _pool        LocalPool(PoolLifecycle): start / try_submit / aclose, writes, reads, _settle
 """
 

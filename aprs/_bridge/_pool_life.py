@@ -1,23 +1,25 @@
 """The life of each worker slot: start it, see it ready, time it, hear it die, replace it.
 
     _spawn(slot) ──► start_process (spawned), or the zygote forks it (_fork_worker; its pid
-                     arrives in _on_forked) ──► Init frame, init timer armed
+                     arrives in _on_forked) ──► Init frame (init_message, _slots), init
+                     timer armed
     Ready        ──► _on_ready: READY, on_capacity (start() returns at the first one)
-    InitFailed   ──► _on_init_failed: the script does not load (import, no run()): fatal;
-                                      init() raised ──► _init_failed_slot
-    init timer   ──► _on_timer: killed ──► _init_failed_slot(hung=True)
-    _init_failed_slot ──► respawn (up to max_init_tries; a hung init() not at all) or give
-                          the slot up; every slot given up: fatal (InitFailedError)
+    InitFailed   ──► _on_init_failed: killed ──► _init_failed_reply (_slots)
+    init timer   ──► _on_timer: killed ──► _init_hung (_slots)
+    init failed  ──► respawn (up to max_init_tries; a hung init() not at all) or give the
+                     slot up; every slot given up: fatal (InitFailedError) (_slots)
     run timer    ──► _on_timer: past the head's deadline: killed, _settle(TimedOut, lost)
     pipe EOF     ──► _on_eof ──► its exit code (_pool_reap) ──► _after_crash:
-                     died in init(): _init_failed_slot; else _settle(Crashed, lost)
+                     died in init(): _died_in_init (_slots); else _settle(Crashed, lost)
     zygote died  ──► _on_zygote_gone: its workers killed, their batches requeued, fatal
     lost worker  ──► _respawn (from _settle) ──► _spawn; a slot that cannot start: given up
 
 ``PoolLifecycle`` is the middle layer of the pool (``_pool_reap.PoolReaper`` ──►
 ``PoolLifecycle`` ──► ``_pool.LocalPool``): it calls down into the reaper, and up into
 ``LocalPool``'s hot path only through ``_send``, ``_on_readable`` and ``_settle`` (declared
-here for the type checker).
+here for the type checker). Init tries, timers and the fatal error follow the rules the Ray
+backend follows too: it inherits them from ``_backends._slots.WorkerSlots``, and keeps the
+one that differs: a hung init() is not tried again.
 
 Invariants:
 - One timer per worker, re-armed lazily: ``_arm_timer`` when an idle worker gets a batch; a
@@ -43,32 +45,28 @@ from .._backends._base import (
     TimedOut,
     WorkerSpec,
 )
-from .._errors import BackendError, EntryScriptError, InitFailedError
+from .._backends._slots import WorkerSlots, init_message
+from .._errors import BackendError
 from ._forkserver import ForkServer
 from ._pool_reap import PoolReaper
 from ._pool_slot import WorkerState, _Worker, describe_exit, start_process, worker_pipes
-from ._protocol import Init, InitFailed
+from ._protocol import InitFailed
 
 __all__ = ("PoolLifecycle",)
 
 log = logging.getLogger("aprs.pool")
 
 
-class PoolLifecycle(PoolReaper):
+class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
     """Each slot's worker from spawn to death, its timers, and the pool's fatal errors."""
 
+    _log = log
+
     def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
-        super().__init__()
-        self._spec = spec
-        self._listener = listener
+        PoolReaper.__init__(self)
+        WorkerSlots.__init__(self, spec, listener, spec.process_count)
         self._workers: list[_Worker | None] = [None] * spec.process_count
-        self._init_tries = [0] * spec.process_count
-        self._dead_slots: set[int] = set()
-        self._ready_once = asyncio.Event()
-        self._closing = False
-        self._spawned = self._crashed = self._timed_out = self._init_failures = 0
-        self._last_init_failure: InitFailed | None = None
-        self._fatal: BaseException | None = None
+        self._spawned = self._crashed = self._timed_out = 0
 
     if TYPE_CHECKING:  # the hot path: LocalPool (_pool.py)
 
@@ -99,21 +97,10 @@ class PoolLifecycle(PoolReaper):
         self._workers[slot] = w
         self._spawned += 1
         self._loop.add_reader(w.rfd, self._on_readable, w)
-        init = Init(
-            spec.entry_script,
-            spec.source_directory,
-            spec.argv,
-            slot,
-            spec.result_mode,
-            spec.logging_level,
-            spec.log_dir,
-            spec.output_dir,
-            spec.redirect_stdio,
+        self._send(
+            w, init_message(spec, slot, spec.entry_script, spec.source_directory)
         )
-        self._send(w, init)
-        w.head_started = self._loop.time()
-        w.deadline = w.head_started + self._init_timeout_s()
-        w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
+        self._arm_init_timer(w)
         log.debug("started worker %d (pid %d; 0: forking)", slot, w.pid)
 
     def _fork_worker(self, slot: int, zygote: ForkServer) -> _Worker:
@@ -175,73 +162,20 @@ class PoolLifecycle(PoolReaper):
         if self._closing:
             return
         w.state = WorkerState.READY
-        self._init_tries[w.index] = 0
-        self._ready_once.set()
+        self._slot_ready(w.index)
         self._listener.on_capacity()
 
     def _on_init_failed(self, w: _Worker, msg: InitFailed) -> None:
         self._cancel_timer(w)
         w.state = WorkerState.STOPPING
         self._terminate(w)
-        if msg.kind in ("import", "no_run"):
-            no_run = msg.kind == "no_run"
-            detail = msg.message if no_run else f"{msg.error_type}: {msg.message}"
-            self._set_fatal(
-                EntryScriptError.in_worker(
-                    self._spec.entry_script,
-                    no_run=no_run,
-                    detail=detail,
-                    traceback_text=msg.traceback,
-                )
-            )
-            return
-        self._last_init_failure = msg
-        self._init_failed_slot(
-            w.index, f"init() raised {msg.error_type}: {msg.message}"
-        )
-
-    def _init_failed_slot(self, slot: int, reason: str, *, hung: bool = False) -> None:
-        """A worker of ``slot`` did not get through init(): try again, or give the slot up.
-
-        init() raising or the process dying is retried up to ``max_init_tries`` times per
-        slot. A hung init() is not: each slot waits for it once, so a job whose init() hangs
-        fails after one init timeout, not after ``max_init_tries`` of them.
-        """
-        self._init_failures += 1
-        self._init_tries[slot] += 1
-        tries = self._init_tries[slot]
-        log.warning("worker %d: %s (init attempt %d)", slot, reason, tries)
-        if self._closing:
-            return
-        if tries < self._spec.max_init_tries and not hung:
-            self._respawn(slot)
-            return
-        self._dead_slots.add(slot)
-        if len(self._dead_slots) == self._spec.process_count:
-            last = self._last_init_failure
-            self._set_fatal(
-                InitFailedError.in_every_slot(
-                    attempts=self._init_failures,
-                    slots=self._spec.process_count,
-                    last_failure=reason,
-                    traceback_text=last.traceback if last and not hung else "",
-                    hung=hung,
-                )
-            )
-
-    def _set_fatal(self, exc: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = exc
-            self._ready_once.set()
-            self._listener.on_fatal(exc)
+        self._init_failed_reply(w.index, msg)
 
     def _on_timer(self, w: _Worker) -> None:
         w.timer = None
         if w.state is WorkerState.STARTING:
-            if self._loop.time() < w.deadline:  # uvloop may fire up to 1 ms early
-                w.timer = self._loop.call_at(w.deadline, self._on_timer, w)
+            if not self._init_timer_due(w):
                 return
-            timeout = self._init_timeout_s()
             w.state = WorkerState.STOPPING
             w.timed_out = True
             self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
@@ -252,11 +186,7 @@ class PoolLifecycle(PoolReaper):
                 else "the fork server did not fork the worker (an import of the entry "
                 'script\'s libraries hangs there; worker_start="spawn" avoids it)'
             )
-            self._init_failed_slot(
-                w.index,
-                f"{what} within {timeout:g} s, {self._init_bound()} (worker killed)",
-                hung=True,
-            )
+            self._init_hung(w.index, what, "worker")
             return
         if w.state is not WorkerState.READY or not w.inflight:
             return
@@ -283,27 +213,6 @@ class PoolLifecycle(PoolReaper):
         )
         self._settle(w, timed_out, lost=True)
 
-    def _init_bound(self) -> str:
-        if self._spec.init_timeout_s:
-            return "the init timeout"
-        return "the init timeout of 3 * run_invocation_timeout + 30 s"
-
-    def _init_timeout_s(self) -> float:
-        # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
-        spec = self._spec
-        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
-
-    def _arm_timer(self, w: _Worker) -> None:
-        if w.timer is None:
-            w.timer = self._loop.call_at(
-                w.head_started + self._spec.run_timeout_s, self._on_timer, w
-            )
-
-    def _cancel_timer(self, w: _Worker) -> None:
-        if w.timer is not None:
-            w.timer.cancel()
-            w.timer = None
-
     def _on_eof(self, w: _Worker) -> None:
         """The worker's pipe closed: it exited (or is exiting). Reap it, then decide."""
         self._loop.remove_reader(w.rfd)
@@ -326,9 +235,7 @@ class PoolLifecycle(PoolReaper):
         code = fut.result()
         how = describe_exit(code, oom_hint=not w.killed)
         if was is WorkerState.STARTING:
-            self._init_failed_slot(
-                w.index, f"the worker process died during init(): {how}"
-            )
+            self._died_in_init(w.index, how)
             return
         self._crashed += 1
         log.warning("worker %d (pid %d) died: %s", w.index, w.pid, how)

@@ -75,7 +75,6 @@ class _Worker:
         default_factory=lambda: FrameDecoder(parent_decoder)
     )
     head_started: float = 0.0
-    deadline: float = 0.0
     timer: asyncio.TimerHandle | None = None
     timed_out: bool = False
     killed: bool = False  # the pool sent it SIGTERM/SIGKILL (no OOM hint then)

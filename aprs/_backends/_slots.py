@@ -1,0 +1,205 @@
+"""A backend's worker slots: each one's init() tries and timer, and the first fatal error.
+
+    spawn       ──► _arm_init_timer(rec): rec.timer at now + the init timeout
+    ready       ──► _slot_ready(slot): its init tries back to 0; start() may return
+    InitFailed  ──► _init_failed_reply(slot, msg): the script does not load (import, no
+                    run()): fatal (EntryScriptError); init() raised ──► _init_failed_slot
+    died in it  ──► _died_in_init(slot, how) ──► _init_failed_slot
+    init timer  ──► _init_timer_due(rec): early? re-armed; due: the backend kills the
+                    worker ──► _init_hung(slot, what, killed) ──► _init_failed_slot(hung)
+    _init_failed_slot ──► _respawn(slot) up to max_init_tries, else the slot is given up;
+                          every slot given up: fatal (InitFailedError)
+    head started ──► _arm_timer(rec): one lazy timer at head_started + run_invocation_timeout
+    init_message(spec, slot, script, source) ──► the Init each slot's worker starts with
+
+``WorkerSlots`` is inherited by both backends that host workers, the local pool
+(``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
+and give up on workers by the same rules and say so in the same words. A backend supplies
+``_respawn(slot)`` and ``_on_timer(rec)``, its logger (``_log``), what it calls its workers
+(``_WORKER``) and whether a hung init() is tried again (``_RETRY_HUNG_INIT``), the one rule
+that differs: a local worker whose init() hung would hang again, while a Ray actor that timed
+out in ``STARTING`` may only have had no node to go to (its node gone), which a replacement
+can get.
+
+Invariants: a slot's init tries go back to 0 once its worker is ready; a slot given up is
+never respawned; a fatal error is reported once (the first); nothing is respawned once
+the backend is closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+
+from .._bridge._protocol import Init
+from .._errors import EntryScriptError, InitFailedError
+
+if TYPE_CHECKING:
+    from .._bridge._protocol import InitFailed
+    from ._base import BackendListener, WorkerSpec
+
+__all__ = ("SlotRecord", "WorkerSlots", "init_message")
+
+
+def init_message(
+    spec: WorkerSpec, slot: int, entry_script: str, source_directory: str | None
+) -> Init:
+    """What the worker of ``slot`` is told first: the script as that worker finds it (Ray
+    ships the code elsewhere: ``_ray_connect.actor_init``) and the spec's settings."""
+    return Init(
+        entry_script,
+        source_directory,
+        spec.argv,
+        slot,
+        spec.result_mode,
+        spec.logging_level,
+        spec.log_dir,
+        spec.output_dir,
+        spec.redirect_stdio,
+    )
+
+
+class SlotRecord(Protocol):
+    """What a backend's record of one worker has for its timer (``_Worker``, ``Actor``)."""
+
+    timer: asyncio.TimerHandle | None
+    head_started: float  # spawn time while it starts; then when its running batch began
+
+
+R = TypeVar("R", bound=SlotRecord)
+
+
+class WorkerSlots(Generic[R]):
+    """Init tries per slot, the init and run timers, and the backend's first fatal error."""
+
+    _WORKER: ClassVar[str] = "worker process"  # what the messages call one worker
+    # True: a hung init() counts one try, as a failure does; False: it ends its slot
+    _RETRY_HUNG_INIT: ClassVar[bool] = False
+    _log: ClassVar[logging.Logger] = logging.getLogger("aprs")  # the backend's logger
+
+    def __init__(self, spec: WorkerSpec, listener: BackendListener, slots: int) -> None:
+        self._spec = spec
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        self._init_tries = [0] * slots
+        self._dead_slots: set[int] = set()
+        self._init_failures = 0
+        self._last_init_failure: InitFailed | None = None
+        self._ready_once = asyncio.Event()  # start() returns: one is ready, or fatal
+        self._closing = False
+        self._fatal: BaseException | None = None
+
+    if TYPE_CHECKING:  # the backend's
+
+        def _respawn(self, slot: int) -> None: ...
+
+        def _on_timer(self, rec: R) -> None: ...
+
+    # -- timers -------------------------------------------------------------------------
+
+    def _init_timeout_s(self) -> float:
+        # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
+        spec = self._spec
+        return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
+
+    def _init_bound(self) -> str:
+        if self._spec.init_timeout_s:
+            return "the init timeout"
+        return "the init timeout of 3 * run_invocation_timeout + 30 s"
+
+    def _arm_init_timer(self, rec: R) -> None:
+        """A new worker's timer: it must be ready within the init timeout from now."""
+        rec.head_started = self._loop.time()
+        rec.timer = self._loop.call_at(
+            rec.head_started + self._init_timeout_s(), self._on_timer, rec
+        )
+
+    def _init_timer_due(self, rec: R) -> bool:
+        """True once the init timeout really passed; a timer that fired early (uvloop: up
+        to 1 ms) is re-armed and False."""
+        deadline = rec.head_started + self._init_timeout_s()
+        if self._loop.time() < deadline:
+            rec.timer = self._loop.call_at(deadline, self._on_timer, rec)
+            return False
+        return True
+
+    def _arm_timer(self, rec: R) -> None:
+        if rec.timer is None:
+            rec.timer = self._loop.call_at(
+                rec.head_started + self._spec.run_timeout_s, self._on_timer, rec
+            )
+
+    def _cancel_timer(self, rec: R) -> None:
+        if rec.timer is not None:
+            rec.timer.cancel()
+            rec.timer = None
+
+    # -- init() outcomes ----------------------------------------------------------------
+
+    def _slot_ready(self, slot: int) -> None:
+        self._init_tries[slot] = 0
+        self._ready_once.set()
+
+    def _init_failed_reply(self, slot: int, msg: InitFailed) -> None:
+        """The worker of ``slot`` answered InitFailed (the backend stopped it already)."""
+        if msg.kind in ("import", "no_run"):
+            no_run = msg.kind == "no_run"
+            detail = msg.message if no_run else f"{msg.error_type}: {msg.message}"
+            self._set_fatal(
+                EntryScriptError.in_worker(
+                    self._spec.entry_script,
+                    no_run=no_run,
+                    detail=detail,
+                    traceback_text=msg.traceback,
+                    worker=self._WORKER,
+                )
+            )
+            return
+        self._last_init_failure = msg
+        self._init_failed_slot(slot, f"init() raised {msg.error_type}: {msg.message}")
+
+    def _died_in_init(self, slot: int, how: str) -> None:
+        self._init_failed_slot(slot, f"the {self._WORKER} died during init(): {how}")
+
+    def _init_hung(self, slot: int, what: str, killed: str) -> None:
+        """``what`` did not happen within the init timeout; the backend killed ``killed``."""
+        reason = f"{what} within {self._init_timeout_s():g} s, {self._init_bound()}"
+        self._init_failed_slot(slot, f"{reason} ({killed} killed)", hung=True)
+
+    def _init_failed_slot(self, slot: int, reason: str, *, hung: bool = False) -> None:
+        """A worker of ``slot`` did not get through init(): try again, or give the slot up.
+
+        init() raising or the worker dying is retried up to ``max_init_tries`` times per
+        slot; a hung init() too where ``_RETRY_HUNG_INIT``, else each slot waits for it
+        once, so a job whose init() hangs fails after one init timeout, not after
+        ``max_init_tries`` of them.
+        """
+        self._init_failures += 1
+        self._init_tries[slot] += 1
+        tries = self._init_tries[slot]
+        self._log.warning("worker slot %d: %s (init attempt %d)", slot, reason, tries)
+        if self._closing:
+            return
+        if tries < self._spec.max_init_tries and (self._RETRY_HUNG_INIT or not hung):
+            self._respawn(slot)
+            return
+        self._dead_slots.add(slot)
+        if len(self._dead_slots) == len(self._init_tries):
+            last = self._last_init_failure
+            self._set_fatal(
+                InitFailedError.in_every_slot(
+                    attempts=self._init_failures,
+                    slots=len(self._init_tries),
+                    last_failure=reason,
+                    traceback_text=last.traceback if last and not hung else "",
+                    hung=hung,
+                    hangs_retried=self._RETRY_HUNG_INIT,
+                )
+            )
+
+    def _set_fatal(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self._ready_once.set()
+            self._listener.on_fatal(exc)
