@@ -108,7 +108,7 @@ class MicroBatcher:
             on the other worker leave one idle: counting batches would say none).
         new_id: the next batch id.
         fail: builds the caller's exception from a final non-Done outcome.
-        record: ``record(call)`` when a call got its answer (latency statistics).
+        latency: ``latency(seconds)`` for each call that got its answer (statistics).
     """
 
     def __init__(
@@ -119,7 +119,7 @@ class MicroBatcher:
         load: Callable[[], tuple[int, int, int]],
         new_id: Callable[[], int],
         fail: Callable[[Attempt, Outcome], BaseException],
-        record: Callable[[Call], None],
+        latency: Callable[[float], None],
         max_batch_size: int,
         batch_limit: int,
         batch_wait_s: float,
@@ -130,26 +130,26 @@ class MicroBatcher:
         self.isolated = 0  # calls failed alone after a batch failure was bisected
         self.isolation_tries = 0  # run() calls of parts of failed batches
         self._send, self._retry, self._load = send, retry, load
-        self._new_id, self._fail, self._record = new_id, fail, record
+        self._new_id, self._fail, self._latency = new_id, fail, latency
         self._max_batch = max_batch_size
         self._limit = batch_limit
         self._wait_s = batch_wait_s
         self._max_try = run_max_try
         self._scheduled: asyncio.Handle | None = None  # the pump's next run
         self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()  # the Runner's: futures are made on it
 
     # -- in ----------------------------------------------------------------------------
 
     def add(self, call: Call) -> None:
         self.queue.append(call)
         if self._scheduled is None:
-            self._scheduled = self._loop.call_soon(self.pump)
+            self._scheduled = self.loop.call_soon(self.pump)
 
     def schedule(self) -> None:
         """Pump one loop turn from now, when calls wait."""
         if self.queue and self._scheduled is None:
-            self._scheduled = self._loop.call_soon(self.pump)
+            self._scheduled = self.loop.call_soon(self.pump)
 
     def _after_answers(self) -> None:
         """Pump after the callers an answer just woke have re-queued.
@@ -161,7 +161,7 @@ class MicroBatcher:
         """
         if self._scheduled is not None:
             self._scheduled.cancel()
-        self._scheduled = self._loop.call_soon(self.pump)
+        self._scheduled = self.loop.call_soon(self.pump)
 
     def pump(self) -> None:
         """Send what the dispatch rule allows now; arm the gather timer for the rest."""
@@ -184,7 +184,7 @@ class MicroBatcher:
             idle -= 1
         if queue and self._timer is None and busy < _PIPELINE_DEPTH * ready:
             delay = queue[0].t0 + self._wait_s - time.perf_counter()
-            self._timer = self._loop.call_later(max(delay, 0.0), self._on_timer)
+            self._timer = self.loop.call_later(max(delay, 0.0), self._on_timer)
 
     def _gathered(self, ready: int, busy: int) -> bool:
         """All workers busy: is a gathered batch due (full, or its oldest waited enough)?"""
@@ -251,12 +251,12 @@ class MicroBatcher:
             return
         if not isinstance(values, list):
             values = list(values) if isinstance(values, tuple) else []
-        record = self._record
+        latency, now = self._latency, time.perf_counter()
         for call, value in zip(batch.calls, values, strict=False):
             fut = call.fut
             if not fut.done():
                 fut.set_result(value)
-                record(call)
+                latency(now - call.t0)
         if len(values) < len(batch.calls):
             from ._errors import RemoteError
 

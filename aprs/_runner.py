@@ -27,7 +27,6 @@ import asyncio
 import os
 import pickle
 import sys
-import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from types import TracebackType
@@ -211,7 +210,7 @@ class Runner(RunnerAdmission):
             load=self._load,
             new_id=self._new_id,
             fail=rebuild,
-            record=self._record,
+            latency=self._latency.add,
             max_batch_size=self._max_batch,
             batch_limit=self._limit,
             batch_wait_s=self._wait_s,
@@ -298,9 +297,12 @@ class Runner(RunnerAdmission):
                 return await self.call(item, wait=wait)
         batcher = self._batcher
         self._check_open()
-        await self._admit(1, wait)
+        if self.has_room(1):  # admitted at once: no coroutine of _admit's per call
+            self._admitted += 1
+        else:
+            await self._admit(1, wait)
         assert batcher is not None
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = batcher.loop.create_future()
         batcher.add(Call(item, fut))
         try:
             return await fut
@@ -381,9 +383,6 @@ class Runner(RunnerAdmission):
     def _retry_first(self, attempts: list[Attempt]) -> None:
         self._dispatch.on_requeue(attempts)
         self._dispatch.fill()
-
-    def _record(self, call: Call) -> None:
-        self._latency.add(time.perf_counter() - call.t0)
 
     def _enqueue(self, items: list[Any]) -> asyncio.Future[Any]:
         self._check_open()

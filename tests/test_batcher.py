@@ -29,7 +29,7 @@ class Harness:
             load=lambda: (2, self.idle, 2 - self.idle),
             new_id=self._new_id,
             fail=lambda attempt, outcome: RuntimeError("failed"),
-            record=lambda call: None,
+            latency=lambda seconds: None,
             max_batch_size=32,
             batch_limit=256,
             batch_wait_s=3600,
