@@ -12,6 +12,8 @@ group while callbacks dispatch (a tabular input's producer starts with (2): plan
 the workers' start-up), (4) on completion, a crossed threshold, a signal or a fatal backend
 error: stop feeding, stop workers (gracefully only on success), flush the writer, and
 (5) build the summary. All state lives on the event loop; callbacks never await.
+Beside it: the plan it runs (aprs._job_plan), its counters read out as LiveStats and the
+JobSummary (aprs._job_stats), and its SIGINT / SIGTERM handlers (aprs._job_signals).
 
 With ``isolate_failures`` a failed try of a mini-batch of several items goes to the Isolator
 (aprs._isolate) instead of the retry rule: its parts come back to ``on_outcome`` with a
@@ -26,31 +28,27 @@ waits while more than ``SHIP_BUDGET`` bytes belong to batches not yet written or
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from . import _produce
-from ._accounting import Accounting, Thresholds
+from ._accounting import Accounting
 from ._backends import (
     Attempt,
     Backend,
     Done,
     Failed,
     Outcome,
-    WorkerSpec,
     create_backend,
 )
-from ._datasets import FileDataset, IterableInput, TabularDataset
+from ._datasets import TabularDataset
 from ._dispatch import Dispatcher
 from ._errors import (
     BackendError,
@@ -61,6 +59,9 @@ from ._errors import (
 )
 from ._failure_record import FAILURE_FORMAT, failure_record
 from ._isolate import Isolator
+from ._job_plan import JobPlan
+from ._job_signals import install_signals, remove_signals
+from ._job_stats import job_summary, live_stats
 from ._joblog import JobLog, overview_final_line
 from ._journal import Journal, JournalState
 from ._produce import HIGH, Producer
@@ -69,7 +70,7 @@ from ._summary import JobSummary, StopReason, job_error
 from ._tabular._parquet_out import ParquetSink
 from ._writer import OrderedWriter
 
-__all__ = ("JobPlan", "run_job")
+__all__ = ("run_job",)
 
 log = logging.getLogger("aprs.job")
 # one line per failed try, on its own logger so the CLI can coalesce them
@@ -77,35 +78,6 @@ failure_log = logging.getLogger("aprs.failures")
 logging.getLogger("aprs").addHandler(
     logging.NullHandler()
 )  # a library: apps choose output
-
-
-@dataclass(slots=True)
-class JobPlan:
-    """Everything run_job needs; built and validated by ParallelRunStep."""
-
-    spec: WorkerSpec
-    sources: list[FileDataset | TabularDataset | IterableInput]
-    unit: str  # "count" | "bytes" | "rows" (tables)
-    batch_value: int
-    thresholds: Thresholds
-    append_row: bool
-    output_dir: str
-    output_file: str | None
-    partial_file: str | None
-    log_dir: str
-    journal_path: str
-    resume: JournalState | None = None
-    partition_keys: list[str] | None = None  # one mini-batch per distinct key values
-    base_dir: str | None = None
-    handle_signals: bool = True
-    on_progress: Callable[[LiveStats], None] | None = None  # the CLI's display
-    progress_interval_s: float = 0.25
-    items_expected: int | None = None  # totals when known before reading (files, lists)
-    batches_expected: int | None = None
-    compute_target: str = "local"  # the backend (aprs._backends.create_backend)
-    framed_output: bool = False  # bodies carry a header to write once (TableOutput)
-    parquet_output: bool = False  # bodies are Arrow IPC, written as Parquet row groups
-    isolate_failures: bool = False  # bisect failing mini-batches (aprs._isolate)
 
 
 class _Job:
@@ -302,21 +274,6 @@ class _Job:
             self.space.set()
             self.done.set()
 
-    def on_signal(self, signum: int) -> None:
-        self.signals += 1
-        if self.signals > 1:
-            log.warning("second signal: stopping at once")
-            if self.backend is not None:
-                self.backend.kill_now()
-            os._exit(130 if signum == signal.SIGINT else 143)
-        reason: StopReason = "interrupted" if signum == signal.SIGINT else "terminated"
-        name = signal.Signals(signum).name
-        self.stop(
-            reason,
-            f"the job received {name} and stopped; run the same command "
-            "again to resume where it stopped",
-        )
-
     # -- failure records ----------------------------------------------------------------
 
     def log_failure(
@@ -336,76 +293,6 @@ class _Job:
 
     def _log_part_failure(self, attempt: Attempt, outcome: Outcome, short: int) -> None:
         self.log_failure(attempt, outcome, short=short)
-
-    # -- summary ------------------------------------------------------------------------
-
-    def live(self, *, finished: bool = False) -> LiveStats:
-        """A snapshot for the progress display and the overview log (cheap: no I/O)."""
-        acc, plan, writer = self.acc, self.plan, self.writer
-        stats = self.backend.statistics() if self.backend is not None else None
-        batches_total = self.scheduled if self.source_done else plan.batches_expected
-        items_total = (
-            self.items_at_start + self.items_total if self.source_done else None
-        )
-        return LiveStats(
-            elapsed_s=time.perf_counter() - self.started,
-            batches_done=acc.batches_succeeded + acc.batches_failed,
-            batches_failed=acc.batches_failed,
-            batches_total=batches_total,
-            items_done=acc.items_succeeded + acc.items_failed,
-            items_failed=acc.items_failed,
-            items_total=items_total if items_total is not None else plan.items_expected,
-            retries=acc.retries,
-            failed_tries=acc.retries + acc.batches_failed,
-            workers_alive=stats.workers_ready if stats else 0,
-            workers=plan.spec.process_count,
-            in_flight=stats.in_flight if stats else 0,
-            reorder_window=writer.window_size,
-            items_at_start=self.items_at_start,
-            stopping=self.stop_reason is not None and not finished,
-            finished=finished,
-        )
-
-    def summary(self, elapsed_s: float) -> JobSummary:
-        acc, plan = self.acc, self.plan
-        reason: StopReason = self.stop_reason or "completed"
-        message = self.stop_message
-        total_batches = self.scheduled  # read so far, when the job stopped early
-        status = "completed"
-        if reason in ("interrupted", "terminated"):
-            status = "interrupted"
-        elif reason != "completed":
-            status = "failed"
-        elif plan.append_row and acc.items_succeeded == 0 and total_batches > 0:
-            status, reason = "failed", "no_successful_items"
-            message = (
-                f"run() did not succeed on any item: all {acc.batches_failed} mini-batches "
-                "failed, so there is no result to append (see logs/failures.jsonl)"
-            )
-        stats = self.backend.statistics() if self.backend is not None else None
-        return JobSummary(
-            status=status,  # type: ignore[arg-type]
-            stop_reason=reason,
-            message=message,
-            mini_batches_total=total_batches,
-            # succeeded = what is in the output (a stopped job drops its reorder window)
-            mini_batches_succeeded=self.writer.state.batches_ok,
-            mini_batches_failed=acc.batches_failed,
-            items_total=self.items_total
-            + (plan.resume.items_ok + plan.resume.items_failed if plan.resume else 0),
-            items_succeeded=self.writer.state.items_ok,
-            items_failed=acc.items_failed,
-            retries=acc.retries,
-            elapsed_s=round(elapsed_s, 6),
-            output_dir=plan.output_dir,
-            output_file=plan.output_file if plan.append_row else None,
-            resumed_from_batch=plan.resume.next if plan.resume else 0,
-            peak_reorder_window=self.writer.peak_window,
-            workers=plan.spec.process_count * plan.spec.node_count,
-            worker_crashes=stats.crashed if stats else 0,
-            worker_timeouts=stats.timed_out if stats else 0,
-            items_isolated=self.isolator.isolated if self.isolator else 0,
-        )
 
 
 async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
@@ -434,8 +321,8 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(job.writer.run)
-            tg.start_soon(job.joblog.run, job.live)
-            _install_signals(job, plan)
+            tg.start_soon(job.joblog.run, functools.partial(live_stats, job))
+            install_signals(job, plan)
             try:
                 await _run(job, tg)
             finally:
@@ -445,14 +332,14 @@ async def run_job(plan: JobPlan) -> tuple[JobSummary, BaseException | None]:
                     await _stop_backend(job)
                     await job.writer.close()
                 finally:
-                    _remove_signals(plan)
+                    remove_signals(plan)
                     tg.cancel_scope.cancel()  # the producer may wait in a slow input
     finally:
         await anyio.to_thread.run_sync(job.writer.release)
-    summary = job.summary(time.perf_counter() - started)
+    summary = job_summary(job, time.perf_counter() - started)
     if plan.on_progress is not None:
         # the display ends on the final counts
-        plan.on_progress(job.live(finished=True))
+        plan.on_progress(live_stats(job, finished=True))
     await anyio.to_thread.run_sync(job.joblog.close, overview_final_line(summary))
     return summary, job_error(summary, job.cause)
 
@@ -498,7 +385,7 @@ async def _progress(
     while not job.done.is_set():
         with anyio.move_on_after(every):
             await job.done.wait()
-        callback(job.live())
+        callback(live_stats(job))
 
 
 async def _stop_backend(job: _Job) -> None:
@@ -508,24 +395,3 @@ async def _stop_backend(job: _Job) -> None:
     graceful = job.stop_reason is None
     with anyio.CancelScope(shield=True):
         await backend.aclose(graceful=graceful)
-
-
-def _install_signals(job: _Job, plan: JobPlan) -> None:
-    for signum, loop in _signal_loop(plan):
-        loop.add_signal_handler(signum, job.on_signal, signum)
-
-
-def _remove_signals(plan: JobPlan) -> None:
-    for signum, loop in _signal_loop(plan):
-        loop.remove_signal_handler(signum)
-
-
-def _signal_loop(plan: JobPlan) -> list[tuple[int, asyncio.AbstractEventLoop]]:
-    """(signal, loop) pairs to (un)install SIGINT/SIGTERM on; none off the main thread."""
-    if (
-        not plan.handle_signals
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        return []
-    loop = asyncio.get_running_loop()
-    return [(signal.SIGINT, loop), (signal.SIGTERM, loop)]

@@ -52,7 +52,7 @@ from ._tabular._output import TableOutput
 
 if TYPE_CHECKING:
     from ._backends import WorkerSpec
-    from ._scheduler import JobPlan
+    from ._job_plan import JobPlan
 
 __all__ = ("ParallelRunStep", "run_coroutine")
 
@@ -328,7 +328,7 @@ class ParallelRunStep:
         handle_signals: bool,
         on_progress: Any,
     ) -> JobPlan:
-        from ._scheduler import JobPlan
+        from ._job_plan import JobPlan  # the record only; here to keep start-up lean
 
         cfg = self.config
         unit, batch_value = self._batching()
