@@ -24,8 +24,10 @@ def _record(name):
 def init():
     global _dir
     _dir = os.environ["COUNTING_DIR"]
-    _record("init.log")
+    # printed before the pid is recorded: a worker stopped inside init() (the job ended
+    # first) has either both or neither, so a test can match them
     print(f"init in {os.getpid()}", file=sys.stderr)
+    _record("init.log")
 
 
 def run(mini_batch):
