@@ -31,14 +31,14 @@ Invariants:
   goes back to the queue only once: items that were in a failed batch before (a script that
   fails on everything) are tried as a part of their own, so they stay within a budget;
 - an item fails only after a try of it alone failed, or when its budget ran out;
-- the pump never awaits; it runs on the loop after the current turn, also after an answer or
-  freed capacity (``schedule``), so callers woken together (the answers of one batch)
-  re-queue first and join what was already waiting in one batch, and a lone call waits one
-  loop turn, not batch_wait_s. A pump already scheduled when an answer arrives is moved
-  behind the callers it woke (run ahead of them, it split 64 closed-loop callers into
-  groups of 24 and 16 that lost a turn: p99 3.9-4.2 -> 2.6-2.9 ms, 27k -> 29.5k req/s). (Pumping synchronously on an answer sent the waiting items
-  alone and split the callers into groups that never merged: 64 closed-loop callers ran in
-  batches of 16/16/32, mean 22, instead of 32.)
+- the pump never awaits and runs one loop turn after what asks for it: a call (``add``),
+  freed capacity (``schedule``), the gather timer, or an answer (``_after_answers``). Callers
+  woken together (the answers of one batch) re-queue first and join what was already
+  waiting in one batch, and a lone call waits one loop turn, not batch_wait_s. A pump
+  already scheduled when an answer arrives is moved behind the callers it woke; run ahead
+  of them, it split 64 closed-loop callers into groups of 24 and 16 that lost a turn (p99
+  3.9-4.2 -> 2.6-2.9 ms, 27k -> 29.5k req/s). Pumping synchronously on an answer did the
+  same (batches of 16/16/32, mean 22, instead of 32).
 """
 
 from __future__ import annotations
@@ -165,9 +165,7 @@ class MicroBatcher:
 
     def pump(self) -> None:
         """Send what the dispatch rule allows now; arm the gather timer for the rest."""
-        handle, self._scheduled = self._scheduled, None
-        if handle is not None:  # run early (the gather timer): that run is this one
-            handle.cancel()
+        self._scheduled = None
         queue = self.queue
         if not queue:
             return
@@ -196,8 +194,11 @@ class MicroBatcher:
         )
 
     def _on_timer(self) -> None:
+        """The oldest call waited batch_wait_s: pump, unless a pump is already due (it may
+        wait behind callers an answer woke in this turn, and must not be run ahead)."""
         self._timer = None
-        self.pump()
+        if self._scheduled is None:
+            self.pump()
 
     def _take(self, n: int) -> list[Call]:
         queue, limit = self.queue, min(n, self._limit)

@@ -87,6 +87,27 @@ async def test_callers_woken_by_an_answer_join_a_pump_scheduled_before_it():
     await asyncio.gather(late, *tasks)
 
 
+async def test_the_gather_timer_does_not_run_the_pump_ahead_of_woken_callers():
+    """The gather timer firing in the turn of an answer leaves the pump where the answer
+    put it, behind the callers it woke (run at once, it sent the queue without them)."""
+    h = Harness(idle=1)
+
+    async def caller(first: int) -> None:
+        await h.call(first)
+        await h.call(first + 100)
+
+    tasks = [asyncio.ensure_future(caller(i)) for i in range(3)]
+    await _turns()
+    h.idle = 0
+    late = h.call("new")
+    h.answer(h.sent[0])
+    h.batcher._on_timer()  # batch_wait_s ran out in this same turn
+    await _turns()
+    assert h.batches() == [[0, 1, 2], ["new", 100, 101, 102]]
+    h.answer(h.sent[1])
+    await asyncio.gather(late, *tasks)
+
+
 async def test_a_lone_call_goes_out_alone_in_the_next_turn():
     """Nothing else waiting: one call is one batch, sent one loop turn after call()."""
     h = Harness(idle=2)
