@@ -51,6 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._backends import Attempt, Crashed, Done, Outcome, TimedOut
+from ._errors import UsageError
 from ._runner_answer import set_exception, unpickle_error
 
 __all__ = ("Call", "CallBatch", "MicroBatcher")
@@ -219,7 +220,11 @@ class MicroBatcher:
         held: list[Call] | None = None,
     ) -> None:
         batch = CallBatch(calls, family, split, held or [])
-        payload = pickle.dumps([c.item for c in calls], protocol=5)
+        try:
+            payload = pickle.dumps([c.item for c in calls], protocol=5)
+        except Exception as exc:
+            self._unpicklable(calls, held or [], exc)
+            return
         attempt = Attempt(self._new_id(), 1, len(calls), payload, token=batch)
         self.in_flight.add(batch)
         if split:
@@ -228,6 +233,26 @@ class MicroBatcher:
             self._retry([attempt])
         else:
             self._send(attempt)
+
+    def _unpicklable(self, calls: list[Call], held: list[Call], exc: Exception) -> None:
+        """A batch that cannot be pickled for the worker: the callers whose items cannot
+        be get a UsageError; the others (and a held half) go back to the front of the
+        queue, for the next batch. Every call taken out of the queue stays answered."""
+        keep: list[Call] = []
+        for call in calls:
+            try:
+                pickle.dumps(call.item, protocol=5)
+            except Exception as item_exc:
+                set_exception(call.fut, _pickle_error(call.item, item_exc))
+            else:
+                keep.append(call)
+        if len(keep) == len(calls):  # each item pickles alone, the batch does not
+            for call in keep:
+                set_exception(call.fut, _pickle_error(call.item, exc))
+            keep = []
+        keep.extend(c for c in held if not c.fut.done())
+        self.queue.extendleft(reversed(keep))
+        self.schedule()
 
     # -- out ---------------------------------------------------------------------------
 
@@ -366,3 +391,12 @@ class MicroBatcher:
             for call in (*batch.calls, *batch.held):
                 set_exception(call.fut, exc)
         self.in_flight.clear()
+
+
+def _pickle_error(item: Any, exc: Exception) -> UsageError:
+    return UsageError(
+        f"call() got an item of type {type(item).__qualname__} that cannot be pickled "
+        f"({type(exc).__name__}: {exc}); items travel to the worker processes by pickle. "
+        "Pass plain data (numbers, strings, lists, dicts), numpy arrays or DataFrames, or "
+        "convert the object to one of them first."
+    )

@@ -216,6 +216,29 @@ async def test_an_idle_worker_takes_a_call_while_the_other_holds_two_batches(tmp
         await behind
 
 
+async def test_an_unpicklable_item_fails_its_caller_and_the_batch_goes_on(tmp_path):
+    """An item pickle refuses (a lock) fails its own caller with a UsageError naming its
+    type; the calls gathered with it are still answered (they were lost before)."""
+    import threading
+
+    gate = Gate(tmp_path)
+    async with runner(1, batch_wait_s=3600, max_batch_size=1000) as r:
+        held = asyncio.ensure_future(r.call(gate.item))
+        await gate.started()
+        good = [asyncio.ensure_future(r.call(i)) for i in range(3)]
+        bad = asyncio.ensure_future(r.call(threading.Lock()))
+        more = asyncio.ensure_future(r.call(3))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gate.open()
+        with anyio.fail_after(BOUND_S):
+            await held
+            answers = await asyncio.gather(*good, more)
+            with pytest.raises(aprs.UsageError, match=r"lock.*cannot be pickled"):
+                await bad
+        assert [item for item, _ in answers] == [0, 1, 2, 3]
+
+
 # -- overload, deadlines, cancellation -------------------------------------------------
 
 
