@@ -297,9 +297,7 @@ class Runner(RunnerAdmission):
                 return await self.call(item, wait=wait)
         batcher = self._batcher
         self._check_open()
-        if self.has_room(1):  # admitted at once: no coroutine of _admit's per call
-            self._admitted += 1
-        else:
+        if not self._admit_now(1):  # room now: no coroutine of _admit's per call
             await self._admit(1, wait)
         assert batcher is not None
         fut: asyncio.Future[Any] = batcher.loop.create_future()

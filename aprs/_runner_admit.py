@@ -1,6 +1,7 @@
 """The Runner's admission: at most ``max_pending`` items accepted and not yet answered.
 
-    call / submit ──► _admit(n, wait) ──► has_room(n) ──► admitted += n ──► queued, run ...
+    call / submit ──► _admit_now(n): has_room(n) ──► admitted += n ──► queued, run ...
+                        │ (call() tries it inline; otherwise, or on no room: _admit(n, wait))
                         │ no room, wait=False ──► RunnerOverloadedError (rejected += 1)
                         │ no room, wait=True  ──► a room future at the back of _room
                         ▼                          (FIFO), woken by _release, checked again
@@ -12,8 +13,8 @@
 through ``_check_open`` (declared here for the type checker).
 
 Invariants:
-- ``_admitted`` is the sum of the ``n`` of every ``_admit`` that returned and has not been
-  released yet; it is checked synchronously before anything is queued, so overload is
+- ``_admitted`` is the sum of the ``n`` of every admission (``_admit_now`` that returned
+  True, ``_admit`` that returned) not released yet; it is checked synchronously before anything is queued, so overload is
   answered in microseconds, with nothing to undo.
 - Any ``n`` is admitted while nothing is (a request larger than ``max_pending`` still runs,
   alone); otherwise ``admitted + n <= max_pending``.
@@ -52,10 +53,16 @@ class RunnerAdmission:
         limit = self._max_pending
         return limit is None or self._admitted + n <= limit or self._admitted == 0
 
-    async def _admit(self, n: int, wait: bool) -> None:
-        self._check_open()
+    def _admit_now(self, n: int) -> bool:
+        """Admit ``n`` items if there is room now (no waiting, no coroutine)."""
         if self.has_room(n):
             self._admitted += n
+            return True
+        return False
+
+    async def _admit(self, n: int, wait: bool) -> None:
+        self._check_open()
+        if self._admit_now(n):
             return
         limit = self._max_pending
         assert limit is not None
