@@ -17,13 +17,13 @@ import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeGuard
 
+from ._backends._base import WORKER_STARTS
 from ._errors import ConfigError
 
 __all__ = (
     "SIZE_RE",
     "SIZE_UNITS",
     "STEP_NAME_RE",
-    "WORKER_STARTS",
     "collect_problems",
     "fail",
     "say",
@@ -31,7 +31,6 @@ __all__ = (
     "translate",
 )
 
-WORKER_STARTS = ("fork-server", "spawn")  # how workers start (_bridge/_launch)
 
 _MAX_TIMEOUT_S = 259_200  # 3 days: Azure v2's upper bound for retry_settings.timeout
 SIZE_RE = re.compile(r"([0-9]+)([kKmMgG][bB])?")  # v2's rule, one unit at most

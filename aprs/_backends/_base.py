@@ -34,6 +34,7 @@ __all__ = (
     "KIND_ITEMS",
     "KIND_KEYED",
     "KIND_TABLE",
+    "WORKER_STARTS",
     "Attempt",
     "Backend",
     "BackendListener",
@@ -45,6 +46,8 @@ __all__ = (
     "TimedOut",
     "WorkerSpec",
 )
+
+WORKER_STARTS = ("fork-server", "spawn")  # WorkerSpec.worker_start (_bridge/_launch)
 
 
 @dataclass(slots=True)

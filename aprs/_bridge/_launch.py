@@ -18,8 +18,7 @@ import os
 import socket
 import subprocess
 
-from .._backends._base import WorkerSpec
-from .._config_rules import WORKER_STARTS
+from .._backends._base import WORKER_STARTS, WorkerSpec
 from .._errors import ConfigError
 
 __all__ = (
