@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, Self
 
-from ._common import run_async
+from ._common import load_script, run_async
 from ._measure import ROOT
 from ._peers import _init_worker, _task
 from ._workloads import WORKERS, script
@@ -163,11 +163,7 @@ class InProcess:
     worker, no IPC (it blocks the loop for run()'s time, which is what it measures)."""
 
     def __init__(self) -> None:
-        spec = importlib.util.spec_from_file_location("vector", SCRIPT)
-        assert spec is not None and spec.loader is not None
-        self.module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.module)
-        self.module.init()
+        self.module = load_script(str(SCRIPT))
 
     async def __aenter__(self) -> Self:
         return self
@@ -199,8 +195,13 @@ def _scorer(peer: str, runner: dict[str, Any]) -> Any:
         import aprs
 
         return aprs.Runner(SCRIPT, process_count_per_node=WORKERS, **runner)
-    scorers = {"ppe": PPEScorer, "pool": PoolScorer, "bare": BareScorer}
-    return scorers.get(peer, InProcess)()
+    scorers = {
+        "ppe": PPEScorer,
+        "pool": PoolScorer,
+        "bare": BareScorer,
+        "run": InProcess,
+    }
+    return scorers[peer]()
 
 
 # -- the closed loop ---------------------------------------------------------------------
