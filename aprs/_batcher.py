@@ -52,7 +52,7 @@ from typing import Any
 
 from ._backends import Attempt, Crashed, Done, Outcome, TimedOut
 from ._errors import UsageError
-from ._runner_answer import set_exception, unpickle_error
+from ._runner_answer import set_exception, short_result_error, unpickle_error
 
 __all__ = ("Call", "CallBatch", "MicroBatcher")
 
@@ -284,13 +284,7 @@ class MicroBatcher:
                 fut.set_result(value)
                 latency(now - call.t0)
         if len(values) < len(batch.calls):
-            from ._errors import RemoteError
-
-            short = RemoteError(
-                "ShortResult",
-                f"run() returned {len(values)} elements for {len(batch.calls)} items",
-                "",
-            )
+            short = short_result_error(len(values), len(batch.calls))
             for call in batch.calls[len(values) :]:
                 set_exception(call.fut, short)
 

@@ -68,10 +68,8 @@ def read_minibatches(log_dir: str) -> tuple[list[dict[str, Any]], list[list[Any]
     for value in _json_lines(os.path.join(log_dir, MINIBATCHES_FILE)):
         if isinstance(value, dict):
             runs.append(value)
-        elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS):
-            rows.append(value)
-        elif isinstance(value, list) and len(value) == len(MINIBATCH_COLUMNS) + 1:
-            rows.append(value)  # a part of a bisected mini-batch: + [offset, count]
+        elif isinstance(value, list) and len(value) - len(MINIBATCH_COLUMNS) in (0, 1):
+            rows.append(value)  # one more field: a part of a bisected mini-batch
     return runs, rows
 
 

@@ -23,7 +23,14 @@ from ._backends import Attempt, Crashed, Failed, Outcome, TimedOut
 from ._dispatch import outcome_error
 from ._errors import RemoteError
 
-__all__ = ("fail", "rebuild", "resolve", "set_exception", "unpickle_error")
+__all__ = (
+    "fail",
+    "rebuild",
+    "resolve",
+    "set_exception",
+    "short_result_error",
+    "unpickle_error",
+)
 
 
 class _RemoteTraceback(Exception):
@@ -53,6 +60,13 @@ def unpickle_error(exc: Exception) -> RemoteError:
     """The error of a Done whose result the parent cannot unpickle."""
     return RemoteError(
         type(exc).__name__, f"could not unpickle run()'s result: {exc}", ""
+    )
+
+
+def short_result_error(returned: int, items: int) -> RemoteError:
+    """The error of the calls past the end of a result shorter than its batch."""
+    return RemoteError(
+        "ShortResult", f"run() returned {returned} elements for {items} items", ""
     )
 
 

@@ -239,6 +239,19 @@ async def test_an_unpicklable_item_fails_its_caller_and_the_batch_goes_on(tmp_pa
         assert [item for item, _ in answers] == [0, 1, 2, 3]
 
 
+async def test_a_short_result_fails_the_calls_past_its_end():
+    """run() returning fewer elements than it got: the calls it answered get their
+    elements, the ones past the end a RemoteError "ShortResult" (never a hang)."""
+    short = os.path.join(os.path.dirname(__file__), "scripts", "short.py")
+    async with aprs.Runner(short, process_count_per_node=1, batch_wait_s=0) as r:
+        with anyio.fail_after(BOUND_S):
+            lone = await _settled(r.call("alone"))
+            assert isinstance(lone[0], aprs.RemoteError)
+            assert "run() returned 0 elements for 1 items" in str(lone[0])
+            both = await r.submit(["a", "b"])
+    assert both == ["a"]
+
+
 # -- overload, deadlines, cancellation -------------------------------------------------
 
 
