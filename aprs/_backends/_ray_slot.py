@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -30,15 +29,9 @@ import ray
 
 from .._bridge._protocol import BatchDone
 from ._base import Attempt, Crashed, Done, Failed, TimedOut
+from ._slots import SlotState
 
-__all__ = ("Actor", "State", "describe")
-
-
-class State(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    EXITED = "exited"
+__all__ = ("Actor", "describe")
 
 
 @dataclass(slots=True, eq=False)
@@ -46,7 +39,7 @@ class Actor:
     slot: int
     bundle: int
     handle: Any
-    state: State = State.STARTING
+    state: SlotState = SlotState.STARTING
     # (attempt, the future of its run() call), oldest first; the head is the running one
     inflight: deque[tuple[Attempt, Future[Any]]] = field(default_factory=deque)
     head_started: float = 0.0

@@ -12,9 +12,15 @@
     head started ──► _arm_timer(rec): one lazy timer at head_started + run_invocation_timeout
     init_message(spec, slot, script, source) ──► the Init each slot's worker starts with
 
+    SlotState   STARTING ──► READY ──► STOPPING ──► EXITED: a worker's (a process's, an
+                actor's) state, on both backends' records (``_Worker``, ``Actor``)
+
 ``WorkerSlots`` is inherited by both backends that host workers, the local pool
 (``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
-and give up on workers by the same rules and say so in the same words. A backend supplies
+and give up on workers by the same rules and say so in the same words. It also holds what
+the two would otherwise each repeat: the end of start() (``_wait_ready``: one worker ready,
+or the fatal error raised), ``abort()``, the spawned / crashed / timed-out counters and the
+grace a graceful ``aclose`` gives the scripts' shutdown() (``_SHUTDOWN_GRACE_S``). A backend supplies
 ``_respawn(slot)`` and ``_on_timer(rec)``, its logger (``_log``), what it calls its workers
 (``_WORKER``) and whether a hung init() is tried again (``_RETRY_HUNG_INIT``), the one rule
 that differs: a local worker whose init() hung would hang again, while a Ray actor that timed
@@ -29,6 +35,7 @@ the backend is closing.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
@@ -39,7 +46,7 @@ if TYPE_CHECKING:
     from .._bridge._protocol import InitFailed
     from ._base import BackendListener, WorkerSpec
 
-__all__ = ("SlotRecord", "WorkerSlots", "init_message")
+__all__ = ("SlotRecord", "SlotState", "WorkerSlots", "init_message")
 
 
 def init_message(
@@ -60,6 +67,17 @@ def init_message(
     )
 
 
+class SlotState(enum.Enum):
+    """Where a slot's worker (a process, a Ray actor) is in its life: STARTING (init()
+    running) -> READY -> STOPPING -> EXITED (drawn in ``_bridge/_pool_slot`` and
+    ``_ray_slot``)."""
+
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    EXITED = "exited"
+
+
 class SlotRecord(Protocol):
     """What a backend's record of one worker has for its timer (``_Worker``, ``Actor``)."""
 
@@ -77,6 +95,8 @@ class WorkerSlots(Generic[R]):
     # True: a hung init() counts one try, as a failure does; False: it ends its slot
     _RETRY_HUNG_INIT: ClassVar[bool] = False
     _log: ClassVar[logging.Logger] = logging.getLogger("aprs")  # the backend's logger
+    # graceful stop (aclose): time for the scripts' shutdown() before the workers are killed
+    _SHUTDOWN_GRACE_S: ClassVar[float] = 10.0
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener, slots: int) -> None:
         self._spec = spec
@@ -89,6 +109,21 @@ class WorkerSlots(Generic[R]):
         self._ready_once = asyncio.Event()  # start() returns: one is ready, or fatal
         self._closing = False
         self._fatal: BaseException | None = None
+        self._spawned = self._crashed = self._timed_out = (
+            0  # workers, over the backend's life
+        )
+
+    async def _wait_ready(self) -> None:
+        """The end of start(): wait until one worker is ready; raise the fatal error if
+        none can start."""
+        await self._ready_once.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def abort(self) -> None:
+        """The owner is stopping: respawn nothing more, and let start() return now."""
+        self._closing = True
+        self._ready_once.set()
 
     if TYPE_CHECKING:  # the backend's
 

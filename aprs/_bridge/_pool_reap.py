@@ -32,8 +32,9 @@ import logging
 import os
 import signal
 
+from .._backends._slots import SlotState
 from ._forkserver import ForkServer
-from ._pool_slot import WorkerState, _Worker
+from ._pool_slot import _Worker
 
 __all__ = ("PoolReaper",)
 
@@ -162,7 +163,7 @@ class PoolReaper:
         self._loop.add_reader(pidfd, on_exit)
 
     def _release(self, w: _Worker) -> None:
-        w.state = WorkerState.EXITED
+        w.state = SlotState.EXITED
         with contextlib.suppress(Exception):
             self._loop.remove_reader(w.rfd)
         w.out.clear()
