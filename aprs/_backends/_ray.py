@@ -407,12 +407,8 @@ class RayBackend(WorkerSlots[_Actor]):
             return
         if a.state is not SlotState.READY or not a.inflight:
             return
-        now = self._loop.time()
-        deadline = a.head_started + self._spec.run_timeout_s
-        if now < deadline:
-            a.timer = self._loop.call_at(deadline, self._on_timer, a)
-            return
-        self._on_hung(a, now)
+        if self._run_timer_due(a):
+            self._on_hung(a, self._loop.time())
 
     def _on_hung(self, a: _Actor, now: float) -> None:
         self._timed_out += 1

@@ -10,6 +10,8 @@
     _init_failed_slot ──► _respawn(slot) up to max_init_tries, else the slot is given up;
                           every slot given up: fatal (InitFailedError)
     head started ──► _arm_timer(rec): one lazy timer at head_started + run_invocation_timeout
+    run timer   ──► _run_timer_due(rec): early (the head moved on)? re-armed; due: the
+                    backend kills the worker, the head TimedOut
     init_message(spec, slot, script, source) ──► the Init each slot's worker starts with
 
     SlotState   STARTING ──► READY ──► STOPPING ──► EXITED: a worker's (a process's, an
@@ -154,6 +156,15 @@ class WorkerSlots(Generic[R]):
         """True once the init timeout really passed; a timer that fired early (uvloop: up
         to 1 ms) is re-armed and False."""
         deadline = rec.head_started + self._init_timeout_s()
+        if self._loop.time() < deadline:
+            rec.timer = self._loop.call_at(deadline, self._on_timer, rec)
+            return False
+        return True
+
+    def _run_timer_due(self, rec: R) -> bool:
+        """True once the running head's run_invocation_timeout really passed; a timer that
+        fired before it (the head moved on, or uvloop fired early) is re-armed and False."""
+        deadline = rec.head_started + self._spec.run_timeout_s
         if self._loop.time() < deadline:
             rec.timer = self._loop.call_at(deadline, self._on_timer, rec)
             return False

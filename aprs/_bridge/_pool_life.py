@@ -189,11 +189,9 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
             return
         if w.state is not SlotState.READY or not w.inflight:
             return
-        deadline = w.head_started + self._spec.run_timeout_s
-        now = self._loop.time()
-        if now < deadline:
-            w.timer = self._loop.call_at(deadline, self._on_timer, w)
+        if not self._run_timer_due(w):
             return
+        now = self._loop.time()
         self._timed_out += 1
         w.timed_out = True
         self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
