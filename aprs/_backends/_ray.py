@@ -23,7 +23,7 @@ actor generation (a replaced actor's late replies are ignored, so a batch is nev
 twice); no actor outlives ``aclose``.
 
 Around it: ``_ray_connect`` (which Ray, what code travels, each actor's Init), ``_ray_place``
-(the placement group), ``_ray_slot`` (one actor's record, the outcomes it gives), the actor
+(the placement group), ``_ray_slot`` (one actor's record, the outcomes its loss gives), the actor
 class ``_ray_actor``, shipped inputs ``_ray_ship``, the workers' logs ``_ray_logs``. Init
 tries, timers and the fatal error are the local pool's rules (``_slots.WorkerSlots``, which
 both inherit) but for one: an actor whose init() timed out is tried again (it may only have
@@ -46,7 +46,13 @@ from ray.exceptions import RayActorError, RayError
 
 from .._bridge._protocol import BatchDone, InitFailed
 from .._errors import BackendError
-from ._base import Attempt, BackendListener, BackendStatistics, WorkerSpec
+from ._base import (
+    Attempt,
+    BackendListener,
+    BackendStatistics,
+    WorkerSpec,
+    reply_outcome,
+)
 from ._options import RayOptions
 from ._ray_actor import LIFELINE_GROUP, remote_class
 from ._ray_connect import actor_init, connect, job_env
@@ -334,7 +340,8 @@ class RayBackend(WorkerSlots[_Actor]):
             self._logs.append(a.node_id, logs)
             self._finish_head(a, reply.run_s, ok=type(reply) is BatchDone)
             delivered = True
-            self._listener.on_outcome(attempt, a.outcome(reply, body))
+            outcome = reply_outcome(reply, body, a.pid, a.slot, a.worker_id)
+            self._listener.on_outcome(attempt, outcome)
             if not self._current(a) or a.state is not SlotState.READY:
                 return  # the owner stopped us from inside on_outcome
         if delivered:

@@ -62,9 +62,9 @@ from .._backends._base import (
     BackendListener,
     BackendStatistics,
     Done,
-    Failed,
     Outcome,
     WorkerSpec,
+    reply_outcome,
 )
 from .._backends._slots import SlotState
 from .._errors import BackendError, ConfigError
@@ -360,27 +360,11 @@ class LocalPool(PoolLifecycle):
         if w.timed_out or self._workers[w.index] is not w:
             return  # a reply that raced a timeout or a replacement: already accounted
         kind = type(msg)
-        if kind is BatchDone:
+        if kind is BatchDone or kind is BatchFailed:
             if not w.inflight:
                 return  # nothing in flight: already accounted
             self._finish_head(w, msg.batch_id, msg.run_s)
-            done = Done(msg.returned, body, msg.run_s, w.pid, w.index, items=msg.items)
-            self._settle(w, done, refill=False)
-        elif kind is BatchFailed:
-            if not w.inflight:
-                return
-            self._finish_head(w, msg.batch_id, msg.run_s)
-            failed = Failed(
-                msg.error_type,
-                msg.message,
-                msg.traceback,
-                body,
-                msg.run_s,
-                w.pid,
-                w.index,
-                items=msg.items,
-            )
-            self._settle(w, failed, refill=False)
+            self._settle(w, reply_outcome(msg, body, w.pid, w.index), refill=False)
         elif kind is Ready:
             if not w.pid:  # Ready overtook the zygote's reply
                 w.pid = msg.pid
