@@ -15,6 +15,7 @@
                             the same bundle (init() again)
     head deadline (one lazy timer per actor) ──► ray.kill: head TimedOut, rest requeued,
                             replacement
+    both losses (_on_death, _on_hung) end in _lose(actor, Crashed | TimedOut)
 
 Invariants (the local pool's, see ``_base``): an actor runs its calls strictly in submission
 order (max_concurrency 1), so the oldest unanswered call is the running one; every submitted
@@ -50,6 +51,8 @@ from ._base import (
     Attempt,
     BackendListener,
     BackendStatistics,
+    Crashed,
+    TimedOut,
     WorkerSpec,
     reply_outcome,
 )
@@ -390,18 +393,8 @@ class RayBackend(WorkerSlots[_Actor]):
             self._died_in_init(a.slot, how)
             return
         self._crashed += 1
-        self._depth = 1
-        held = a.take_calls()
         log.warning("worker %s died: %s", a.worker_id, how)
-        if held:
-            head, rest = held[0], held[1:]
-            if (
-                rest
-            ):  # never started: back to the queue untouched, behind the head's retry
-                self._listener.on_requeue(rest)
-            self._listener.on_outcome(head, a.crashed(how, self._loop.time()))
-        self._respawn(a.slot)
-        self._listener.on_capacity()
+        self._lose(a, a.crashed(how, self._loop.time()))
 
     def _on_timer(self, a: _Actor) -> None:
         a.timer = None
@@ -419,21 +412,28 @@ class RayBackend(WorkerSlots[_Actor]):
 
     def _on_hung(self, a: _Actor, now: float) -> None:
         self._timed_out += 1
-        self._depth = 1
         a.state = SlotState.EXITED
         a.kill()
-        held = a.take_calls()
-        head, rest = held[0], held[1:]
         timeout = self._spec.run_timeout_s
         log.warning(
             "worker %s: run() on mini-batch %d exceeded run_invocation_timeout (%g s); "
             "killing the actor",
             a.worker_id,
-            head.batch_id,
+            a.inflight[0][0].batch_id,
             timeout,
         )
-        if rest:
-            self._listener.on_requeue(rest)
-        self._listener.on_outcome(head, a.timed_out(timeout, now))
+        self._lose(a, a.timed_out(timeout, now))
+
+    def _lose(self, a: _Actor, outcome: Crashed | TimedOut) -> None:
+        """``a`` is lost (died, or killed hung): its head gets ``outcome``, the calls behind
+        it never started go back to the queue untouched, behind the head's retry;
+        then a replacement starts and the owner hears there is room."""
+        self._depth = 1
+        held = a.take_calls()
+        if held:
+            head, rest = held[0], held[1:]
+            if rest:
+                self._listener.on_requeue(rest)
+            self._listener.on_outcome(head, outcome)
         self._respawn(a.slot)
         self._listener.on_capacity()
