@@ -17,7 +17,7 @@
     SlotState   STARTING ──► READY ──► STOPPING ──► EXITED: a worker's (a process's, an
                 actor's) state, on both backends' records (``_Worker``, ``Actor``)
 
-``WorkerSlots`` is inherited by both backends that host workers, the local pool
+``WorkerSlots`` is an ABC inherited by both backends that host workers, the local pool
 (``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
 and give up on workers by the same rules and say so in the same words. It also holds what
 the two would otherwise each repeat: the end of start() (``_wait_ready``: one worker ready,
@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from .._bridge._protocol import Init
@@ -90,7 +91,7 @@ class SlotRecord(Protocol):
 R = TypeVar("R", bound=SlotRecord)
 
 
-class WorkerSlots(Generic[R]):
+class WorkerSlots(ABC, Generic[R]):
     """Init tries per slot, the init and run timers, and the backend's first fatal error."""
 
     _WORKER: ClassVar[str] = "worker process"  # what the messages call one worker
@@ -127,11 +128,15 @@ class WorkerSlots(Generic[R]):
         self._closing = True
         self._ready_once.set()
 
-    if TYPE_CHECKING:  # the backend's
+    # -- the backend's ------------------------------------------------------------------
 
-        def _respawn(self, slot: int) -> None: ...
+    @abstractmethod
+    def _respawn(self, slot: int) -> None:
+        """Start a new worker in ``slot`` (nothing once closing)."""
 
-        def _on_timer(self, rec: R) -> None: ...
+    @abstractmethod
+    def _on_timer(self, rec: R) -> None:
+        """``rec``'s timer fired: its init() or its head's run() may be past due."""
 
     # -- timers -------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@
 
 ``PoolLifecycle`` is the middle layer of the pool (``_pool_reap.PoolReaper`` ──►
 ``PoolLifecycle`` ──► ``_pool.LocalPool``): it calls down into the reaper, and up into
-``LocalPool``'s hot path only through ``_send``, ``_on_readable`` and ``_settle`` (declared
-here for the type checker). Init tries, timers and the fatal error follow the rules the Ray
+``LocalPool``'s hot path only through ``_send``, ``_on_readable`` and ``_settle`` (abstract
+here, so a rename fails loudly). Init tries, timers and the fatal error follow the rules the Ray
 backend follows too: it inherits them from ``_backends._slots.WorkerSlots``, and keeps the
 one that differs: a hung init() is not tried again.
 
@@ -35,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from abc import abstractmethod
+from typing import Any
 
 from .._backends._base import (
     Attempt,
@@ -67,22 +68,28 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
         WorkerSlots.__init__(self, spec, listener, spec.process_count)
         self._workers: list[_Worker | None] = [None] * spec.process_count
 
-    if TYPE_CHECKING:  # the hot path: LocalPool (_pool.py)
+    # -- the hot path: LocalPool (_pool.py) ---------------------------------------------
 
-        def _send(
-            self, w: _Worker, msg: Any, body: bytes = b"", *, now: bool = False
-        ) -> None: ...
+    @abstractmethod
+    def _send(
+        self, w: _Worker, msg: Any, body: bytes = b"", *, now: bool = False
+    ) -> None:
+        """Queue a frame for ``w``."""
 
-        def _on_readable(self, w: _Worker) -> None: ...
+    @abstractmethod
+    def _on_readable(self, w: _Worker) -> None:
+        """``w``'s pipe has replies (or EOF)."""
 
-        def _settle(
-            self,
-            w: _Worker,
-            outcome: Outcome,
-            *,
-            lost: bool = False,
-            refill: bool = True,
-        ) -> None: ...
+    @abstractmethod
+    def _settle(
+        self,
+        w: _Worker,
+        outcome: Outcome,
+        *,
+        lost: bool = False,
+        refill: bool = True,
+    ) -> None:
+        """End ``w``'s head try with ``outcome``; ``lost``: requeue the rest, respawn."""
 
     # -- spawning -----------------------------------------------------------------------
 
