@@ -62,7 +62,7 @@ from ._ray_connect import actor_init, connect, job_env
 from ._ray_logs import WorkerLogs
 from ._ray_place import Placement
 from ._ray_ship import ShippedFiles, ship_files
-from ._ray_slot import Actor as _Actor  # as load() and try_submit name it
+from ._ray_slot import Actor as _Actor  # one slot's actor record (_ray_slot)
 from ._ray_slot import describe
 from ._slots import SlotState, WorkerSlots
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .._bridge._protocol import InitFailed
     from ._base import BackendListener, WorkerSpec
 
-__all__ = ("SlotRecord", "SlotState", "WorkerSlots", "init_message")
+__all__ = ("SlotState", "WorkerSlots", "init_message")
 
 
 def init_message(

@@ -64,8 +64,8 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
     _log = log
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
+        WorkerSlots.__init__(self, spec, listener, spec.process_count)  # sets _loop
         PoolReaper.__init__(self)
-        WorkerSlots.__init__(self, spec, listener, spec.process_count)
         self._workers: list[_Worker | None] = [None] * spec.process_count
 
     # -- the hot path: LocalPool (_pool.py) ---------------------------------------------
