@@ -50,7 +50,6 @@ from .._errors import BackendError
 from ._base import (
     Attempt,
     BackendListener,
-    BackendStatistics,
     Crashed,
     TimedOut,
     WorkerSpec,
@@ -208,20 +207,8 @@ class RayBackend(WorkerSlots[_Actor]):
                     idle += 1
         return ready, idle, busy
 
-    def statistics(self) -> BackendStatistics:
-        ready = sum(
-            1 for a in self._actors if a is not None and a.state is SlotState.READY
-        )
-        in_flight = sum(len(a.inflight) for a in self._actors if a is not None)
-        return BackendStatistics(
-            ready,
-            in_flight,
-            self._spawned,
-            self._crashed,
-            self._timed_out,
-            self._init_failures,
-            self._depth,
-        )
+    def _records(self) -> list[_Actor | None]:
+        return self._actors
 
     # -- connecting and placing ---------------------------------------------------------
 

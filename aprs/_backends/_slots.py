@@ -21,13 +21,14 @@
 (``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
 and give up on workers by the same rules and say so in the same words. It also holds what
 the two would otherwise each repeat: the end of start() (``_wait_ready``: one worker ready,
-or the fatal error raised), ``abort()``, the spawned / crashed / timed-out counters and the
-grace a graceful ``aclose`` gives the scripts' shutdown() (``_SHUTDOWN_GRACE_S``). A backend supplies
-``_respawn(slot)`` and ``_on_timer(rec)``, its logger (``_log``), what it calls its workers
-(``_WORKER``) and whether a hung init() is tried again (``_RETRY_HUNG_INIT``), the one rule
-that differs: a local worker whose init() hung would hang again, while a Ray actor that timed
-out in ``STARTING`` may only have had no node to go to (its node gone), which a replacement
-can get.
+or the fatal error raised), ``abort()``, ``statistics()`` (from ``_records()``), the
+spawned / crashed / timed-out counters, and the grace a graceful ``aclose`` gives the
+scripts' shutdown() (``_SHUTDOWN_GRACE_S``). A backend supplies ``_respawn(slot)``,
+``_on_timer(rec)`` and ``_records()``, its logger (``_log``), its tries per worker
+(``_depth``), what it calls its workers (``_WORKER``) and whether a hung init() is tried
+again (``_RETRY_HUNG_INIT``), the one rule that differs: a local worker whose init() hung
+would hang again, while a Ray actor that timed out in ``STARTING`` may only have had no
+node to go to (its node gone), which a replacement can get.
 
 Invariants: a slot's init tries go back to 0 once its worker is ready; a slot given up is
 never respawned; a fatal error is reported once (the first); nothing is respawned once
@@ -40,10 +41,12 @@ import asyncio
 import enum
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from .._bridge._protocol import Init
 from .._errors import EntryScriptError, InitFailedError
+from ._base import BackendStatistics
 
 if TYPE_CHECKING:
     from .._bridge._protocol import InitFailed
@@ -82,10 +85,15 @@ class SlotState(enum.Enum):
 
 
 class SlotRecord(Protocol):
-    """What a backend's record of one worker has for its timer (``_Worker``, ``Actor``)."""
+    """What a backend's record of one worker has for its timer and the statistics
+    (``_Worker``, ``Actor``)."""
 
     timer: asyncio.TimerHandle | None
     head_started: float  # spawn time while it starts; then when its running batch began
+    state: SlotState
+
+    @property
+    def inflight(self) -> Sized: ...  # its tries, oldest (the running head) first
 
 
 R = TypeVar("R", bound=SlotRecord)
@@ -100,6 +108,7 @@ class WorkerSlots(ABC, Generic[R]):
     _log: ClassVar[logging.Logger] = logging.getLogger("aprs")  # the backend's logger
     # graceful stop (aclose): time for the scripts' shutdown() before the workers are killed
     _SHUTDOWN_GRACE_S: ClassVar[float] = 10.0
+    _depth: int  # the backend's tries queued per worker now (it adapts them)
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener, slots: int) -> None:
         self._spec = spec
@@ -112,9 +121,8 @@ class WorkerSlots(ABC, Generic[R]):
         self._ready_once = asyncio.Event()  # start() returns: one is ready, or fatal
         self._closing = False
         self._fatal: BaseException | None = None
-        self._spawned = self._crashed = self._timed_out = (
-            0  # workers, over the backend's life
-        )
+        # workers spawned, crashed, timed out, over the backend's life
+        self._spawned = self._crashed = self._timed_out = 0
 
     async def _wait_ready(self) -> None:
         """The end of start(): wait until one worker is ready; raise the fatal error if
@@ -137,6 +145,22 @@ class WorkerSlots(ABC, Generic[R]):
     @abstractmethod
     def _on_timer(self, rec: R) -> None:
         """``rec``'s timer fired: its init() or its head's run() may be past due."""
+
+    @abstractmethod
+    def _records(self) -> Sequence[R | None]:
+        """Each slot's current record (None before its first spawn)."""
+
+    def statistics(self) -> BackendStatistics:
+        records = [r for r in self._records() if r is not None]
+        return BackendStatistics(
+            workers_ready=sum(1 for r in records if r.state is SlotState.READY),
+            in_flight=sum(len(r.inflight) for r in records),
+            spawned=self._spawned,
+            crashed=self._crashed,
+            timed_out=self._timed_out,
+            init_failures=self._init_failures,
+            depth=self._depth,
+        )
 
     # -- timers -------------------------------------------------------------------------
 

@@ -60,7 +60,6 @@ import msgspec
 from .._backends._base import (
     Attempt,
     BackendListener,
-    BackendStatistics,
     Done,
     Outcome,
     WorkerSpec,
@@ -221,19 +220,8 @@ class LocalPool(PoolLifecycle):
         """The zygote's pid, or None when workers are spawned (worker_start="spawn")."""
         return self._zygote.pid if self._zygote is not None else None
 
-    def statistics(self) -> BackendStatistics:
-        ready = sum(
-            1 for w in self._workers if w is not None and w.state is SlotState.READY
-        )
-        return BackendStatistics(
-            workers_ready=ready,
-            in_flight=self.in_flight(),
-            spawned=self._spawned,
-            crashed=self._crashed,
-            timed_out=self._timed_out,
-            init_failures=self._init_failures,
-            depth=self._depth,
-        )
+    def _records(self) -> list[_Worker | None]:
+        return self._workers
 
     async def aclose(self, *, graceful: bool = True) -> None:
         """Stop every worker; no process outlives this call.
