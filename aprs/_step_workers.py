@@ -24,7 +24,7 @@ from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._config import ParallelRunConfig
 from ._datasets import TabularDataset
 
-__all__ = ("compat_env", "runtime_args", "table_preload", "worker_spec")
+__all__ = ("runtime_args", "table_preload", "worker_spec")
 
 # what every worker of a table job imports to read its slices (pyarrow lazily): the fork
 # server imports it once (WorkerSpec.preload); the reader of each input format, then pandas

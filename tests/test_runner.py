@@ -124,13 +124,13 @@ async def test_aclose_fails_a_batch_that_is_still_running(tmp_path):
     task = asyncio.ensure_future(r.submit([str(started)]))
     while not started.exists():
         await asyncio.sleep(0.01)
-    import aprs._bridge._pool as pool_module
+    from aprs._backends._slots import WorkerSlots
 
-    grace, pool_module._SHUTDOWN_GRACE_S = pool_module._SHUTDOWN_GRACE_S, 0.2
+    grace, WorkerSlots._SHUTDOWN_GRACE_S = WorkerSlots._SHUTDOWN_GRACE_S, 0.2
     try:
         await r.aclose()
     finally:
-        pool_module._SHUTDOWN_GRACE_S = grace
+        WorkerSlots._SHUTDOWN_GRACE_S = grace
     with pytest.raises(aprs.RunnerClosedError):
         await asyncio.wait_for(task, 10)
 

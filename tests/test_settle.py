@@ -12,8 +12,9 @@ import pytest
 
 from aprs._accounting import Accounting, Thresholds
 from aprs._backends import Attempt, Crashed, Done, Failed, Outcome, TimedOut, WorkerSpec
+from aprs._backends._slots import SlotState
 from aprs._bridge._pool import LocalPool
-from aprs._bridge._pool_slot import WorkerState, _Worker
+from aprs._bridge._pool_slot import _Worker
 from aprs._dispatch import Dispatcher
 
 
@@ -50,7 +51,7 @@ def make_pool(listener: Any, inflight: list[Attempt]) -> tuple[LocalPool, _Worke
     pool = LocalPool(WorkerSpec("s.py", None, [], {}, 1, 0, 1.0), listener)
     pool._closing = True  # a lost worker is not replaced: no process is ever spawned
     pool._depth = 8
-    w = _Worker(0, _Proc(), -1, -1, -1, state=WorkerState.READY)  # type: ignore[arg-type]
+    w = _Worker(0, _Proc(), -1, -1, -1, state=SlotState.READY)  # type: ignore[arg-type]
     w.inflight.extend(inflight)
     pool._workers[0] = w
     return pool, w

@@ -48,6 +48,9 @@ class _Backend(WorkerSlots[_Rec]):
     def _on_timer(self, rec: _Rec) -> None:
         pass
 
+    def _records(self) -> list[_Rec | None]:
+        return []
+
 
 class _RayLike(_Backend):
     _WORKER = "Ray worker actor"

@@ -23,11 +23,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
-from .._bridge._protocol import KIND_ITEMS, KIND_KEYED, KIND_TABLE
+from .._bridge._protocol import (
+    KIND_ITEMS,
+    KIND_KEYED,
+    KIND_TABLE,
+    BatchDone,
+    BatchFailed,
+)
 from ._options import RayOptions
 
 __all__ = (
@@ -45,6 +51,7 @@ __all__ = (
     "Outcome",
     "TimedOut",
     "WorkerSpec",
+    "reply_outcome",
 )
 
 WORKER_STARTS = ("fork-server", "spawn")  # WorkerSpec.worker_start (_bridge/_launch)
@@ -138,6 +145,33 @@ class Failed(msgspec.Struct, frozen=True, gc=False):
     worker_index: int = -1
     worker_id: str = ""
     items: int = -1  # items the worker found (table rows); -1: Attempt.size holds
+
+
+def reply_outcome(
+    msg: BatchDone | BatchFailed,
+    body: bytes,
+    pid: int,
+    index: int,
+    worker_id: str = "",
+) -> Done | Failed:
+    """The outcome a worker's reply to run() becomes: BatchDone ──► Done, else Failed
+    (both backends: the pool's ``_dispatch``, Ray's ``_on_run_done``)."""
+    if type(msg) is BatchDone:
+        return Done(
+            msg.returned, body, msg.run_s, pid, index, worker_id, items=msg.items
+        )
+    failed = cast("BatchFailed", msg)  # not BatchDone: the other reply to run()
+    return Failed(
+        failed.error_type,
+        failed.message,
+        failed.traceback,
+        body,
+        failed.run_s,
+        pid,
+        index,
+        worker_id,
+        items=failed.items,
+    )
 
 
 class TimedOut(msgspec.Struct, frozen=True, gc=False):

@@ -15,6 +15,7 @@
                             the same bundle (init() again)
     head deadline (one lazy timer per actor) ──► ray.kill: head TimedOut, rest requeued,
                             replacement
+    both losses (_on_death, _on_hung) end in _lose(actor, Crashed | TimedOut)
 
 Invariants (the local pool's, see ``_base``): an actor runs its calls strictly in submission
 order (max_concurrency 1), so the oldest unanswered call is the running one; every submitted
@@ -23,7 +24,7 @@ actor generation (a replaced actor's late replies are ignored, so a batch is nev
 twice); no actor outlives ``aclose``.
 
 Around it: ``_ray_connect`` (which Ray, what code travels, each actor's Init), ``_ray_place``
-(the placement group), ``_ray_slot`` (one actor's record, the outcomes it gives), the actor
+(the placement group), ``_ray_slot`` (one actor's record, the outcomes its loss gives), the actor
 class ``_ray_actor``, shipped inputs ``_ray_ship``, the workers' logs ``_ray_logs``. Init
 tries, timers and the fatal error are the local pool's rules (``_slots.WorkerSlots``, which
 both inherit) but for one: an actor whose init() timed out is tried again (it may only have
@@ -46,17 +47,23 @@ from ray.exceptions import RayActorError, RayError
 
 from .._bridge._protocol import BatchDone, InitFailed
 from .._errors import BackendError
-from ._base import Attempt, BackendListener, BackendStatistics, WorkerSpec
+from ._base import (
+    Attempt,
+    BackendListener,
+    Crashed,
+    TimedOut,
+    WorkerSpec,
+    reply_outcome,
+)
 from ._options import RayOptions
 from ._ray_actor import LIFELINE_GROUP, remote_class
 from ._ray_connect import actor_init, connect, job_env
 from ._ray_logs import WorkerLogs
 from ._ray_place import Placement
 from ._ray_ship import ShippedFiles, ship_files
-from ._ray_slot import Actor as _Actor  # as load() and try_submit name it
-from ._ray_slot import State as _State
+from ._ray_slot import Actor as _Actor  # one slot's actor record (_ray_slot)
 from ._ray_slot import describe
-from ._slots import WorkerSlots
+from ._slots import SlotState, WorkerSlots
 
 __all__ = ("RayBackend",)
 
@@ -69,7 +76,6 @@ log = logging.getLogger("aprs.ray")
 # about 50 ms per actor; long batches still go one at a time.
 _PIPELINE_S = 0.05
 _MAX_DEPTH = 16  # calls queued per actor, at most
-_SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for the scripts' shutdown()
 
 
 class RayBackend(WorkerSlots[_Actor]):
@@ -89,7 +95,6 @@ class RayBackend(WorkerSlots[_Actor]):
         self._actors: list[_Actor | None] = [None] * self._slots
         self._depth = 1  # one call per actor until run() has been timed
         self._ewma_run_s: float | None = None
-        self._spawned = self._crashed = self._timed_out = 0
         self._job_id = uuid.uuid4().hex[:8]
         self._owns_ray = False
         self._ship_code = False
@@ -114,9 +119,7 @@ class RayBackend(WorkerSlots[_Actor]):
         await self._place()
         for slot in range(self._slots):
             self._spawn(slot)
-        await self._ready_once.wait()
-        if self._fatal is not None:
-            raise self._fatal
+        await self._wait_ready()
 
     def try_submit(self, attempt: Attempt) -> bool:
         """Queue ``attempt`` on the least busy ready actor; False when all are full."""
@@ -124,7 +127,7 @@ class RayBackend(WorkerSlots[_Actor]):
         for a in self._actors:
             if (
                 a is None
-                or a.state is not _State.READY
+                or a.state is not SlotState.READY
                 or len(a.inflight) >= self._depth
             ):
                 continue
@@ -162,12 +165,8 @@ class RayBackend(WorkerSlots[_Actor]):
         return sum(
             max(0, self._depth - len(a.inflight))
             for a in self._actors
-            if a is not None and a.state is _State.READY
+            if a is not None and a.state is SlotState.READY
         )
-
-    def abort(self) -> None:
-        self._closing = True
-        self._ready_once.set()
 
     def kill_now(self) -> None:
         self._closing = True
@@ -184,12 +183,12 @@ class RayBackend(WorkerSlots[_Actor]):
             if a is None:
                 continue
             self._cancel_timer(a)
-            if graceful and a.state is _State.READY:
+            if graceful and a.state is SlotState.READY:
                 stop = self._watch(a.handle.stop.remote(), self._on_stopped, a)
                 stops.append(asyncio.wrap_future(stop, loop=self._loop))
-            a.state = _State.STOPPING
+            a.state = SlotState.STOPPING
         if stops:
-            await asyncio.wait(stops, timeout=_SHUTDOWN_GRACE_S)
+            await asyncio.wait(stops, timeout=self._SHUTDOWN_GRACE_S)
         for a in self._actors:
             if a is not None:
                 a.kill()
@@ -202,26 +201,14 @@ class RayBackend(WorkerSlots[_Actor]):
                 continue
             n = len(a.inflight)
             busy += n
-            if a.state is _State.READY:
+            if a.state is SlotState.READY:
                 ready += 1
                 if not n:
                     idle += 1
         return ready, idle, busy
 
-    def statistics(self) -> BackendStatistics:
-        ready = sum(
-            1 for a in self._actors if a is not None and a.state is _State.READY
-        )
-        in_flight = sum(len(a.inflight) for a in self._actors if a is not None)
-        return BackendStatistics(
-            ready,
-            in_flight,
-            self._spawned,
-            self._crashed,
-            self._timed_out,
-            self._init_failures,
-            self._depth,
-        )
+    def _records(self) -> list[_Actor | None]:
+        return self._actors
 
     # -- connecting and placing ---------------------------------------------------------
 
@@ -284,7 +271,7 @@ class RayBackend(WorkerSlots[_Actor]):
         return self._actors[a.slot] is a
 
     def _on_started(self, a: _Actor, fut: Future[Any]) -> None:
-        if not self._current(a) or a.state is not _State.STARTING:
+        if not self._current(a) or a.state is not SlotState.STARTING:
             return
         try:
             reply, node_id, logs = fut.result()
@@ -304,20 +291,20 @@ class RayBackend(WorkerSlots[_Actor]):
         self._logs.append(a.node_id, logs)
         self._cancel_timer(a)
         if isinstance(reply, InitFailed):
-            a.state = _State.EXITED
+            a.state = SlotState.EXITED
             a.kill()
             self._init_failed_reply(a.slot, reply)
             return
         if self._closing:
             return
-        a.state = _State.READY
+        a.state = SlotState.READY
         a.pid = reply.pid
         self._slot_ready(a.slot)
         if self.first_ready_s is None:
             self.first_ready_s = time.perf_counter() - self._t0
             log.info("Ray: first worker actor ready after %.2f s", self.first_ready_s)
         if self.ready_s is None and all(
-            x is not None and x.state is _State.READY for x in self._actors
+            x is not None and x.state is SlotState.READY for x in self._actors
         ):
             self.ready_s = time.perf_counter() - self._t0
             log.info(
@@ -329,7 +316,7 @@ class RayBackend(WorkerSlots[_Actor]):
 
     def _on_run_done(self, a: _Actor, _fut: Future[Any]) -> None:
         """Deliver every finished call at the head of ``a``'s queue, in order."""
-        if not self._current(a) or a.state is not _State.READY:
+        if not self._current(a) or a.state is not SlotState.READY:
             return
         delivered = False
         while a.inflight and a.inflight[0][1].done():
@@ -343,8 +330,9 @@ class RayBackend(WorkerSlots[_Actor]):
             self._logs.append(a.node_id, logs)
             self._finish_head(a, reply.run_s, ok=type(reply) is BatchDone)
             delivered = True
-            self._listener.on_outcome(attempt, a.outcome(reply, body))
-            if not self._current(a) or a.state is not _State.READY:
+            outcome = reply_outcome(reply, body, a.pid, a.slot, a.worker_id)
+            self._listener.on_outcome(attempt, outcome)
+            if not self._current(a) or a.state is not SlotState.READY:
                 return  # the owner stopped us from inside on_outcome
         if delivered:
             self._listener.on_capacity()
@@ -382,64 +370,57 @@ class RayBackend(WorkerSlots[_Actor]):
 
     def _on_death(self, a: _Actor, exc: BaseException) -> None:
         """The actor died (killed, crashed, its node gone): once per actor."""
-        if not self._current(a) or a.state in (_State.STOPPING, _State.EXITED):
+        if not self._current(a) or a.state in (SlotState.STOPPING, SlotState.EXITED):
             return
-        was, a.state = a.state, _State.EXITED
+        was, a.state = a.state, SlotState.EXITED
         self._cancel_timer(a)
         a.kill()  # "unavailable" may still run: make sure nothing answers twice
         how = describe(exc)
-        if was is _State.STARTING:
+        if was is SlotState.STARTING:
             self._died_in_init(a.slot, how)
             return
         self._crashed += 1
-        self._depth = 1
-        held = a.take_calls()
         log.warning("worker %s died: %s", a.worker_id, how)
-        if held:
-            head, rest = held[0], held[1:]
-            if (
-                rest
-            ):  # never started: back to the queue untouched, behind the head's retry
-                self._listener.on_requeue(rest)
-            self._listener.on_outcome(head, a.crashed(how, self._loop.time()))
-        self._respawn(a.slot)
-        self._listener.on_capacity()
+        self._lose(a, a.crashed(how, self._loop.time()))
 
     def _on_timer(self, a: _Actor) -> None:
         a.timer = None
-        if a.state is _State.STARTING:
+        if a.state is SlotState.STARTING:
             if self._init_timer_due(a):
-                a.state = _State.EXITED
+                a.state = SlotState.EXITED
                 a.kill()
                 what = f"the {self._WORKER} was not placed, or did not finish init(),"
                 self._init_hung(a.slot, what, "actor")
             return
-        if a.state is not _State.READY or not a.inflight:
+        if a.state is not SlotState.READY or not a.inflight:
             return
-        now = self._loop.time()
-        deadline = a.head_started + self._spec.run_timeout_s
-        if now < deadline:
-            a.timer = self._loop.call_at(deadline, self._on_timer, a)
-            return
-        self._on_hung(a, now)
+        if self._run_timer_due(a):
+            self._on_hung(a, self._loop.time())
 
     def _on_hung(self, a: _Actor, now: float) -> None:
         self._timed_out += 1
-        self._depth = 1
-        a.state = _State.EXITED
+        a.state = SlotState.EXITED
         a.kill()
-        held = a.take_calls()
-        head, rest = held[0], held[1:]
         timeout = self._spec.run_timeout_s
         log.warning(
             "worker %s: run() on mini-batch %d exceeded run_invocation_timeout (%g s); "
             "killing the actor",
             a.worker_id,
-            head.batch_id,
+            a.inflight[0][0].batch_id,
             timeout,
         )
-        if rest:
-            self._listener.on_requeue(rest)
-        self._listener.on_outcome(head, a.timed_out(timeout, now))
+        self._lose(a, a.timed_out(timeout, now))
+
+    def _lose(self, a: _Actor, outcome: Crashed | TimedOut) -> None:
+        """``a`` is lost (died, or killed hung): its head gets ``outcome``, the calls behind
+        it never started go back to the queue untouched, behind the head's retry;
+        then a replacement starts and the owner hears there is room."""
+        self._depth = 1
+        held = a.take_calls()
+        if held:
+            head, rest = held[0], held[1:]
+            if rest:
+                self._listener.on_requeue(rest)
+            self._listener.on_outcome(head, outcome)
         self._respawn(a.slot)
         self._listener.on_capacity()

@@ -31,7 +31,7 @@ from ._base import WorkerSpec
 from ._options import RayOptions
 from ._slots import init_message
 
-__all__ = ("Connection", "actor_init", "connect", "job_env", "script_for_actor")
+__all__ = ("Connection", "actor_init", "connect", "job_env")
 
 _AWAY_ENV = {"PYTHONPATH", "PWD", "OLDPWD", "SHLVL", "_"}  # never shipped to the nodes
 

@@ -1,4 +1,5 @@
-"""The driver's record of one worker slot's actor, and what its replies and its loss become.
+"""The driver's record of one worker slot's actor, and what its loss becomes (its replies:
+``_base.reply_outcome``).
 
     Actor(slot, bundle, handle): STARTING ──► READY
         either state ──► EXITED (died, hung, init failed: the slot gets a new Actor)
@@ -6,7 +7,6 @@
         inflight: (attempt, future of its run() call), oldest first; the head is running
         timer: one lazy deadline, init() while STARTING, then the head's run() (armed and
                cancelled by RayBackend, as _slots.WorkerSlots does for both backends)
-    outcome(reply, body)   BatchDone | BatchFailed ──► Done | Failed
     take_calls()           a lost actor's calls: the head (its Crashed | TimedOut), the rest
                            (requeued untouched)
     kill(), describe(exc)  ray.kill without restart; one line saying how an actor died
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -28,17 +27,10 @@ from typing import Any
 
 import ray
 
-from .._bridge._protocol import BatchDone
-from ._base import Attempt, Crashed, Done, Failed, TimedOut
+from ._base import Attempt, Crashed, TimedOut
+from ._slots import SlotState
 
-__all__ = ("Actor", "State", "describe")
-
-
-class State(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    EXITED = "exited"
+__all__ = ("Actor", "describe")
 
 
 @dataclass(slots=True, eq=False)
@@ -46,7 +38,7 @@ class Actor:
     slot: int
     bundle: int
     handle: Any
-    state: State = State.STARTING
+    state: SlotState = SlotState.STARTING
     # (attempt, the future of its run() call), oldest first; the head is the running one
     inflight: deque[tuple[Attempt, Future[Any]]] = field(default_factory=deque)
     head_started: float = 0.0
@@ -57,30 +49,6 @@ class Actor:
     @property
     def worker_id(self) -> str:
         return f"{self.node_id[:8] or 'pending'}:{self.slot}"
-
-    def outcome(self, reply: Any, body: Any) -> Done | Failed:
-        """The outcome of the head's reply (BatchDone, else BatchFailed) on this actor."""
-        if type(reply) is BatchDone:
-            return Done(
-                reply.returned,
-                body,
-                reply.run_s,
-                self.pid,
-                self.slot,
-                self.worker_id,
-                items=reply.items,
-            )
-        return Failed(
-            reply.error_type,
-            reply.message,
-            reply.traceback,
-            body,
-            reply.run_s,
-            self.pid,
-            self.slot,
-            self.worker_id,
-            items=reply.items,
-        )
 
     def crashed(self, how: str, now: float) -> Crashed:
         """The head's outcome when the actor died under it (``how``: describe(exc))."""

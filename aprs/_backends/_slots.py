@@ -10,16 +10,25 @@
     _init_failed_slot ──► _respawn(slot) up to max_init_tries, else the slot is given up;
                           every slot given up: fatal (InitFailedError)
     head started ──► _arm_timer(rec): one lazy timer at head_started + run_invocation_timeout
+    run timer   ──► _run_timer_due(rec): early (the head moved on)? re-armed; due: the
+                    backend kills the worker, the head TimedOut
     init_message(spec, slot, script, source) ──► the Init each slot's worker starts with
 
-``WorkerSlots`` is inherited by both backends that host workers, the local pool
+    SlotState   STARTING ──► READY ──► STOPPING ──► EXITED: a worker's (a process's, an
+                actor's) state, on both backends' records (``_Worker``, ``Actor``)
+
+``WorkerSlots`` is an ABC inherited by both backends that host workers, the local pool
 (``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
-and give up on workers by the same rules and say so in the same words. A backend supplies
-``_respawn(slot)`` and ``_on_timer(rec)``, its logger (``_log``), what it calls its workers
-(``_WORKER``) and whether a hung init() is tried again (``_RETRY_HUNG_INIT``), the one rule
-that differs: a local worker whose init() hung would hang again, while a Ray actor that timed
-out in ``STARTING`` may only have had no node to go to (its node gone), which a replacement
-can get.
+and give up on workers by the same rules and say so in the same words. It also holds what
+the two would otherwise each repeat: the end of start() (``_wait_ready``: one worker ready,
+or the fatal error raised), ``abort()``, ``statistics()`` (from ``_records()``), the
+spawned / crashed / timed-out counters, and the grace a graceful ``aclose`` gives the
+scripts' shutdown() (``_SHUTDOWN_GRACE_S``). A backend supplies ``_respawn(slot)``,
+``_on_timer(rec)`` and ``_records()``, its logger (``_log``), its tries per worker
+(``_depth``), what it calls its workers (``_WORKER``) and whether a hung init() is tried
+again (``_RETRY_HUNG_INIT``), the one rule that differs: a local worker whose init() hung
+would hang again, while a Ray actor that timed out in ``STARTING`` may only have had no
+node to go to (its node gone), which a replacement can get.
 
 Invariants: a slot's init tries go back to 0 once its worker is ready; a slot given up is
 never respawned; a fatal error is reported once (the first); nothing is respawned once
@@ -29,17 +38,21 @@ the backend is closing.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from .._bridge._protocol import Init
 from .._errors import EntryScriptError, InitFailedError
+from ._base import BackendStatistics
 
 if TYPE_CHECKING:
     from .._bridge._protocol import InitFailed
     from ._base import BackendListener, WorkerSpec
 
-__all__ = ("SlotRecord", "WorkerSlots", "init_message")
+__all__ = ("SlotState", "WorkerSlots", "init_message")
 
 
 def init_message(
@@ -60,23 +73,42 @@ def init_message(
     )
 
 
+class SlotState(enum.Enum):
+    """Where a slot's worker (a process, a Ray actor) is in its life: STARTING (init()
+    running) -> READY -> STOPPING -> EXITED (drawn in ``_bridge/_pool_slot`` and
+    ``_ray_slot``)."""
+
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    EXITED = "exited"
+
+
 class SlotRecord(Protocol):
-    """What a backend's record of one worker has for its timer (``_Worker``, ``Actor``)."""
+    """What a backend's record of one worker has for its timer and the statistics
+    (``_Worker``, ``Actor``)."""
 
     timer: asyncio.TimerHandle | None
     head_started: float  # spawn time while it starts; then when its running batch began
+    state: SlotState
+
+    @property
+    def inflight(self) -> Sized: ...  # its tries, oldest (the running head) first
 
 
 R = TypeVar("R", bound=SlotRecord)
 
 
-class WorkerSlots(Generic[R]):
+class WorkerSlots(ABC, Generic[R]):
     """Init tries per slot, the init and run timers, and the backend's first fatal error."""
 
     _WORKER: ClassVar[str] = "worker process"  # what the messages call one worker
     # True: a hung init() counts one try, as a failure does; False: it ends its slot
     _RETRY_HUNG_INIT: ClassVar[bool] = False
     _log: ClassVar[logging.Logger] = logging.getLogger("aprs")  # the backend's logger
+    # graceful stop (aclose): time for the scripts' shutdown() before the workers are killed
+    _SHUTDOWN_GRACE_S: ClassVar[float] = 10.0
+    _depth: int  # the backend's tries queued per worker now (it adapts them)
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener, slots: int) -> None:
         self._spec = spec
@@ -89,12 +121,46 @@ class WorkerSlots(Generic[R]):
         self._ready_once = asyncio.Event()  # start() returns: one is ready, or fatal
         self._closing = False
         self._fatal: BaseException | None = None
+        # workers spawned, crashed, timed out, over the backend's life
+        self._spawned = self._crashed = self._timed_out = 0
 
-    if TYPE_CHECKING:  # the backend's
+    async def _wait_ready(self) -> None:
+        """The end of start(): wait until one worker is ready; raise the fatal error if
+        none can start."""
+        await self._ready_once.wait()
+        if self._fatal is not None:
+            raise self._fatal
 
-        def _respawn(self, slot: int) -> None: ...
+    def abort(self) -> None:
+        """The owner is stopping: respawn nothing more, and let start() return now."""
+        self._closing = True
+        self._ready_once.set()
 
-        def _on_timer(self, rec: R) -> None: ...
+    # -- the backend's ------------------------------------------------------------------
+
+    @abstractmethod
+    def _respawn(self, slot: int) -> None:
+        """Start a new worker in ``slot`` (nothing once closing)."""
+
+    @abstractmethod
+    def _on_timer(self, rec: R) -> None:
+        """``rec``'s timer fired: its init() or its head's run() may be past due."""
+
+    @abstractmethod
+    def _records(self) -> Sequence[R | None]:
+        """Each slot's current record (None before its first spawn)."""
+
+    def statistics(self) -> BackendStatistics:
+        records = [r for r in self._records() if r is not None]
+        return BackendStatistics(
+            workers_ready=sum(1 for r in records if r.state is SlotState.READY),
+            in_flight=sum(len(r.inflight) for r in records),
+            spawned=self._spawned,
+            crashed=self._crashed,
+            timed_out=self._timed_out,
+            init_failures=self._init_failures,
+            depth=self._depth,
+        )
 
     # -- timers -------------------------------------------------------------------------
 
@@ -119,6 +185,15 @@ class WorkerSlots(Generic[R]):
         """True once the init timeout really passed; a timer that fired early (uvloop: up
         to 1 ms) is re-armed and False."""
         deadline = rec.head_started + self._init_timeout_s()
+        if self._loop.time() < deadline:
+            rec.timer = self._loop.call_at(deadline, self._on_timer, rec)
+            return False
+        return True
+
+    def _run_timer_due(self, rec: R) -> bool:
+        """True once the running head's run_invocation_timeout really passed; a timer that
+        fired before it (the head moved on, or uvloop fired early) is re-armed and False."""
+        deadline = rec.head_started + self._spec.run_timeout_s
         if self._loop.time() < deadline:
             rec.timer = self._loop.call_at(deadline, self._on_timer, rec)
             return False

@@ -40,7 +40,7 @@ init() once per slot.
 This module keeps the API and the hot path (pick a worker, frames out, replies in, settle);
 ``LocalPool`` inherits the rest, layered as asyncio's selector loop is on ``base_events``:
 
-    _pool_slot   _Worker, WorkerState: one worker's record; its pipes, its start, its exit code
+    _pool_slot   _Worker: one worker's record (states: SlotState); its pipes, start, exit code
     _pool_reap   PoolReaper: signals, the SIGTERM -> SIGKILL escalation, exits, fds
     _pool_life   PoolLifecycle(PoolReaper, WorkerSlots): spawn, ready, init failures, timers,
                  deaths, respawn (WorkerSlots: the init and timer rules Ray shares, _backends/_slots)
@@ -60,16 +60,16 @@ import msgspec
 from .._backends._base import (
     Attempt,
     BackendListener,
-    BackendStatistics,
     Done,
-    Failed,
     Outcome,
     WorkerSpec,
+    reply_outcome,
 )
+from .._backends._slots import SlotState
 from .._errors import BackendError, ConfigError
 from ._forkserver import ForkServer, resolve_worker_start
 from ._pool_life import PoolLifecycle
-from ._pool_slot import WorkerState, _Worker
+from ._pool_slot import _Worker
 from ._protocol import (
     BatchDone,
     BatchFailed,
@@ -88,7 +88,6 @@ log = logging.getLogger("aprs.pool")
 # buffer: an os.read(fd, 256 KiB) allocates (often mmaps) 256 KiB per call, which measured
 # +40 us per Runner round trip.
 _READ_SIZE = 1 << 18
-_SHUTDOWN_GRACE_S = 10.0  # graceful stop: time for shutdown() before escalation
 _PIPELINE_S = 0.0002  # adaptive depth: 1 + this / mean run() time, capped at max_depth
 _IOV_MAX = 512  # buffers per writev (the OS limit is 1024)
 
@@ -144,14 +143,7 @@ class LocalPool(PoolLifecycle):
                 f"Worker processes cannot be started ({exc}). Check the machine's "
                 "process and file limits (ulimit -u / -n) and free memory."
             ) from exc
-        await self._ready_once.wait()
-        if self._fatal is not None:
-            raise self._fatal
-
-    def abort(self) -> None:
-        """The owner is stopping: respawn nothing more, and let start() return now."""
-        self._closing = True
-        self._ready_once.set()
+        await self._wait_ready()
 
     def kill_now(self) -> None:
         """Kill every worker with SIGKILL, synchronously (the second Ctrl-C)."""
@@ -167,9 +159,7 @@ class LocalPool(PoolLifecycle):
         return sum(
             depth - len(w.inflight)
             for w in self._workers
-            if w is not None
-            and w.state is WorkerState.READY
-            and len(w.inflight) < depth
+            if w is not None and w.state is SlotState.READY and len(w.inflight) < depth
         )
 
     def try_submit(self, attempt: Attempt) -> bool:
@@ -177,11 +167,7 @@ class LocalPool(PoolLifecycle):
         best: _Worker | None = None
         depth = self._depth
         for w in self._workers:
-            if (
-                w is None
-                or w.state is not WorkerState.READY
-                or len(w.inflight) >= depth
-            ):
+            if w is None or w.state is not SlotState.READY or len(w.inflight) >= depth:
                 continue
             if (
                 best is None
@@ -221,7 +207,7 @@ class LocalPool(PoolLifecycle):
                 continue
             n = len(w.inflight)
             busy += n
-            if w.state is WorkerState.READY:
+            if w.state is SlotState.READY:
                 ready += 1
                 if not n:
                     idle += 1
@@ -234,19 +220,8 @@ class LocalPool(PoolLifecycle):
         """The zygote's pid, or None when workers are spawned (worker_start="spawn")."""
         return self._zygote.pid if self._zygote is not None else None
 
-    def statistics(self) -> BackendStatistics:
-        ready = sum(
-            1 for w in self._workers if w is not None and w.state is WorkerState.READY
-        )
-        return BackendStatistics(
-            workers_ready=ready,
-            in_flight=self.in_flight(),
-            spawned=self._spawned,
-            crashed=self._crashed,
-            timed_out=self._timed_out,
-            init_failures=self._init_failures,
-            depth=self._depth,
-        )
+    def _records(self) -> list[_Worker | None]:
+        return self._workers
 
     async def aclose(self, *, graceful: bool = True) -> None:
         """Stop every worker; no process outlives this call.
@@ -262,12 +237,12 @@ class LocalPool(PoolLifecycle):
             self._cancel_timer(w)
             if w.exited is None:
                 self._watch_exit(w)
-            if w.state is WorkerState.READY and graceful:
-                w.state = WorkerState.STOPPING
+            if w.state is SlotState.READY and graceful:
+                w.state = SlotState.STOPPING
                 self._send(w, Shutdown())
-                self._loop.call_later(_SHUTDOWN_GRACE_S, self._terminate, w)
-            elif w.state is not WorkerState.EXITED:
-                w.state = WorkerState.STOPPING
+                self._loop.call_later(self._SHUTDOWN_GRACE_S, self._terminate, w)
+            elif w.state is not SlotState.EXITED:
+                w.state = SlotState.STOPPING
                 self._terminate(w)
             assert w.exited is not None
             waits.append(w.exited)
@@ -306,7 +281,7 @@ class LocalPool(PoolLifecycle):
         dirty, self._dirty = self._dirty, []
         for w in dirty:
             w.dirty = False
-            if w.out and not w.writing and w.state is not WorkerState.EXITED:
+            if w.out and not w.writing and w.state is not SlotState.EXITED:
                 self._write(w)
 
     def _write(self, w: _Worker) -> None:
@@ -356,8 +331,8 @@ class LocalPool(PoolLifecycle):
     def _on_corrupt(self, w: _Worker, exc: Exception) -> None:
         """The worker's stream cannot be read: kill it and treat it as a crash."""
         if self._workers[w.index] is not w or w.state not in (
-            WorkerState.STARTING,
-            WorkerState.READY,
+            SlotState.STARTING,
+            SlotState.READY,
         ):
             return
         log.error(
@@ -373,27 +348,11 @@ class LocalPool(PoolLifecycle):
         if w.timed_out or self._workers[w.index] is not w:
             return  # a reply that raced a timeout or a replacement: already accounted
         kind = type(msg)
-        if kind is BatchDone:
+        if kind is BatchDone or kind is BatchFailed:
             if not w.inflight:
                 return  # nothing in flight: already accounted
             self._finish_head(w, msg.batch_id, msg.run_s)
-            done = Done(msg.returned, body, msg.run_s, w.pid, w.index, items=msg.items)
-            self._settle(w, done, refill=False)
-        elif kind is BatchFailed:
-            if not w.inflight:
-                return
-            self._finish_head(w, msg.batch_id, msg.run_s)
-            failed = Failed(
-                msg.error_type,
-                msg.message,
-                msg.traceback,
-                body,
-                msg.run_s,
-                w.pid,
-                w.index,
-                items=msg.items,
-            )
-            self._settle(w, failed, refill=False)
+            self._settle(w, reply_outcome(msg, body, w.pid, w.index), refill=False)
         elif kind is Ready:
             if not w.pid:  # Ready overtook the zygote's reply
                 w.pid = msg.pid

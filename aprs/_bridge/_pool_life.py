@@ -16,8 +16,8 @@
 
 ``PoolLifecycle`` is the middle layer of the pool (``_pool_reap.PoolReaper`` ──►
 ``PoolLifecycle`` ──► ``_pool.LocalPool``): it calls down into the reaper, and up into
-``LocalPool``'s hot path only through ``_send``, ``_on_readable`` and ``_settle`` (declared
-here for the type checker). Init tries, timers and the fatal error follow the rules the Ray
+``LocalPool``'s hot path only through ``_send``, ``_on_readable`` and ``_settle`` (abstract
+here, so a rename fails loudly). Init tries, timers and the fatal error follow the rules the Ray
 backend follows too: it inherits them from ``_backends._slots.WorkerSlots``, and keeps the
 one that differs: a hung init() is not tried again.
 
@@ -35,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from abc import abstractmethod
+from typing import Any
 
 from .._backends._base import (
     Attempt,
@@ -45,11 +46,11 @@ from .._backends._base import (
     TimedOut,
     WorkerSpec,
 )
-from .._backends._slots import WorkerSlots, init_message
+from .._backends._slots import SlotState, WorkerSlots, init_message
 from .._errors import BackendError
 from ._forkserver import ForkServer
 from ._pool_reap import PoolReaper
-from ._pool_slot import WorkerState, _Worker, describe_exit, start_process, worker_pipes
+from ._pool_slot import _Worker, describe_exit, start_process, worker_pipes
 from ._protocol import InitFailed
 
 __all__ = ("PoolLifecycle",)
@@ -63,27 +64,32 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
     _log = log
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
+        WorkerSlots.__init__(self, spec, listener, spec.process_count)  # sets _loop
         PoolReaper.__init__(self)
-        WorkerSlots.__init__(self, spec, listener, spec.process_count)
         self._workers: list[_Worker | None] = [None] * spec.process_count
-        self._spawned = self._crashed = self._timed_out = 0
 
-    if TYPE_CHECKING:  # the hot path: LocalPool (_pool.py)
+    # -- the hot path: LocalPool (_pool.py) ---------------------------------------------
 
-        def _send(
-            self, w: _Worker, msg: Any, body: bytes = b"", *, now: bool = False
-        ) -> None: ...
+    @abstractmethod
+    def _send(
+        self, w: _Worker, msg: Any, body: bytes = b"", *, now: bool = False
+    ) -> None:
+        """Queue a frame for ``w``."""
 
-        def _on_readable(self, w: _Worker) -> None: ...
+    @abstractmethod
+    def _on_readable(self, w: _Worker) -> None:
+        """``w``'s pipe has replies (or EOF)."""
 
-        def _settle(
-            self,
-            w: _Worker,
-            outcome: Outcome,
-            *,
-            lost: bool = False,
-            refill: bool = True,
-        ) -> None: ...
+    @abstractmethod
+    def _settle(
+        self,
+        w: _Worker,
+        outcome: Outcome,
+        *,
+        lost: bool = False,
+        refill: bool = True,
+    ) -> None:
+        """End ``w``'s head try with ``outcome``; ``lost``: requeue the rest, respawn."""
 
     # -- spawning -----------------------------------------------------------------------
 
@@ -143,7 +149,7 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
             self._dead_slots.add(slot)
             alive = any(
                 w is not None
-                and w.state is WorkerState.READY
+                and w.state is SlotState.READY
                 and i not in self._dead_slots
                 for i, w in enumerate(self._workers)
             )
@@ -161,22 +167,22 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
         self._cancel_timer(w)
         if self._closing:
             return
-        w.state = WorkerState.READY
+        w.state = SlotState.READY
         self._slot_ready(w.index)
         self._listener.on_capacity()
 
     def _on_init_failed(self, w: _Worker, msg: InitFailed) -> None:
         self._cancel_timer(w)
-        w.state = WorkerState.STOPPING
+        w.state = SlotState.STOPPING
         self._terminate(w)
         self._init_failed_reply(w.index, msg)
 
     def _on_timer(self, w: _Worker) -> None:
         w.timer = None
-        if w.state is WorkerState.STARTING:
+        if w.state is SlotState.STARTING:
             if not self._init_timer_due(w):
                 return
-            w.state = WorkerState.STOPPING
+            w.state = SlotState.STOPPING
             w.timed_out = True
             self._loop.remove_reader(w.rfd)  # a late Ready / InitFailed must not count
             self._terminate(w)
@@ -188,17 +194,15 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
             )
             self._init_hung(w.index, what, "worker")
             return
-        if w.state is not WorkerState.READY or not w.inflight:
+        if w.state is not SlotState.READY or not w.inflight:
             return
-        deadline = w.head_started + self._spec.run_timeout_s
+        if not self._run_timer_due(w):
+            return
         now = self._loop.time()
-        if now < deadline:
-            w.timer = self._loop.call_at(deadline, self._on_timer, w)
-            return
         self._timed_out += 1
         w.timed_out = True
         self._loop.remove_reader(w.rfd)  # nothing it says from now on counts
-        w.state = WorkerState.STOPPING
+        w.state = SlotState.STOPPING
         log.warning(
             "worker %d (pid %d): run() on mini-batch %d exceeded run_invocation_timeout "
             "(%g s); terminating the worker",
@@ -220,21 +224,21 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
         if w.exited is None:
             self._watch_exit(w)
         assert w.exited is not None
-        if w.state is WorkerState.STOPPING or w.state is WorkerState.EXITED:
+        if w.state is SlotState.STOPPING or w.state is SlotState.EXITED:
             return
         was = w.state
-        w.state = WorkerState.EXITED
+        w.state = SlotState.EXITED
         fut = w.exited
         fut.add_done_callback(lambda f: self._after_crash(w, was, f))
 
     def _after_crash(
-        self, w: _Worker, was: WorkerState, fut: asyncio.Future[int]
+        self, w: _Worker, was: SlotState, fut: asyncio.Future[int]
     ) -> None:
         if w.orphaned:
             return  # its zygote died: reported once, as a fatal error (_on_zygote_gone)
         code = fut.result()
         how = describe_exit(code, oom_hint=not w.killed)
-        if was is WorkerState.STARTING:
+        if was is SlotState.STARTING:
             self._died_in_init(w.index, how)
             return
         self._crashed += 1
@@ -265,8 +269,8 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
             if w.proc is not None or w.exit_code is not None:
                 continue  # exited (relayed) before the zygote died: already handled
             self._cancel_timer(w)
-            if w.state is not WorkerState.EXITED:
-                w.state = WorkerState.STOPPING
+            if w.state is not SlotState.EXITED:
+                w.state = SlotState.STOPPING
             lost.extend(w.inflight)
             w.inflight.clear()
             self._reap_orphan(w)

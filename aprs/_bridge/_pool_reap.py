@@ -13,7 +13,8 @@
 
 ``PoolReaper`` is the bottom layer of the pool (``PoolReaper`` ──► ``_pool_life.PoolLifecycle``
 ──► ``_pool.LocalPool``, the layering of asyncio's ``base_events`` / ``selector_events``): its
-methods use only the state set up here and never call into the layers above.
+methods use only the state set up here (and the event loop, which ``WorkerSlots`` keeps for
+the whole pool) and never call into the layers above.
 
 Invariants:
 - No polling: every exit arrives as an event (a pidfd reader, the zygote's relay).
@@ -32,8 +33,9 @@ import logging
 import os
 import signal
 
+from .._backends._slots import SlotState
 from ._forkserver import ForkServer
-from ._pool_slot import WorkerState, _Worker
+from ._pool_slot import _Worker
 
 __all__ = ("PoolReaper",)
 
@@ -45,8 +47,11 @@ _KILL_GRACE_S = 2.0  # terminate -> kill escalation for hung workers
 class PoolReaper:
     """The pool's processes at the OS level: signal them, learn their exits, free their fds."""
 
+    _loop: (
+        asyncio.AbstractEventLoop
+    )  # set once, by WorkerSlots.__init__ (_backends/_slots)
+
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._zygote: ForkServer | None = None  # worker_start="fork-server"
         # forked workers whose exit the zygote has not relayed yet
         self._by_pid: dict[int, _Worker] = {}
@@ -162,7 +167,7 @@ class PoolReaper:
         self._loop.add_reader(pidfd, on_exit)
 
     def _release(self, w: _Worker) -> None:
-        w.state = WorkerState.EXITED
+        w.state = SlotState.EXITED
         with contextlib.suppress(Exception):
             self._loop.remove_reader(w.rfd)
         w.out.clear()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import fcntl
 import os
 import signal
@@ -34,22 +33,14 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .._backends._base import Attempt, WorkerSpec
+from .._backends._slots import SlotState
 from ._protocol import FrameDecoder, SendBuffer, ToParent, parent_decoder
 
-__all__ = ("WorkerState", "_Worker", "describe_exit", "start_process", "worker_pipes")
+__all__ = ("_Worker", "describe_exit", "start_process", "worker_pipes")
 
 # F_SETPIPE_SZ: fewer wake-ups for large payloads (1 MiB: Linux's default maximum)
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20
-
-
-class WorkerState(enum.Enum):
-    """Where a worker is in its life (the diagram above)."""
-
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    EXITED = "exited"
 
 
 @dataclass(slots=True)
@@ -66,7 +57,7 @@ class _Worker:
     pending_signal: int = 0  # asked for before the pid was known
     exit_code: int | None = None  # relayed by the zygote
     orphaned: bool = False  # its zygote died: killed with it, not a crash of the script
-    state: WorkerState = WorkerState.STARTING
+    state: SlotState = SlotState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
     out: SendBuffer = field(default_factory=SendBuffer)
     writing: bool = False  # the pipe was full: a writer callback drains ``out``
