@@ -194,19 +194,6 @@ class RayBackend(WorkerSlots[_Actor]):
                 a.kill()
         self._disconnect()
 
-    def load(self) -> tuple[int, int, int]:
-        ready = idle = busy = 0
-        for a in self._actors:
-            if a is None:
-                continue
-            n = len(a.inflight)
-            busy += n
-            if a.state is SlotState.READY:
-                ready += 1
-                if not n:
-                    idle += 1
-        return ready, idle, busy
-
     def _records(self) -> list[_Actor | None]:
         return self._actors
 

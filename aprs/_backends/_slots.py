@@ -21,7 +21,7 @@
 (``_bridge/_pool_life.PoolLifecycle``) and Ray (``_ray.RayBackend``), so both start, time
 and give up on workers by the same rules and say so in the same words. It also holds what
 the two would otherwise each repeat: the end of start() (``_wait_ready``: one worker ready,
-or the fatal error raised), ``abort()``, ``statistics()`` (from ``_records()``), the
+or the fatal error raised), ``abort()``, ``load()`` and ``statistics()`` (from ``_records()``), the
 spawned / crashed / timed-out counters, and the grace a graceful ``aclose`` gives the
 scripts' shutdown() (``_SHUTDOWN_GRACE_S``). A backend supplies ``_respawn(slot)``,
 ``_on_timer(rec)`` and ``_records()``, its logger (``_log``), its tries per worker
@@ -149,6 +149,20 @@ class WorkerSlots(ABC, Generic[R]):
     @abstractmethod
     def _records(self) -> Sequence[R | None]:
         """Each slot's current record (None before its first spawn)."""
+
+    def load(self) -> tuple[int, int, int]:
+        """(ready, idle: ready and holding nothing, batches in flight), in one pass."""
+        ready = idle = busy = 0
+        for rec in self._records():
+            if rec is None:
+                continue
+            n = len(rec.inflight)
+            busy += n
+            if rec.state is SlotState.READY:
+                ready += 1
+                if not n:
+                    idle += 1
+        return ready, idle, busy
 
     def statistics(self) -> BackendStatistics:
         records = [r for r in self._records() if r is not None]

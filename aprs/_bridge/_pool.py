@@ -200,19 +200,6 @@ class LocalPool(PoolLifecycle):
     def in_flight(self) -> int:
         return sum(len(w.inflight) for w in self._workers if w is not None)
 
-    def load(self) -> tuple[int, int, int]:
-        ready = idle = busy = 0
-        for w in self._workers:
-            if w is None:
-                continue
-            n = len(w.inflight)
-            busy += n
-            if w.state is SlotState.READY:
-                ready += 1
-                if not n:
-                    idle += 1
-        return ready, idle, busy
-
     def pids(self) -> list[int]:
         return [w.pid for w in self._workers if w is not None and w.pid]
 
