@@ -335,6 +335,20 @@ class _Server:
     def __enter__(self) -> Self:
         return self
 
+    def statistics(self) -> dict[str, Any]:
+        """The numbers of the server's /stats (its Runner's, and gc's collections)."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats") as r:
+            stats = json.loads(r.read())
+        numbers = {
+            k: v for k, v in stats.get("runner", {}).items() if isinstance(v, int | float)
+        }
+        if "gc" in stats:
+            numbers["gc_collections"] = sum(stats["gc"]["collections"])
+        return numbers
+
     def __exit__(self, et: type[BaseException] | None, *rest: object) -> None:
         self.proc.terminate()
         self.proc.wait(30)
@@ -394,7 +408,9 @@ def http(
         async def main() -> dict[str, Any]:
             return await closed_loop(call, callers, duration_s, warmup_s, poison_every)
 
-        return run_async(main(), "uvloop")  # type: ignore[no-any-return]
+        result: dict[str, Any] = run_async(main(), "uvloop")
+        result["scorer"] = server.statistics()
+        return result
 
 
 if __name__ == "__main__":

@@ -160,6 +160,9 @@ async def test_concurrent_requests_get_their_own_predictions(shared_service, dig
         assert r.json() == {"predictions": expected[200:300]}
         stats = (await http.get("/stats")).json()
         assert stats["requests"]["ok"] >= 201
+        # tune_gc ran after start-up: start-up's objects frozen, the young threshold raised
+        assert stats["gc"]["frozen"] > 10_000
+        assert stats["gc"]["threshold"][0] == 50_000
         assert (await http.get("/healthz")).json() == {
             "status": "ok",
             "workers_ready": 2,
