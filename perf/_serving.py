@@ -343,7 +343,9 @@ class _Server:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats") as r:
             stats = json.loads(r.read())
         numbers = {
-            k: v for k, v in stats.get("runner", {}).items() if isinstance(v, int | float)
+            k: v
+            for k, v in stats.get("runner", {}).items()
+            if isinstance(v, int | float)
         }
         if "gc" in stats:
             numbers["gc_collections"] = sum(stats["gc"]["collections"])
