@@ -74,7 +74,9 @@ def test_v1_image_scoring_with_a_registered_model(sample, tmp_path: Path) -> Non
 
 def test_v2_pipeline_file_with_a_local_input(sample, tmp_path: Path) -> None:
     """azureml-examples' mnist pipeline.yml: the parallel job of a pipeline, its input
-    bound to another job's output, so the local folder is given with --set."""
+    bound to another job's output, so the local folder is given with --set. Its output
+    file is an azureml:// datastore path: written under the output folder with its own
+    name, and a note says where."""
     root = sample("mnist_v2")
     images = _images(tmp_path / "images", 12)
     done = cli(
@@ -82,11 +84,12 @@ def test_v2_pipeline_file_with_a_local_input(sample, tmp_path: Path) -> None:
         "--set", f"inputs.job_data_path.path={images}", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result = root / "predictions" / "aggregated_returns.csv"
+    out = tmp_path / "aprs_output" / "aprs-digit-identification"
+    result = out / "aggregated_returns.csv"
     assert result.read_text().splitlines() == _expected_labels(12)
-    summary = json.loads(
-        (root / "predictions" / "logs" / "job_result.json").read_text()
-    )
+    note = " ".join(done.stderr.split())
+    assert f"an Azure location; writing it to {result} instead" in note
+    summary = json.loads((out / "logs" / "job_result.json").read_text())
     assert summary["mini_batches_total"] == 3  # mini_batch_size: "5"
     ignored = " ".join(done.stderr.split())
     assert "ignored resources.instance_count=2, compute, task.environment" in ignored
