@@ -151,12 +151,23 @@ class V2Job:
             path = self._local(
                 where, f"outputs.{name}.path", f"--set outputs.{name}.path=PATH"
             )
+        elif self._holds_rows(name, spec):
+            path = self.output_root  # the folder append_row_to writes into, as in Azure
         else:
             path = os.path.join(self.output_root, name)
         if path is not None and folder:
             is_file = spec.get("type") == "uri_file"
             os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
         return path
+
+    def _holds_rows(self, name: str, spec: Mapping[str, Any]) -> bool:
+        """Is ``name`` the folder output (no path of its own) that append_row_to names?"""
+        match = _BINDING.fullmatch(str(self.task.get("append_row_to") or "").strip())
+        return (
+            match is not None
+            and match[1] == f"outputs.{name}"
+            and spec.get("type") != "uri_file"
+        )
 
     def _remote_output(self, name: str, remote: str, is_file: bool) -> str:
         """An output that Azure writes to a datastore (``azureml://...``) is written

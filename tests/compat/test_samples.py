@@ -339,3 +339,19 @@ def test_file_partitions_per_folder(sample, tmp_path: Path) -> None:
         "c.wav,2,1.0,alice,rock,2",
         "d.wav,8,1.0,bob,jazz,8",
     ]
+
+
+def test_v2_output_shared_by_append_row_to_and_the_script(sample) -> None:
+    """1g_pipeline_with_parallel_nodes' tabular node: one mltable output without a path
+    is both --job_output_path and append_row_to. As in Azure it is one folder: the rows
+    and the files the script writes there end up side by side."""
+    root = sample("parallel_nodes")
+    done = cli("run", "--config", root / "tabular_batch.yml", "--no-progress", cwd=root)
+    assert done.returncode == 0, done.stderr
+    out = root / "aprs_output" / "aprs-tabular-batch-inference"
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert [r.split()[-1] for r in rows] == ["Setosa", "Virginica"] * 6
+    written = sorted(out.glob("batch*.txt"))
+    assert len(written) > 1  # mini_batch_size "100": bytes for a table
+    assert sum(int(p.read_text()) for p in written) == 12
+    assert not (out / "job_output_path").exists()
