@@ -355,3 +355,29 @@ def test_v2_output_shared_by_append_row_to_and_the_script(sample) -> None:
     assert len(written) > 1  # mini_batch_size "100": bytes for a table
     assert sum(int(p.read_text()) for p in written) == 12
     assert not (out / "job_output_path").exists()
+
+
+def test_v1_batch_scoring_tutorial_with_a_side_input(sample, tmp_path: Path) -> None:
+    """MachineLearningNotebooks' batch-scoring tutorial: --model_name and --labels_dir
+    (a side input) in the arguments, and `from azureml.core.dataset import Dataset`
+    imported but never used, which must not stop the script."""
+    root = sample("batch_scoring_tutorial")
+    model = tmp_path / "inception.ckpt"
+    model.write_text("2")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(1, 26):
+        (images / f"im{i:02d}.txt").write_text(str(i))
+    out = tmp_path / "out"
+    done = cli(
+        "run", "--config", root / "parallel_run_config.yml", "--input", images,
+        "--side-input", root / "labels", "--output", out, "--model",
+        f"inception={model}", "--no-progress", "--", "--model_name", "inception",
+        "--labels_dir", root / "labels", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    labels = ["tench", "goldfish", "shark"]
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == [f"im{i:02d}.txt: {labels[(2 * i) % 3]}" for i in range(1, 26)]
+    result = json.loads((out / "logs" / "job_result.json").read_text())
+    assert result["mini_batches_total"] == 2  # mini_batch_size '20'
