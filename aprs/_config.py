@@ -60,6 +60,13 @@ KNOWN_RUNTIME_FLAGS = frozenset((
 _IMPLEMENTED_FLAGS = frozenset(
     ("append_row_dataframe_header",)
 )  # read by the workers (#8)
+_ALL_AZURE_FLAGS = sorted(  # for "did you mean": the names Azure's driver reads, but
+    name  # not the short ones, which a script's own flags resemble (--nicer, --run_ids)
+    for name in KNOWN_RUNTIME_FLAGS
+    | RESERVED_ARGUMENTS
+    | {"mini_batch_error_threshold", "score_run_timeout"}
+    if len(name) >= 10
+)
 
 
 class MiniBatchSpec(msgspec.Struct, frozen=True):
@@ -277,6 +284,8 @@ def validate_arguments(
             )
         elif flag in KNOWN_RUNTIME_FLAGS and flag not in _IMPLEMENTED_FLAGS:
             flags.append(flag)
+        elif flag and flag not in KNOWN_RUNTIME_FLAGS and (near := _near_flag(flag)):
+            warnings.append(say("arg_typo", flag=flag, near=near))
         argv.append(text)
     if problems:
         fail("arguments", problems)
@@ -289,6 +298,14 @@ def validate_arguments(
 
 
 # --- private helpers ---------------------------------------------------------------
+
+
+def _near_flag(flag: str) -> str | None:
+    """The Azure runtime flag that ``flag`` is probably a misspelling of, if any."""
+    import difflib
+
+    close = difflib.get_close_matches(flag, _ALL_AZURE_FLAGS, n=1, cutoff=0.85)
+    return close[0] if close else None
 
 
 def _arg_text(arg: object) -> str | None:

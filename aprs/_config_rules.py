@@ -102,6 +102,7 @@ _MESSAGES = {
     "arg_first": 'The first argument must be a keyword starting with "-" (Azure passes keyword arguments only); got {got}. Put the option name first, as in ["--name", "{text}"].',
     "arg_reserved": "`arguments[{i}]` {got} uses the reserved name --{flag}, which aprs passes to the entry script itself. Set {fix} instead of passing it in arguments.",
     "arg_flag": "aprs accepts but does not implement the Azure runtime flag --{flag}; it is passed to the entry script unchanged.",
+    "arg_typo": "--{flag} in the arguments is not an Azure runtime flag but looks like --{near} (a typo?); it is passed to the entry script as written, and neither aprs nor Azure's runtime reads it. Fix the spelling if you meant --{near}.",
     "arg_flags": "aprs accepts but does not implement the Azure runtime flags {flags}; they are passed to the entry script unchanged.",
     "step_name": 'The step `name` must be 3-32 lowercase letters, digits and dashes, starting with a letter and not ending with a dash; got {got}. Rename it, for example to "{example}".',
     "twice": "`{field}` is given twice: as `{first}` and as `{key}`. Keep one of them.",

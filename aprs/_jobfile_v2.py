@@ -65,6 +65,7 @@ class V2Job:
         self.parent_inputs = parent_inputs
         self.problems: list[str] = []
         self.ignored: list[str] = []
+        self.redirected: dict[str, str] = {}  # output name -> note (remote paths)
         self.task: dict[str, Any] = mapping(job.get("task"))
         self.inputs = mapping(job.get("inputs"))
         self.outputs = mapping(job.get("outputs"))
@@ -142,15 +143,44 @@ class V2Job:
             )
             return None
         spec = mapping(self.outputs[name])
-        if spec.get("path") is not None:
+        where = spec.get("path")
+        path: str | None
+        if where is not None and str(where).startswith(REMOTE):
+            path = self._remote_output(name, str(where), spec.get("type") == "uri_file")
+        elif where is not None:
             path = self._local(
-                spec["path"], f"outputs.{name}.path", f"--set outputs.{name}.path=PATH"
+                where, f"outputs.{name}.path", f"--set outputs.{name}.path=PATH"
             )
+        elif self._holds_rows(name, spec):
+            path = self.output_root  # the folder append_row_to writes into, as in Azure
         else:
             path = os.path.join(self.output_root, name)
         if path is not None and folder:
             is_file = spec.get("type") == "uri_file"
             os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
+        return path
+
+    def _holds_rows(self, name: str, spec: Mapping[str, Any]) -> bool:
+        """Is ``name`` the folder output (no path of its own) that append_row_to names?"""
+        match = _BINDING.fullmatch(str(self.task.get("append_row_to") or "").strip())
+        return (
+            match is not None
+            and match[1] == f"outputs.{name}"
+            and spec.get("type") != "uri_file"
+        )
+
+    def _remote_output(self, name: str, remote: str, is_file: bool) -> str:
+        """An output that Azure writes to a datastore (``azureml://...``) is written
+        under the output folder here: a file keeps its name, a folder is named after
+        the output. One note says where; ``--set outputs.<name>.path`` chooses."""
+        base = remote.rstrip("/").rpartition("/")[2]
+        usable = is_file and base and "${{" not in base and ":" not in base
+        path = os.path.join(self.output_root, base if usable else name)
+        self.redirected[name] = (
+            f"{self.where}: outputs.{name}.path is {remote!r}, an Azure location; "
+            f"writing it to {path} instead (choose another place with --set "
+            f"outputs.{name}.path=PATH)"
+        )
         return path
 
     def substitute(self, text: str) -> str:
@@ -197,7 +227,7 @@ class V2Job:
                 f"{listed}",
                 problems=self.problems,
             )
-        notes = []
+        notes = list(self.redirected.values())
         if self.ignored:
             notes.append(
                 f"{self.where}: ignored {', '.join(self.ignored)} (cloud-only: the job "

@@ -21,8 +21,8 @@ __all__ = ("SUPPORTED", "install_finder", "unsupported", "unsupported_getattr")
 SUPPORTED = (
     "azureml.core.Model (Model.get_model_path), azureml.core.Run (Run.get_context() with "
     "log, log_row, log_list, log_table, tag, upload_file, register_model, parent, id, "
-    "experiment), azureml.core.model.Model, azureml.core.run.Run and "
-    "azureml_user.parallel_run.EntryScript"
+    "experiment), azureml.core.model.Model, azureml.core.run.Run, "
+    "azureml.core.Dataset (imported only) and azureml_user.parallel_run.EntryScript"
 )
 _PREFIXES = ("azureml.", "azureml_user.")
 

@@ -95,7 +95,11 @@ def test_a_real_azureml_installation_wins(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("what", "named"),
-    [("module", "The module azureml.data"), ("name", "azureml.core.Workspace")],
+    [
+        ("module", "The module azureml.data"),
+        ("name", "azureml.core.Workspace"),
+        ("dataset", "azureml.core.Dataset.get_by_name is not available"),
+    ],
 )
 def test_other_azureml_imports_fail_naming_the_layer(
     tmp_path: Path, what: str, named: str

@@ -105,3 +105,23 @@ def test_cli_flags_in_script_arguments_win_over_the_config_file(tmp_path: Path) 
     assert "--copy_logs_to_parent" in done.stderr  # accepted with a warning
     rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
     assert rows == ["f02.txt", "f04.txt"]
+
+
+def test_a_misspelt_runtime_flag_draws_a_did_you_mean_warning(tmp_path: Path) -> None:
+    """azureml-examples' 1g parallel pipeline passed --resource_monitor_interva for years
+    (Azure ignored it silently); aprs passes it on too, but says what it looks like.
+    The script's own flags, even Azure-sounding ones, draw nothing."""
+    step = _step(
+        tmp_path,
+        [
+            "--model", "m", "--resource_monitor_interva", "20", "--error_threshld",
+            "5", "--job_output_path", "o", "--batch_size", "4",
+        ],
+    )  # fmt: skip
+    assert step.arguments[2:4] == ["--resource_monitor_interva", "20"]
+    typos = [w for w in step.warnings if "a typo?" in w]
+    assert len(typos) == 2 and len(step.warnings) == 2
+    assert "--resource_monitor_interva in the arguments" in typos[0]
+    assert "looks like --resource_monitor_interval" in typos[0]
+    assert "looks like --error_threshold" in typos[1]
+    assert step.config.error_threshold == -1  # a misspelt flag sets nothing

@@ -74,7 +74,9 @@ def test_v1_image_scoring_with_a_registered_model(sample, tmp_path: Path) -> Non
 
 def test_v2_pipeline_file_with_a_local_input(sample, tmp_path: Path) -> None:
     """azureml-examples' mnist pipeline.yml: the parallel job of a pipeline, its input
-    bound to another job's output, so the local folder is given with --set."""
+    bound to another job's output, so the local folder is given with --set. Its output
+    file is an azureml:// datastore path: written under the output folder with its own
+    name, and a note says where."""
     root = sample("mnist_v2")
     images = _images(tmp_path / "images", 12)
     done = cli(
@@ -82,11 +84,12 @@ def test_v2_pipeline_file_with_a_local_input(sample, tmp_path: Path) -> None:
         "--set", f"inputs.job_data_path.path={images}", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result = root / "predictions" / "aggregated_returns.csv"
+    out = tmp_path / "aprs_output" / "aprs-digit-identification"
+    result = out / "aggregated_returns.csv"
     assert result.read_text().splitlines() == _expected_labels(12)
-    summary = json.loads(
-        (root / "predictions" / "logs" / "job_result.json").read_text()
-    )
+    note = " ".join(done.stderr.split())
+    assert f"an Azure location; writing it to {result} instead" in note
+    summary = json.loads((out / "logs" / "job_result.json").read_text())
     assert summary["mini_batches_total"] == 3  # mini_batch_size: "5"
     ignored = " ".join(done.stderr.split())
     assert "ignored resources.instance_count=2, compute, task.environment" in ignored
@@ -336,3 +339,45 @@ def test_file_partitions_per_folder(sample, tmp_path: Path) -> None:
         "c.wav,2,1.0,alice,rock,2",
         "d.wav,8,1.0,bob,jazz,8",
     ]
+
+
+def test_v2_output_shared_by_append_row_to_and_the_script(sample) -> None:
+    """1g_pipeline_with_parallel_nodes' tabular node: one mltable output without a path
+    is both --job_output_path and append_row_to. As in Azure it is one folder: the rows
+    and the files the script writes there end up side by side."""
+    root = sample("parallel_nodes")
+    done = cli("run", "--config", root / "tabular_batch.yml", "--no-progress", cwd=root)
+    assert done.returncode == 0, done.stderr
+    out = root / "aprs_output" / "aprs-tabular-batch-inference"
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert [r.split()[-1] for r in rows] == ["Setosa", "Virginica"] * 6
+    written = sorted(out.glob("batch*.txt"))
+    assert len(written) > 1  # mini_batch_size "100": bytes for a table
+    assert sum(int(p.read_text()) for p in written) == 12
+    assert not (out / "job_output_path").exists()
+
+
+def test_v1_batch_scoring_tutorial_with_a_side_input(sample, tmp_path: Path) -> None:
+    """MachineLearningNotebooks' batch-scoring tutorial: --model_name and --labels_dir
+    (a side input) in the arguments, and `from azureml.core.dataset import Dataset`
+    imported but never used, which must not stop the script."""
+    root = sample("batch_scoring_tutorial")
+    model = tmp_path / "inception.ckpt"
+    model.write_text("2")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(1, 26):
+        (images / f"im{i:02d}.txt").write_text(str(i))
+    out = tmp_path / "out"
+    done = cli(
+        "run", "--config", root / "parallel_run_config.yml", "--input", images,
+        "--side-input", root / "labels", "--output", out, "--model",
+        f"inception={model}", "--no-progress", "--", "--model_name", "inception",
+        "--labels_dir", root / "labels", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    labels = ["tench", "goldfish", "shark"]
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == [f"im{i:02d}.txt: {labels[(2 * i) % 3]}" for i in range(1, 26)]
+    result = json.loads((out / "logs" / "job_result.json").read_text())
+    assert result["mini_batches_total"] == 2  # mini_batch_size '20'

@@ -9,6 +9,10 @@ def init():
     args, _ = parser.parse_known_args()
     if args.what == "module":
         import azureml.data  # noqa: F401
+    elif args.what == "dataset":
+        from azureml.core import Dataset
+
+        Dataset.get_by_name(None, name="iris")
     else:
         from azureml.core import Workspace  # noqa: F401
 
