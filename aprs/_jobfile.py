@@ -9,7 +9,8 @@
 v2: ``${{inputs.x}}`` / ``${{outputs.y}}`` in ``input_data``, ``program_arguments`` and
 ``append_row_to`` become local paths (from the file, relative to it, or from ``--set
 inputs.x.path=...``); ``$[[...]]`` segments are dropped when an input they use has no value;
-outputs without a path get ``<output>/<name>``. Keys that only mean something in the cloud
+outputs without a path get ``<output>/<name>`` (a ``uri_file`` the file
+``<output>/<name>/<name>``). Keys that only mean something in the cloud
 (``environment``, ``compute``, ``image``, ``resources.instance_type`` ...) are reported once
 as ignored, never rejected. Invariant: every path in the result is absolute.
 """
@@ -222,8 +223,8 @@ def translate_job_file(
                 "(or put the parallel job in a file of its own)."
             )
         return data, []
-    parent = data.get("inputs") if job is not data else None
-    return V2Job(job, base, where, parent or {}, output, default_name).translate()
+    parent = data if job is not data else {}
+    return V2Job(job, base, where, parent, output, default_name).translate()
 
 
 def _count_parallel(data: Mapping[str, Any]) -> int:

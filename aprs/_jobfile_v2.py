@@ -4,7 +4,8 @@
                     ``program_arguments``, ``append_row_to`` ──► local absolute paths
                     (from the file, relative to it, or ``--set inputs.x.path=...``)
                ──► ``$[[...]]`` segments dropped when an input they use has no value
-               ──► outputs without a path ──► ``<output>/<name>``
+               ──► outputs without a path ──► ``<output>/<name>`` (a folder), or
+                    ``<output>/<name>/<name>`` (a ``uri_file``: a file in its folder)
                ──► (flat dict, notes on ignored keys) | ConfigError listing every problem
 
 Invariant: problems are collected and raised once, in one paragraph; cloud-only keys are
@@ -57,12 +58,13 @@ class V2Job:
         job: dict[str, Any],
         base: str,
         where: str,
-        parent_inputs: Mapping[str, Any],
+        parent: Mapping[str, Any],
         output: str | None,
         default_name: Callable[[str], str],
     ) -> None:
         self.job, self.base, self.where = job, base, where
-        self.parent_inputs = parent_inputs
+        self.parent_inputs = mapping(parent.get("inputs"))  # the pipeline's, if any
+        self.parent_outputs = mapping(parent.get("outputs"))
         self.problems: list[str] = []
         self.ignored: list[str] = []
         self.redirected: dict[str, str] = {}  # output name -> note (remote paths)
@@ -142,23 +144,40 @@ class V2Job:
                 f"{', '.join(self.outputs) or 'none'}). Add it or fix the name."
             )
             return None
-        spec = mapping(self.outputs[name])
+        spec = self.output_spec(name)
         where = spec.get("path")
+        is_file = spec.get("type") == "uri_file"
         path: str | None
         if where is not None and str(where).startswith(REMOTE):
-            path = self._remote_output(name, str(where), spec.get("type") == "uri_file")
+            path = self._remote_output(name, str(where), is_file)
         elif where is not None:
             path = self._local(
                 where, f"outputs.{name}.path", f"--set outputs.{name}.path=PATH"
             )
         elif self._holds_rows(name, spec):
             path = self.output_root  # the folder append_row_to writes into, as in Azure
+        elif is_file:
+            # Azure mounts a uri_file output without a path as a folder named after the
+            # output and hands the script a file of the same name in it, not yet there
+            # (.../wd/<name>/<name>: getindata/kedro-azureml#70)
+            path = os.path.join(self.output_root, name, name)
         else:
             path = os.path.join(self.output_root, name)
         if path is not None and folder:
-            is_file = spec.get("type") == "uri_file"
             os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
         return path
+
+    def output_spec(self, name: str) -> dict[str, Any]:
+        """``outputs.name``, with what the pipeline declares when it is bound to
+        ``${{parent.outputs.y}}`` (the type of such an output is written there)."""
+        spec = self.outputs.get(name)
+        own = mapping(spec)
+        bound = own.get("value") if isinstance(spec, dict) else spec
+        match = _BINDING.fullmatch(bound.strip()) if isinstance(bound, str) else None
+        if match is None or not match[1].startswith("parent.outputs."):
+            return own
+        declared = self.parent_outputs.get(match[1].removeprefix("parent.outputs."))
+        return {**mapping(declared), **{k: v for k, v in own.items() if k != "value"}}
 
     def _holds_rows(self, name: str, spec: Mapping[str, Any]) -> bool:
         """Is ``name`` the folder output (no path of its own) that append_row_to names?"""
@@ -370,7 +389,7 @@ class V2Job:
         path = self.output_path(name, folder=False)
         if path is None:
             return
-        spec = mapping(self.outputs.get(name))
+        spec = self.output_spec(name)
         has_path = spec.get("path") is not None
         if spec.get("type") == "uri_file" and has_path:
             out["output"], out["append_row_file_name"] = os.path.split(path)

@@ -268,3 +268,53 @@ def test_isolate_failures_in_v1_yaml_and_v2_job_files(tmp_path: Path) -> None:
     )
     assert flat["isolate_failures"] is True
     assert not any("isolate_failures" in n for n in notes)
+
+
+def test_uri_file_outputs_without_a_path_are_files_the_script_can_write(
+    tmp_path: Path,
+) -> None:
+    """${{outputs.x}} of a uri_file output without a path is a file path, as Azure mounts
+    it: <output>/<x>/<x>, its folder there, the file not. Also when the job's output is
+    bound to a pipeline output that carries the type (${{parent.outputs.y}})."""
+    (tmp_path / "score.py").write_text(
+        "import argparse, os\n"
+        "def init():\n"
+        "    global args\n"
+        "    p = argparse.ArgumentParser()\n"
+        "    p.add_argument('--report'); p.add_argument('--totals')\n"
+        "    args, _ = p.parse_known_args()\n"
+        "    for path in (args.report, args.totals):\n"
+        "        assert os.path.isdir(os.path.dirname(path)), path\n"
+        "        assert not os.path.exists(path), path\n"
+        "def run(mini_batch):\n"
+        "    names = [os.path.basename(p) for p in mini_batch]\n"
+        "    with open(args.report, 'a') as f:\n"
+        "        f.write(''.join(n + '\\n' for n in names))\n"
+        "    with open(args.totals, 'a') as f:\n"
+        "        f.write(f'{len(names)}\\n')\n"
+        "    return names\n"
+    )
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    (tmp_path / "pipeline.yml").write_text(
+        "type: pipeline\noutputs:\n  pipeline_totals: {type: uri_file, mode: rw_mount}\n"
+        "jobs:\n  score:\n    type: parallel\n"
+        "    inputs: {data: {type: uri_folder, path: data}}\n"
+        "    outputs:\n"
+        "      report: {type: uri_file, mode: rw_mount}\n"
+        "      totals: ${{parent.outputs.pipeline_totals}}\n"
+        "    input_data: ${{inputs.data}}\n    mini_batch_size: '1'\n"
+        "    task:\n      code: .\n      entry_script: score.py\n"
+        "      program_arguments: >-\n"
+        "        --report ${{outputs.report}} --totals ${{outputs.totals}}\n"
+    )
+    done = cli(
+        "run", "--config", "pipeline.yml", "--output", "out",
+        "--process-count-per-node", "1", "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    report = (out / "report" / "report").read_text().splitlines()
+    assert report == ["0.txt", "1.txt", "2.txt"]
+    assert (out / "totals" / "totals").read_text().splitlines() == ["1", "1", "1"]
