@@ -75,6 +75,8 @@ class V2Job:
         root = output or os.path.join("aprs_output", default_name(entry or "job"))
         self.output_root = os.path.abspath(root)
         self.cli_output = output
+        self.label = f"The parallel job file {where}"  # how the error names the job
+        self.set_key = ""  # what --set hints put before a key: "jobs.<name>." or ""
 
     # -- bindings ---------------------------------------------------------------------
     def _local(self, value: Any, label: str, fix: str) -> str | None:
@@ -96,7 +98,7 @@ class V2Job:
             )
             return None
         spec = self.inputs[name]
-        fix = f"--set inputs.{name}.path=PATH"
+        fix = f"--set {self.set_key}inputs.{name}.path=PATH"
         if not isinstance(spec, dict):
             spec = self._parent(spec)  # ${{parent.inputs.x}}: the pipeline's input x
             fix = f"{fix} (or the pipeline's input)"
@@ -121,8 +123,8 @@ class V2Job:
         if isinstance(value, str) and value.startswith("${{"):
             self.problems.append(
                 f"inputs.{name} is bound to {value}, which only exists in Azure. Give a "
-                f"value with --set inputs.{name}=VALUE (or a path with --set "
-                f"inputs.{name}.path=PATH)."
+                f"value with --set {self.set_key}inputs.{name}=VALUE (or a path with "
+                f"--set {self.set_key}inputs.{name}.path=PATH)."
             )
             return None
         return str(value).lower() if isinstance(value, bool) else str(value)
@@ -152,7 +154,9 @@ class V2Job:
             path = self._remote_output(name, str(where), is_file)
         elif where is not None:
             path = self._local(
-                where, f"outputs.{name}.path", f"--set outputs.{name}.path=PATH"
+                where,
+                f"outputs.{name}.path",
+                f"--set {self.set_key}outputs.{name}.path=PATH",
             )
         elif self._holds_rows(name, spec):
             path = self.output_root  # the folder append_row_to writes into, as in Azure
@@ -198,7 +202,7 @@ class V2Job:
         self.redirected[name] = (
             f"{self.where}: outputs.{name}.path is {remote!r}, an Azure location; "
             f"writing it to {path} instead (choose another place with --set "
-            f"outputs.{name}.path=PATH)"
+            f"{self.set_key}outputs.{name}.path=PATH)"
         )
         return path
 
@@ -241,7 +245,7 @@ class V2Job:
         if self.problems:
             listed = " ".join(f"({i}) {p}" for i, p in enumerate(self.problems, 1))
             raise ConfigError(
-                f"The parallel job file {self.where} cannot run here "
+                f"{self.label} cannot run here "
                 f"({len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}): "
                 f"{listed}",
                 problems=self.problems,
@@ -342,7 +346,7 @@ class V2Job:
             return value if text is None else text
         self.problems.append(
             f"{label} is bound to {value}, which only exists in Azure. Give a value with "
-            f"--set {label}=VALUE."
+            f"--set {self.set_key}{label}=VALUE."
         )
         return value
 
