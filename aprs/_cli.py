@@ -61,12 +61,7 @@ def _run_command(args: argparse.Namespace) -> int:
     from ._errors import AprsError, JobError, UsageError
 
     try:
-        step = _build_step(args)  # its warnings reach stderr through the "aprs" logger
-        if args.command == "validate" or args.dry_run:
-            from ._commands import dry_run, validate_step
-
-            return validate_step(step) if args.command == "validate" else dry_run(step)
-        summary = _run(step, args)
+        return _run_jobs(args)
     except UsageError as exc:
         print(f"aprs: error: {exc}", file=sys.stderr)
         return 2
@@ -85,8 +80,63 @@ def _run_command(args: argparse.Namespace) -> int:
     except AprsError as exc:  # infrastructure (BackendError): not the user's input
         print(f"aprs: error: {exc}", file=sys.stderr)
         return 1
-    _print_summary(summary, args)
-    return 0
+
+
+def _run_jobs(args: argparse.Namespace) -> int:
+    """One job, or every parallel job of a pipeline file in turn; all are built (and so
+    checked) before the first runs, and a failed job stops the rest."""
+    from ._errors import JobError
+
+    runs = _every_job(args) or [args]
+    steps = [_build_step(run) for run in runs]  # warnings reach stderr via the logger
+    code = 0
+    for i, (run, step) in enumerate(zip(runs, steps, strict=True)):
+        if len(runs) > 1:
+            print(f"aprs: job {run.job} ({i + 1} of {len(runs)})", file=sys.stderr)
+        if args.command == "validate" or args.dry_run:
+            from ._commands import dry_run, validate_step
+
+            check = validate_step if args.command == "validate" else dry_run
+            code = max(code, check(step))
+            continue
+        try:
+            summary = _run(step, args)
+        except JobError as exc:
+            rest = [r.job for r in runs[i + 1 :]]
+            if not rest:
+                raise
+            raise JobError(
+                f"{exc} Not run after this failure: job {', '.join(rest)}; fix it and "
+                "run the same command again (completed jobs are reused).",
+                exc.summary,
+            ) from exc
+        _print_summary(summary, args)
+    return code
+
+
+def _every_job(args: argparse.Namespace) -> list[argparse.Namespace] | None:
+    """A copy of ``args`` per parallel job when --config is a pipeline file with several
+    and no --job is given (each with its own output folder), else None."""
+    import copy
+
+    from ._jobfile import apply_sets
+    from ._pipeline import check_sets, jobs_to_run, parallel_jobs
+
+    if not args.config or args.job is not None:
+        return None
+    data, _ = _load_config_file(args.config)
+    if len(parallel_jobs(data)) < 2:
+        return None
+    check_sets(data, args.sets, args.config)
+    data = apply_sets(data, args.sets, os.getcwd(), where=args.config)
+    runs = []
+    for name in jobs_to_run(data, args.config):
+        run = copy.copy(args)
+        run.job, run.every_job = name, True
+        if args.output:
+            run.output = os.path.join(args.output, name)
+        runs.append(run)
+    return runs
 
 
 def _setup_logging(*, quiet: bool = False) -> None:
@@ -183,10 +233,9 @@ def _job_data(
         data, base = _load_config_file(args.config)
         where = f"config file {args.config}"
         data = _translate_job_file(data, base, args)
-    elif args.sets:
-        raise ConfigError(
-            "--set changes keys of a --config file; pass --config FILE too."
-        )
+    elif args.sets or args.job is not None:
+        option = "--set changes keys" if args.sets else "--job picks a parallel job"
+        raise ConfigError(f"{option} of a --config file; pass --config FILE too.")
     nested = data.pop("parallel_run_config", None)
     if nested is not None and not isinstance(nested, dict):
         raise ConfigError(f"parallel_run_config in {where} must be a mapping.")
@@ -251,9 +300,15 @@ def _translate_job_file(
 
     from ._jobfile import apply_sets, translate_job_file
 
-    data = apply_sets(data, args.sets, os.getcwd())
+    data = apply_sets(data, args.sets, os.getcwd(), args.job, args.config)
     flat, notes = translate_job_file(
-        data, base, args.config, output=args.output, default_name=_default_name
+        data,
+        base,
+        args.config,
+        output=args.output,
+        default_name=_default_name,
+        job=args.job,
+        every_job=getattr(args, "every_job", False),
     )
     for note in notes:
         logging.getLogger("aprs").warning("%s", note)

@@ -213,6 +213,13 @@ def _add_config_options(run: argparse.ArgumentParser) -> None:
         help="override a key of the --config file by its dotted path, e.g. --set "
         "inputs.images.path=data/ for an Azure v2 job file (repeatable)",
     )
+    run.add_argument(
+        "--job",
+        metavar="NAME",
+        help="run only this parallel job (its key in jobs:) of an Azure pipeline file; "
+        "without it, a file with several runs each in turn, in file order, when none "
+        "takes another's output",
+    )
 
 
 def _add_inputs(run: argparse.ArgumentParser) -> None:

@@ -9,7 +9,8 @@
 v2: ``${{inputs.x}}`` / ``${{outputs.y}}`` in ``input_data``, ``program_arguments`` and
 ``append_row_to`` become local paths (from the file, relative to it, or from ``--set
 inputs.x.path=...``); ``$[[...]]`` segments are dropped when an input they use has no value;
-outputs without a path get ``<output>/<name>``. Keys that only mean something in the cloud
+outputs without a path get ``<output>/<name>`` (a ``uri_file`` the file
+``<output>/<name>/<name>``). Keys that only mean something in the cloud
 (``environment``, ``compute``, ``image``, ``resources.instance_type`` ...) are reported once
 as ignored, never rejected. Invariant: every path in the result is absolute.
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 from ._jobfile_v2 import REMOTE, V2Job, mapping
+from ._pipeline import parallel_jobs, pick_job
 
 if TYPE_CHECKING:
     from ._config import ParallelRunConfig
@@ -39,11 +41,19 @@ _LOCAL_TARGET = re.compile(r"local|ray|ray://.+")
 _V1_CLOUD = ("compute_target_name", "environment_dir_path", "environment_name")
 
 
-def apply_sets(data: dict[str, Any], sets: Sequence[str], cwd: str) -> dict[str, Any]:
+def apply_sets(
+    data: dict[str, Any],
+    sets: Sequence[str],
+    cwd: str,
+    job: str | None = None,
+    where: str = "the --config file",
+) -> dict[str, Any]:
     """Apply ``--set a.b.c=value`` to the loaded file (values are YAML scalars).
 
     A key ending in ``.path`` is a path relative to ``cwd``; setting ``inputs.x.path`` on
-    an input written as a plain value turns it into ``{path: ...}``.
+    an input written as a plain value turns it into ``{path: ...}``. In a pipeline file
+    the key is the parallel job's (``job``, the ``--job`` one, or the only one), except
+    ``jobs.<name>...`` and the pipeline's own inputs, which start at the file's top.
 
     Raises:
         ConfigError: a ``--set`` without ``=`` or with an empty key.
@@ -65,7 +75,7 @@ def apply_sets(data: dict[str, Any], sets: Sequence[str], cwd: str) -> dict[str,
             and not value.startswith(REMOTE)
         ):
             value = os.path.abspath(os.path.join(cwd, value))
-        node = _set_root(data, parts)
+        node = _set_root(data, parts, job, where)
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -76,11 +86,16 @@ def apply_sets(data: dict[str, Any], sets: Sequence[str], cwd: str) -> dict[str,
     return data
 
 
-def _set_root(data: dict[str, Any], parts: list[str]) -> dict[str, Any]:
-    """Where ``--set`` applies: the parallel job, or the pipeline for its own inputs."""
-    job = _job_node(data)
+def _set_root(
+    data: dict[str, Any], parts: list[str], name: str | None, where: str
+) -> dict[str, Any]:
+    """Where ``--set`` applies: the parallel job, or the pipeline for its own inputs
+    and for ``jobs.<name>...`` keys."""
+    job = _job_node(data, name, where)
     pipeline_inputs = data.get("inputs") if job is not data else None
     job_inputs = mapping(job.get("inputs"))
+    if parts[0] == "jobs" and data.get("type") == "pipeline":
+        return data
     if (
         parts[0] == "inputs"
         and len(parts) > 1
@@ -92,18 +107,13 @@ def _set_root(data: dict[str, Any], parts: list[str]) -> dict[str, Any]:
     return job
 
 
-def _job_node(data: dict[str, Any]) -> dict[str, Any]:
-    """The parallel job inside a pipeline file, else the file itself."""
-    jobs = data.get("jobs")
-    if data.get("type") == "pipeline" and isinstance(jobs, dict):
-        parallel = [
-            j
-            for j in jobs.values()
-            if isinstance(j, dict) and j.get("type") == "parallel"
-        ]
-        if len(parallel) == 1:
-            return parallel[0]
-    return data
+def _job_node(data: dict[str, Any], name: str | None, where: str) -> dict[str, Any]:
+    """The parallel job ``name`` (``--job``) or the only one of a pipeline file, else the
+    file itself."""
+    if name is not None:
+        return pick_job(data, name, where)
+    found = parallel_jobs(data)
+    return next(iter(found.values())) if len(found) == 1 else data
 
 
 def strip_cloud_keys(
@@ -201,8 +211,15 @@ def translate_job_file(
     *,
     output: str | None,
     default_name: Callable[[str], str],
+    job: str | None = None,
+    every_job: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Translate a v1 or v2 Azure job file; other files are returned unchanged.
+
+    ``job`` picks a parallel job of a pipeline file by its key; ``every_job`` says that
+    all of the file's parallel jobs run in turn (``--set`` hints then name the job). In a
+    file with several parallel jobs, a job's default output folder and name come from
+    its key, so two jobs never share one.
 
     Returns:
         (flat dict of aprs config and step keys, notes naming what was ignored).
@@ -210,23 +227,41 @@ def translate_job_file(
     Raises:
         ConfigError: one paragraph listing every problem of a v2 file.
     """
+    node = _job_node(data, job, where)
     if isinstance(data.get("parallel_run_config"), dict):
         nested, notes = strip_cloud_keys(data["parallel_run_config"], where)
         return {**data, "parallel_run_config": nested}, notes
-    job = _job_node(data)
-    if job.get("type") != "parallel":
+    if node.get("type") != "parallel":
         if data.get("type") == "pipeline":
-            raise ConfigError(
-                f"{where} is a pipeline job file, but aprs runs one parallel job and found "
-                f"{_count_parallel(data)} jobs of type parallel in jobs:. Keep exactly one "
-                "(or put the parallel job in a file of its own)."
-            )
+            raise ConfigError(_no_single_job(data, where))
         return data, []
-    parent = data.get("inputs") if job is not data else None
-    return V2Job(job, base, where, parent or {}, output, default_name).translate()
+    if job is None or len(parallel_jobs(data)) == 1:
+        parent = data if node is not data else {}
+        return V2Job(node, base, where, parent, output, default_name).translate()
+    key = job  # one of several: its key names its output folder and its step
+    v2 = V2Job(node, base, f"{where} job {key}", data, output, lambda _entry: key)
+    v2.label = f"The parallel job {key} of {where}"
+    if every_job:
+        v2.set_key = f"jobs.{key}."
+    flat, notes = v2.translate()
+    flat.setdefault("name", _step_name(key))
+    return flat, notes
 
 
-def _count_parallel(data: Mapping[str, Any]) -> int:
-    jobs = data.get("jobs")
-    values = jobs.values() if isinstance(jobs, dict) else []
-    return sum(1 for j in values if isinstance(j, dict) and j.get("type") == "parallel")
+def _no_single_job(data: Mapping[str, Any], where: str) -> str:
+    found = parallel_jobs(data)
+    if not found:
+        return (
+            f"{where} is a pipeline job file, but aprs runs parallel jobs and found 0 "
+            "jobs of type parallel in jobs:. Add one (or give a parallel job file)."
+        )
+    return (  # several, and they could not all run (the CLI runs them in turn)
+        f"{where} has {len(found)} parallel jobs ({', '.join(found)}); aprs runs one at "
+        "a time. Pass --job NAME to pick one."
+    )
+
+
+def _step_name(key: str) -> str:
+    """A step name (3-32 lowercase letters, digits, dashes) from a job's key."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")
+    return (f"aprs-{stem}" if stem else "aprs-job")[:32].rstrip("-")

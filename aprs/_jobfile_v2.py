@@ -4,7 +4,8 @@
                     ``program_arguments``, ``append_row_to`` ──► local absolute paths
                     (from the file, relative to it, or ``--set inputs.x.path=...``)
                ──► ``$[[...]]`` segments dropped when an input they use has no value
-               ──► outputs without a path ──► ``<output>/<name>``
+               ──► outputs without a path ──► ``<output>/<name>`` (a folder), or
+                    ``<output>/<name>/<name>`` (a ``uri_file``: a file in its folder)
                ──► (flat dict, notes on ignored keys) | ConfigError listing every problem
 
 Invariant: problems are collected and raised once, in one paragraph; cloud-only keys are
@@ -57,12 +58,13 @@ class V2Job:
         job: dict[str, Any],
         base: str,
         where: str,
-        parent_inputs: Mapping[str, Any],
+        parent: Mapping[str, Any],
         output: str | None,
         default_name: Callable[[str], str],
     ) -> None:
         self.job, self.base, self.where = job, base, where
-        self.parent_inputs = parent_inputs
+        self.parent_inputs = mapping(parent.get("inputs"))  # the pipeline's, if any
+        self.parent_outputs = mapping(parent.get("outputs"))
         self.problems: list[str] = []
         self.ignored: list[str] = []
         self.redirected: dict[str, str] = {}  # output name -> note (remote paths)
@@ -73,6 +75,8 @@ class V2Job:
         root = output or os.path.join("aprs_output", default_name(entry or "job"))
         self.output_root = os.path.abspath(root)
         self.cli_output = output
+        self.label = f"The parallel job file {where}"  # how the error names the job
+        self.set_key = ""  # what --set hints put before a key: "jobs.<name>." or ""
 
     # -- bindings ---------------------------------------------------------------------
     def _local(self, value: Any, label: str, fix: str) -> str | None:
@@ -94,7 +98,7 @@ class V2Job:
             )
             return None
         spec = self.inputs[name]
-        fix = f"--set inputs.{name}.path=PATH"
+        fix = f"--set {self.set_key}inputs.{name}.path=PATH"
         if not isinstance(spec, dict):
             spec = self._parent(spec)  # ${{parent.inputs.x}}: the pipeline's input x
             fix = f"{fix} (or the pipeline's input)"
@@ -119,8 +123,8 @@ class V2Job:
         if isinstance(value, str) and value.startswith("${{"):
             self.problems.append(
                 f"inputs.{name} is bound to {value}, which only exists in Azure. Give a "
-                f"value with --set inputs.{name}=VALUE (or a path with --set "
-                f"inputs.{name}.path=PATH)."
+                f"value with --set {self.set_key}inputs.{name}=VALUE (or a path with "
+                f"--set {self.set_key}inputs.{name}.path=PATH)."
             )
             return None
         return str(value).lower() if isinstance(value, bool) else str(value)
@@ -142,23 +146,42 @@ class V2Job:
                 f"{', '.join(self.outputs) or 'none'}). Add it or fix the name."
             )
             return None
-        spec = mapping(self.outputs[name])
+        spec = self.output_spec(name)
         where = spec.get("path")
+        is_file = spec.get("type") == "uri_file"
         path: str | None
         if where is not None and str(where).startswith(REMOTE):
-            path = self._remote_output(name, str(where), spec.get("type") == "uri_file")
+            path = self._remote_output(name, str(where), is_file)
         elif where is not None:
             path = self._local(
-                where, f"outputs.{name}.path", f"--set outputs.{name}.path=PATH"
+                where,
+                f"outputs.{name}.path",
+                f"--set {self.set_key}outputs.{name}.path=PATH",
             )
         elif self._holds_rows(name, spec):
             path = self.output_root  # the folder append_row_to writes into, as in Azure
+        elif is_file:
+            # Azure mounts a uri_file output without a path as a folder named after the
+            # output and hands the script a file of the same name in it, not yet there
+            # (.../wd/<name>/<name>: getindata/kedro-azureml#70)
+            path = os.path.join(self.output_root, name, name)
         else:
             path = os.path.join(self.output_root, name)
         if path is not None and folder:
-            is_file = spec.get("type") == "uri_file"
             os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
         return path
+
+    def output_spec(self, name: str) -> dict[str, Any]:
+        """``outputs.name``, with what the pipeline declares when it is bound to
+        ``${{parent.outputs.y}}`` (the type of such an output is written there)."""
+        spec = self.outputs.get(name)
+        own = mapping(spec)
+        bound = own.get("value") if isinstance(spec, dict) else spec
+        match = _BINDING.fullmatch(bound.strip()) if isinstance(bound, str) else None
+        if match is None or not match[1].startswith("parent.outputs."):
+            return own
+        declared = self.parent_outputs.get(match[1].removeprefix("parent.outputs."))
+        return {**mapping(declared), **{k: v for k, v in own.items() if k != "value"}}
 
     def _holds_rows(self, name: str, spec: Mapping[str, Any]) -> bool:
         """Is ``name`` the folder output (no path of its own) that append_row_to names?"""
@@ -179,7 +202,7 @@ class V2Job:
         self.redirected[name] = (
             f"{self.where}: outputs.{name}.path is {remote!r}, an Azure location; "
             f"writing it to {path} instead (choose another place with --set "
-            f"outputs.{name}.path=PATH)"
+            f"{self.set_key}outputs.{name}.path=PATH)"
         )
         return path
 
@@ -222,7 +245,7 @@ class V2Job:
         if self.problems:
             listed = " ".join(f"({i}) {p}" for i, p in enumerate(self.problems, 1))
             raise ConfigError(
-                f"The parallel job file {self.where} cannot run here "
+                f"{self.label} cannot run here "
                 f"({len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}): "
                 f"{listed}",
                 problems=self.problems,
@@ -323,7 +346,7 @@ class V2Job:
             return value if text is None else text
         self.problems.append(
             f"{label} is bound to {value}, which only exists in Azure. Give a value with "
-            f"--set {label}=VALUE."
+            f"--set {self.set_key}{label}=VALUE."
         )
         return value
 
@@ -370,7 +393,7 @@ class V2Job:
         path = self.output_path(name, folder=False)
         if path is None:
             return
-        spec = mapping(self.outputs.get(name))
+        spec = self.output_spec(name)
         has_path = spec.get("path") is not None
         if spec.get("type") == "uri_file" and has_path:
             out["output"], out["append_row_file_name"] = os.path.split(path)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._tabular._output import TableOutput
+from .._tabular._output import TableOutput, wrong_result
 from ._protocol import (
     KIND_ITEMS,
     KIND_KEYED,
@@ -330,8 +330,4 @@ def _encode_result(result: Any, mode: int) -> tuple[int, bytes]:
             return n, pickle.dumps(result, protocol=5)
         text = result.to_csv(sep=" ", header=False, index=False) if n else ""
         return n, text.encode()
-    raise TypeError(
-        f"run() returned {type(result).__module__}.{type(result).__qualname__}; it must "
-        "return a list (a tuple is converted) or a pandas DataFrame with one element per "
-        "successfully processed item"
-    )
+    raise wrong_result(result, "a list (a tuple is converted) or a pandas DataFrame")

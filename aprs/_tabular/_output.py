@@ -21,13 +21,14 @@ the parent can write the header once, before the first rows (``split_header``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ("SETTINGS_FILE", "TableOutput", "split_header")
+__all__ = ("SETTINGS_FILE", "TableOutput", "split_header", "wrong_result")
 
 SETTINGS_FILE = "parallel_run_step.settings.json"
 _LEN = struct.Struct("<I")
@@ -84,10 +85,9 @@ class TableOutput:
             result = result.to_pandas()
         if _is_frame(result):
             return len(result), self._frame(*self._frame_rows(result))
-        raise TypeError(
-            f"run() returned {type(result).__module__}.{type(result).__qualname__}; it "
-            "must return a list (a tuple is converted), a pandas DataFrame or a pyarrow "
-            "Table with one element per successfully processed item"
+        raise wrong_result(
+            result,
+            "a list (a tuple is converted), a pandas DataFrame or a pyarrow Table",
         )
 
     def _list_rows(self, items: list[Any]) -> bytes:
@@ -162,6 +162,25 @@ def _integer_rows(df: Any, kwargs: dict[str, Any]) -> bytes | None:
     )
     pacsv.write_csv(table, sink, write_options=options)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def wrong_result(result: Any, expected: str) -> TypeError:
+    """The error for a run() result of the wrong type; a generator gets the fix named.
+
+    A generator still fails the try, as in Azure (only a list, tuple or DataFrame counts),
+    but the usual cause, ``yield`` in run(), is not visible in "returned a generator".
+    """
+    kind = type(result)
+    message = (
+        f"run() returned {kind.__module__}.{kind.__qualname__}; it must return "
+        f"{expected} with one element per successfully processed item"
+    )
+    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+        message += (
+            ". run() uses yield; return a list (or a DataFrame) instead, for example "
+            "collect the values in a list and return it"
+        )
+    return TypeError(message)
 
 
 def split_header(body: bytes) -> tuple[bytes, bytes]:

@@ -209,3 +209,37 @@ def test_models_in_a_config_file_are_relative_to_it(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "out" / "parallel_run_step.txt").read_text().splitlines()
     assert rows == ["f01.txt 2", "f02.txt 4"]
+
+
+@pytest.mark.parametrize("action", ["append_row", "summary_only"])
+def test_a_generator_run_fails_with_the_fix_in_the_message(
+    tmp_path: Path, action: str
+) -> None:
+    """run() written with yield returns a generator: the tries fail, as in Azure (only a
+    list, tuple or DataFrame counts), and the error in the job's logs says how to fix it
+    (both result paths: formatted rows, and counts only)."""
+    script = tmp_path / "yields.py"
+    script.write_text(
+        "import os\n"
+        "def run(mini_batch):\n"
+        "    for path in mini_batch:\n"
+        "        yield os.path.basename(path)\n"
+    )
+    data = numbered_files(tmp_path / "data", 4)
+    out = tmp_path / "out"
+    done = cli(
+        "run", "--entry-script", script, "--input", data, "--output", out,
+        "--mini-batch-size", "2", "--run-max-try", "1", "--error-threshold", "0",
+        "--output-action", action, "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    errors = " ".join((out / "logs" / "job_error.txt").read_text().split())
+    assert "run() returned builtins.generator" in errors
+    assert "run() uses yield; return a list (or a DataFrame) instead" in errors
+    failures = [
+        json.loads(line)
+        for line in (out / "logs" / "failures.jsonl").read_text().splitlines()
+    ]
+    assert failures and all(
+        "run() uses yield" in record["message"] for record in failures
+    )

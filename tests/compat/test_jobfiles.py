@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import cli
+from .conftest import cli, numbered_files
 
 GOOD_TASK = """
 task:
@@ -268,3 +268,125 @@ def test_isolate_failures_in_v1_yaml_and_v2_job_files(tmp_path: Path) -> None:
     )
     assert flat["isolate_failures"] is True
     assert not any("isolate_failures" in n for n in notes)
+
+
+def test_uri_file_outputs_without_a_path_are_files_the_script_can_write(
+    tmp_path: Path,
+) -> None:
+    """${{outputs.x}} of a uri_file output without a path is a file path, as Azure mounts
+    it: <output>/<x>/<x>, its folder there, the file not. Also when the job's output is
+    bound to a pipeline output that carries the type (${{parent.outputs.y}})."""
+    (tmp_path / "score.py").write_text(
+        "import argparse, os\n"
+        "def init():\n"
+        "    global args\n"
+        "    p = argparse.ArgumentParser()\n"
+        "    p.add_argument('--report'); p.add_argument('--totals')\n"
+        "    args, _ = p.parse_known_args()\n"
+        "    for path in (args.report, args.totals):\n"
+        "        assert os.path.isdir(os.path.dirname(path)), path\n"
+        "        assert not os.path.exists(path), path\n"
+        "def run(mini_batch):\n"
+        "    names = [os.path.basename(p) for p in mini_batch]\n"
+        "    with open(args.report, 'a') as f:\n"
+        "        f.write(''.join(n + '\\n' for n in names))\n"
+        "    with open(args.totals, 'a') as f:\n"
+        "        f.write(f'{len(names)}\\n')\n"
+        "    return names\n"
+    )
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    (tmp_path / "pipeline.yml").write_text(
+        "type: pipeline\noutputs:\n  pipeline_totals: {type: uri_file, mode: rw_mount}\n"
+        "jobs:\n  score:\n    type: parallel\n"
+        "    inputs: {data: {type: uri_folder, path: data}}\n"
+        "    outputs:\n"
+        "      report: {type: uri_file, mode: rw_mount}\n"
+        "      totals: ${{parent.outputs.pipeline_totals}}\n"
+        "    input_data: ${{inputs.data}}\n    mini_batch_size: '1'\n"
+        "    task:\n      code: .\n      entry_script: score.py\n"
+        "      program_arguments: >-\n"
+        "        --report ${{outputs.report}} --totals ${{outputs.totals}}\n"
+    )
+    done = cli(
+        "run", "--config", "pipeline.yml", "--output", "out",
+        "--process-count-per-node", "1", "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    report = (out / "report" / "report").read_text().splitlines()
+    assert report == ["0.txt", "1.txt", "2.txt"]
+    assert (out / "totals" / "totals").read_text().splitlines() == ["1", "1", "1"]
+
+
+_TWO_JOBS = (
+    "type: pipeline\njobs:\n"
+    "  first:\n    type: parallel\n    inputs: {data: {path: data}}\n"
+    "    outputs: {scored: {type: uri_folder}}\n"
+    "    input_data: ${{inputs.data}}\n    task: {code: ., entry_script: score.py}\n"
+    "  second:\n    type: parallel\n"
+    "    inputs: {data: {path: '${{parent.jobs.first.outputs.scored}}'}}\n"
+    "    input_data: ${{inputs.data}}\n    task: {code: ., entry_script: score.py}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        pytest.param(
+            [],
+            [
+                "has several parallel jobs (first, second)",
+                "job second's input data is the output scored of job first",
+                "run one at a time with --job NAME, first --job first",
+                "then --job second --set inputs.data.path=<the scored folder of first>",
+            ],
+            id="outputs-feed-inputs",
+        ),
+        pytest.param(
+            ["--job", "third"],
+            ["has no job 'third' in jobs:. Its parallel jobs are first, second"],
+            id="unknown-job",
+        ),
+        pytest.param(
+            [
+                "--set",
+                "jobs.second.inputs.data.path=data",
+                "--set",
+                "mini_batch_size=2",
+            ],
+            [
+                "--set 'mini_batch_size=2' does not say which job it changes",
+                "Write --set jobs.first.mini_batch_size=2 (a job's key), or pass --job",
+            ],
+            id="set-without-a-job",
+        ),
+    ],
+)
+def test_pipeline_files_with_several_parallel_jobs_usage_errors(
+    tmp_path: Path, options: list[str], fragments: list[str]
+) -> None:
+    """Several parallel jobs: --job picks one; without it they run in turn only when no
+    job reads another's output, else one paragraph lists them and names --job."""
+    (tmp_path / "score.py").write_text("def run(mini_batch):\n    return mini_batch\n")
+    numbered_files(tmp_path / "data", 2)
+    (tmp_path / "pipeline.yml").write_text(_TWO_JOBS)
+    done = cli("run", "--config", "pipeline.yml", *options, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    message = " ".join(done.stderr.split())
+    for fragment in fragments:
+        assert fragment in message
+    assert len(done.stderr.strip().splitlines()) == 1  # one paragraph, no traceback
+
+
+def test_job_needs_a_pipeline_file(tmp_path: Path) -> None:
+    (tmp_path / "job.yml").write_text(
+        "type: parallel\ninput_data: ${{inputs.data}}\ninputs:\n  data: {path: .}\n"
+        + GOOD_TASK
+    )
+    done = cli("run", "--config", "job.yml", "--job", "score", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--job score picks one parallel job of a pipeline file" in done.stderr
+    done = cli("run", "--entry-script", "x.py", "--job", "score", cwd=tmp_path)
+    assert done.returncode == 2 and "pass --config FILE" in done.stderr

@@ -381,3 +381,50 @@ def test_v1_batch_scoring_tutorial_with_a_side_input(sample, tmp_path: Path) -> 
     assert rows == [f"im{i:02d}.txt: {labels[(2 * i) % 3]}" for i in range(1, 26)]
     result = json.loads((out / "logs" / "job_result.json").read_text())
     assert result["mini_batches_total"] == 2  # mini_batch_size '20'
+
+
+_NODES = ("batch_inference_with_file_data", "batch_inference_with_tabular_data")
+
+
+def test_v2_pipeline_with_two_parallel_nodes_runs_each_in_turn(
+    sample, tmp_path: Path
+) -> None:
+    """1g_pipeline_with_parallel_nodes as a pipeline file: two parallel jobs whose data
+    come from a command job (given with --set jobs.<job>.inputs...), independent of each
+    other, so without --job both run, in file order, each in a folder named by its key."""
+    root = sample("parallel_nodes")
+    files = numbered_files(tmp_path / "files", 3)
+    file_job, table_job = _NODES
+    done = cli(
+        "run", "--config", root / "pipeline.yml", "--no-progress",
+        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
+        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
+        cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stderr = " ".join(done.stderr.split())
+    assert stderr.index(f"job {file_job} (1 of 2)") < stderr.index(
+        f"job {table_job} (2 of 2)"
+    )
+    copies = root / "aprs_output" / file_job / "job_output_path"
+    assert sorted(p.name for p in copies.iterdir()) == ["f01.txt", "f02.txt", "f03.txt"]
+    rows = (root / "aprs_output" / table_job / "parallel_run_step.txt").read_text()
+    assert [r.split()[-1] for r in rows.splitlines()] == ["Setosa", "Virginica"] * 6
+    assert done.stdout.count("status: completed") == 2
+
+
+def test_v2_pipeline_with_two_parallel_nodes_runs_one_with_job(
+    sample, tmp_path: Path
+) -> None:
+    """--job NAME runs only that parallel job; its --set keys are the job's own."""
+    root = sample("parallel_nodes")
+    out = tmp_path / "out"
+    done = cli(
+        "run", "--config", root / "pipeline.yml", "--job", _NODES[1], "--output", out,
+        "--set", "inputs.job_data_path.path=dataset/iris-mltable", "--no-progress",
+        cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert len(rows) == 12
+    assert not (root / "aprs_output").exists() and "(1 of" not in done.stderr
