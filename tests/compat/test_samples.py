@@ -428,3 +428,26 @@ def test_v2_pipeline_with_two_parallel_nodes_runs_one_with_job(
     rows = (out / "parallel_run_step.txt").read_text().splitlines()
     assert len(rows) == 12
     assert not (root / "aprs_output").exists() and "(1 of" not in done.stderr
+
+
+def test_v2_pipeline_stops_at_the_first_parallel_job_that_fails(
+    sample, tmp_path: Path
+) -> None:
+    """Run in turn, a failed job stops the pipeline: exit 1, the later job does not start,
+    and the error names it."""
+    root = sample("parallel_nodes")
+    files = numbered_files(tmp_path / "files", 3)
+    file_job, table_job = _NODES
+    done = cli(
+        "run", "--config", root / "pipeline.yml", "--no-progress",
+        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
+        "--set", f"jobs.{file_job}.task.program_arguments=",  # init() needs its flag
+        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
+        cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert (root / "aprs_output" / file_job / "logs").is_dir()
+    assert "init() failed in every worker" in done.stdout
+    stderr = " ".join(done.stderr.split())
+    assert f"Not run after this failure: job {table_job}" in stderr
+    assert not (root / "aprs_output" / table_job / "logs").exists()  # never started
