@@ -292,6 +292,33 @@ def test_runner_on_ray(cluster: Cluster, marks: Path) -> None:
     assert [r.split()[0] for batch in many for r in batch] == ITEMS[:6]
 
 
+def test_runner_on_ray_keeps_min_depth_after_a_failed_try(
+    cluster: Cluster, marks: Path
+) -> None:
+    """The Runner's floor of 2 calls per actor (WorkerSpec.min_depth) holds on Ray after
+    run() raised, as on the local pool: a batch gathered while the actor is busy still
+    waits at the actor. Before the fix Ray dropped to 1 call per actor after any failure."""
+    import anyio
+
+    async def go() -> tuple[int, int]:
+        async with aprs.Runner(
+            script_path("ray_probe"),
+            process_count_per_node=1,
+            compute_target="ray",
+            ray_address=cluster.address,
+            worker_resources={"num_cpus": 0.5},
+            environment_variables={"APRS_TEST_MARKS": str(marks)},
+        ) as runner:
+            with pytest.raises(ValueError, match="bad item"):
+                await runner.submit(["bad"])
+            backend = runner._backend
+            assert backend is not None
+            return backend.capacity(), backend.statistics().depth
+
+    capacity, depth = anyio.run(go)
+    assert (capacity, depth) == (2, 2)
+
+
 def test_killed_driver_resumes(tmp_path: Path, marks: Path, cluster: Cluster) -> None:
     """SIGKILL of the driver mid-job; the same command resumes; every row exactly once."""
     names = [

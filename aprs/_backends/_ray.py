@@ -5,7 +5,10 @@
             ──► placement group: node_count bundles of process_count workers (STRICT_SPREAD)
             ──► one actor per slot, pinned to its node's bundle: start(init) + lifeline()
     try_submit(Attempt) ──► actor.run.remote(batch_id, kind, payload)   (big payloads go
-                            through the object store; up to ``depth`` calls queued per actor)
+                            through the object store; up to ``depth`` calls queued per actor:
+                            1 until run() is timed, then 1 + 50 ms / mean run() up to 16,
+                            never below WorkerSpec.min_depth, which is also the depth after
+                            a failed or lost call: the local pool's rule, _slots._run_timed)
                             or, ship_inputs, actor.run_shipped.remote(..., file bytes/refs)
                             (the producer read them in a thread: ship_files, _ray_ship)
     a ref resolves (Ray's thread) ──► call_soon_threadsafe ──► drain that actor's finished
@@ -93,8 +96,8 @@ class RayBackend(WorkerSlots[_Actor]):
         self._slots = self._nodes * spec.process_count
         super().__init__(spec, listener, self._slots)
         self._actors: list[_Actor | None] = [None] * self._slots
-        self._depth = 1  # one call per actor until run() has been timed
-        self._ewma_run_s: float | None = None
+        # calls per actor: 1 until run() is timed, then adaptive (_run_timed), at most 16
+        self._max_depth = min(spec.max_depth, _MAX_DEPTH)
         self._job_id = uuid.uuid4().hex[:8]
         self._owns_ray = False
         self._ship_code = False
@@ -327,12 +330,9 @@ class RayBackend(WorkerSlots[_Actor]):
     def _finish_head(self, a: _Actor, run_s: float, *, ok: bool) -> None:
         self._cancel_timer(a)
         if ok:
-            ewma = self._ewma_run_s
-            self._ewma_run_s = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
-            depth = 1 + int(_PIPELINE_S / max(self._ewma_run_s, 1e-6))
-            self._depth = min(depth, self._spec.max_depth, _MAX_DEPTH)
-        else:
-            self._depth = 1  # one at a time until the next success, as the local pool
+            self._run_timed(run_s, _PIPELINE_S)
+        else:  # min_depth (1 for jobs) until the next success, as the local pool
+            self._depth = self._min_depth
         a.head_started = self._loop.time()
         if a.inflight:
             self._arm_timer(a)
@@ -402,7 +402,7 @@ class RayBackend(WorkerSlots[_Actor]):
         """``a`` is lost (died, or killed hung): its head gets ``outcome``, the calls behind
         it never started go back to the queue untouched, behind the head's retry;
         then a replacement starts and the owner hears there is room."""
-        self._depth = 1
+        self._depth = self._min_depth
         held = a.take_calls()
         if held:
             head, rest = held[0], held[1:]

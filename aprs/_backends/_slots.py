@@ -12,6 +12,9 @@
     head started ──► _arm_timer(rec): one lazy timer at head_started + run_invocation_timeout
     run timer   ──► _run_timer_due(rec): early (the head moved on)? re-armed; due: the
                     backend kills the worker, the head TimedOut
+    run() timed ──► _run_timed(run_s, pipeline_s): the tries per worker (``_depth``) follow
+                    the mean run() time, within [min_depth, max_depth]; a failed try sets
+                    ``_min_depth`` (the backend, where it settles the try)
     init_message(spec, slot, script, source) ──► the Init each slot's worker starts with
 
     SlotState   STARTING ──► READY ──► STOPPING ──► EXITED: a worker's (a process's, an
@@ -22,15 +25,17 @@
 and give up on workers by the same rules and say so in the same words. It also holds what
 the two would otherwise each repeat: the end of start() (``_wait_ready``: one worker ready,
 or the fatal error raised), ``abort()``, ``load()`` and ``statistics()`` (from ``_records()``), the
-spawned / crashed / timed-out counters, and the grace a graceful ``aclose`` gives the
+spawned / crashed / timed-out counters, the adaptive depth and its ``WorkerSpec.min_depth``
+floor (``_run_timed``), and the grace a graceful ``aclose`` gives the
 scripts' shutdown() (``_SHUTDOWN_GRACE_S``). A backend supplies ``_respawn(slot)``,
-``_on_timer(rec)`` and ``_records()``, its logger (``_log``), its tries per worker
-(``_depth``), what it calls its workers (``_WORKER``) and whether a hung init() is tried
+``_on_timer(rec)`` and ``_records()``, its logger (``_log``), its pipeline time (the
+``pipeline_s`` of ``_run_timed``), what it calls its workers (``_WORKER``) and whether a hung init() is tried
 again (``_RETRY_HUNG_INIT``), the one rule that differs: a local worker whose init() hung
 would hang again, while a Ray actor that timed out in ``STARTING`` may only have had no
 node to go to (its node gone), which a replacement can get.
 
-Invariants: a slot's init tries go back to 0 once its worker is ready; a slot given up is
+Invariants: the depth is 1 until run() is timed, then never below ``min_depth`` (after a
+failed try too); a slot's init tries go back to 0 once its worker is ready; a slot given up is
 never respawned; a fatal error is reported once (the first); nothing is respawned once
 the backend is closing.
 """
@@ -108,12 +113,19 @@ class WorkerSlots(ABC, Generic[R]):
     _log: ClassVar[logging.Logger] = logging.getLogger("aprs")  # the backend's logger
     # graceful stop (aclose): time for the scripts' shutdown() before the workers are killed
     _SHUTDOWN_GRACE_S: ClassVar[float] = 10.0
-    _depth: int  # the backend's tries queued per worker now (it adapts them)
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener, slots: int) -> None:
         self._spec = spec
         self._listener = listener
         self._loop = asyncio.get_running_loop()
+        # tries queued per worker (try_submit): one until run() has been timed, so the
+        # first worker ready does not take a pipeline's worth of possibly long batches
+        # from the others; then _run_timed's; min_depth after a failed try (the backend
+        # sets it) until the next success, so a failing job stops after a few calls
+        self._depth = 1
+        self._min_depth = spec.min_depth
+        self._max_depth = spec.max_depth  # a backend may cap it lower (Ray: 16)
+        self._ewma_run_s: float | None = None  # mean run() time; None until measured
         self._init_tries = [0] * slots
         self._dead_slots: set[int] = set()
         self._init_failures = 0
@@ -175,6 +187,19 @@ class WorkerSlots(ABC, Generic[R]):
             init_failures=self._init_failures,
             depth=self._depth,
         )
+
+    # -- depth --------------------------------------------------------------------------
+
+    def _run_timed(self, run_s: float, pipeline_s: float) -> None:
+        """A run() took ``run_s``: the mean follows it, and the depth becomes the tries
+        that cover ``pipeline_s`` (the backend's round trips), ``1 + pipeline_s / mean``,
+        within [min_depth, max_depth] (min_depth wins); 1 for long batches, which
+        queued behind another would only hurt the tail while another worker idles."""
+        ewma = self._ewma_run_s
+        ewma = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
+        self._ewma_run_s = ewma
+        depth = 1 + int(pipeline_s / max(ewma, 1e-6))
+        self._depth = max(min(depth, self._max_depth), self._min_depth)
 
     # -- timers -------------------------------------------------------------------------
 

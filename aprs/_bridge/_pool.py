@@ -25,7 +25,8 @@ drops to ``min_depth`` (1 for jobs) after any failure until the next success, so
 stops after a few calls. ``WorkerSpec.min_depth`` is the floor: the Runner uses 2, because its
 micro-batcher queues a batch behind a busy worker only when every worker is busy, and that
 batch should wait in the worker's pipe rather than one round trip away in the parent (also
-after a failed try: the Runner's isolation tries follow failures).
+after a failed try: the Runner's isolation tries follow failures). The rule is shared with
+Ray (``_backends/_slots.WorkerSlots._run_timed``); only the pipeline time differs.
 
 Workers start as fresh interpreters (``worker_start="spawn"``) or are forked by the fork
 server (``_forkserver``, the default on Linux): same pipes, same main loop, same outcomes; a
@@ -100,11 +101,7 @@ class LocalPool(PoolLifecycle):
     """
 
     def __init__(self, spec: WorkerSpec, listener: BackendListener) -> None:
-        super().__init__(spec, listener)
-        self._ewma_run_s: float | None = None  # mean run() time; None until measured
-        # One batch per worker until run() has been timed: the first worker to be ready
-        # must not take a pipeline's worth of possibly long batches from the others.
-        self._depth = 1
+        super().__init__(spec, listener)  # _depth: 1 until run() is timed (_slots)
         self._dirty: list[_Worker] = []
         self._rbufs = [bytearray(_READ_SIZE)]  # one read buffer for every worker
         self._rview = memoryview(self._rbufs[0])
@@ -363,7 +360,7 @@ class LocalPool(PoolLifecycle):
         """
         head = w.inflight.popleft() if w.inflight else None
         if type(outcome) is not Done:
-            self._depth = self._spec.min_depth
+            self._depth = self._min_depth
         if lost:
             rest = list(w.inflight)
             w.inflight.clear()
@@ -384,11 +381,7 @@ class LocalPool(PoolLifecycle):
             raise RuntimeError(
                 f"worker {w.index} answered {batch_id}, expected {head.batch_id}"
             )
-        ewma = self._ewma_run_s
-        ewma = run_s if ewma is None else ewma + 0.1 * (run_s - ewma)
-        self._ewma_run_s = ewma
         # enough batches queued per worker to cover ~_PIPELINE_S of round trips and
-        # wake-ups; 1 for batches long enough that queueing only hurts the tail
-        depth = 1 + int(_PIPELINE_S / max(ewma, 1e-6))
-        self._depth = max(min(depth, self._spec.max_depth), self._spec.min_depth)
+        # wake-ups; 1 (min_depth) for batches long enough that queueing only hurts the tail
+        self._run_timed(run_s, _PIPELINE_S)
         w.head_started = self._loop.time()
