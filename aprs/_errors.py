@@ -122,12 +122,16 @@ class InitFailedError(JobError):
         traceback_text: str = "",
         hung: bool = False,
         hangs_retried: bool = False,
+        init_timeout_s: float = 0.0,
+        init_timeout_set: bool = False,
     ) -> InitFailedError:
         """No worker slot has a worker whose init() returned, and none will be retried.
 
         ``hung``: the last failure was init() exceeding its time bound, which is waited
         for once per slot (a hang would only hang again), or, ``hangs_retried`` (Ray: an
-        actor that could not be placed times out too), tried like a failure.
+        actor that could not be placed times out too), tried like a failure. The bound
+        applied was ``init_timeout_s``: ``WorkerSpec.init_timeout_s`` when
+        ``init_timeout_set``, else Azure's 3 * run_invocation_timeout + 30 s.
         """
         if hung:
             tries = (
@@ -135,9 +139,15 @@ class InitFailedError(JobError):
                 if hangs_retried
                 else "is waited for once per worker slot, not retried"
             )
+            raise_it = (
+                "the init timeout set for these workers (WorkerSpec.init_timeout_s)"
+                if init_timeout_set
+                else "run_invocation_timeout (the bound is 3 * run_invocation_timeout "
+                "+ 30 s)"
+            )
             fix = (
-                f"A hung init() {tries}. Make init() return within the bound, or raise "
-                "run_invocation_timeout (the bound is 3 * run_invocation_timeout + 30 s)."
+                f"A hung init() {tries}. Make init() return within the bound "
+                f"({init_timeout_s:g} s), or raise {raise_it}."
             )
         else:
             fix = "Fix init() in the entry script (its traceback follows) and run the job again."

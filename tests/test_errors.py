@@ -61,6 +61,22 @@ def test_batch_timeout_error_names_its_bound_and_round_trips() -> None:
     assert vars(got) == vars(exc)
 
 
+def test_hung_init_error_names_the_bound_derived_from_run_invocation_timeout() -> None:
+    """Without an init timeout of its own the fix states Azure's bound, in seconds and as
+    its formula (the real bound, set for a worker, is tests/faults/test_timeouts.py's)."""
+    exc = aprs.InitFailedError.in_every_slot(
+        attempts=2,
+        slots=2,
+        last_failure="init() did not finish within 33 s",
+        hung=True,
+        init_timeout_s=33.0,
+    )
+    assert (
+        "Make init() return within the bound (33 s), or raise run_invocation_timeout "
+        "(the bound is 3 * run_invocation_timeout + 30 s)."
+    ) in str(exc)
+
+
 @pytest.mark.parametrize(
     ("status", "reason", "expected"),
     [

@@ -309,6 +309,8 @@ class WorkerSlots(ABC, Generic[R]):
                     traceback_text=last.traceback if last and not hung else "",
                     hung=hung,
                     hangs_retried=self._RETRY_HUNG_INIT,
+                    init_timeout_s=self._init_timeout_s(),
+                    init_timeout_set=bool(self._spec.init_timeout_s),
                 )
             )
 

@@ -130,9 +130,10 @@ def test_hangs_in_both_workers_lose_nothing(faults: Faults) -> None:
     assert len(inits) == len(set(inits)), "init() ran once per worker process"
 
 
-def _short_init_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bound init() by 1 s instead of 3 * run_invocation_timeout + 30 s (not configurable)."""
-    short = functools.partial(_step_workers.WorkerSpec, init_timeout_s=1.0)
+def _short_init_timeout(monkeypatch: pytest.MonkeyPatch, seconds: float = 1.0) -> None:
+    """Bound init() by ``seconds`` instead of 3 * run_invocation_timeout + 30 s (not
+    configurable)."""
+    short = functools.partial(_step_workers.WorkerSpec, init_timeout_s=seconds)
     monkeypatch.setattr(_step_workers, "WorkerSpec", short)
 
 
@@ -157,6 +158,30 @@ def test_stuck_init_fails_the_job(
     assert len(faults.markers.inits()) <= 2
     assert faults.markers.calls() == []
     assert job_result(faults.out)["stop_reason"] == "init_failed"
+
+
+def test_stuck_init_message_names_the_bound_applied(
+    faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With WorkerSpec.init_timeout_s set (1.5 s), the fix names that bound and how to
+    raise it, not Azure's 3 * run_invocation_timeout + 30 s, which did not apply."""
+    _short_init_timeout(monkeypatch, 1.5)
+    faults.items(item_names(2))
+    step = faults.step(
+        run_invocation_timeout=TIMEOUT_S,
+        process_count_per_node=1,
+        environment_variables={"APRS_FAULTS_INIT": "hang-always"},
+    )
+    with pytest.raises(aprs.InitFailedError) as info:
+        step.run()
+
+    message = str(info.value)
+    assert "did not finish within 1.5 s, the init timeout" in message
+    assert (
+        "Make init() return within the bound (1.5 s), or raise the init timeout set "
+        "for these workers (WorkerSpec.init_timeout_s)."
+    ) in message
+    assert "3 * run_invocation_timeout" not in message
 
 
 def test_stuck_init_exits_1_from_the_cli(faults: Faults) -> None:
