@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 import subprocess
 from collections import deque
@@ -29,6 +28,7 @@ from typing import Any
 
 from .._backends._base import WorkerSpec
 from ._launch import Launch, resolve_worker_start
+from ._pidfd import resolve_exit
 from ._zygote import REC
 
 __all__ = ("ForkServer", "resolve_worker_start")
@@ -61,7 +61,8 @@ class ForkServer:
         self.exited: asyncio.Future[int] = self._loop.create_future()
         self._open = True
         self._loop.add_reader(sock.fileno(), self._on_readable)
-        self._watch()
+        # exited: the zygote's exit code once it is gone (its pidfd; else a thread waits)
+        resolve_exit(self._loop, proc, self.exited)
 
     @classmethod
     def start(
@@ -148,25 +149,3 @@ class ForkServer:
         elif kind in (b"P", b"E"):
             token = self._waiting.popleft()
             self._on_forked(token, a if kind == b"P" else -max(a, 1))
-
-    def _watch(self) -> None:
-        """Resolve ``exited`` with the zygote's exit code once it is gone (pidfd)."""
-        try:
-            pidfd = os.pidfd_open(self.proc.pid)
-        except OSError:  # a kernel without pidfd (< 5.3): a thread waits instead
-            waiter = self._loop.run_in_executor(None, self.proc.wait)
-
-            def on_wait(f: asyncio.Future[int]) -> None:
-                if not self.exited.done():
-                    self.exited.set_result(f.result())
-
-            waiter.add_done_callback(on_wait)
-            return
-
-        def on_exit() -> None:
-            self._loop.remove_reader(pidfd)
-            os.close(pidfd)
-            if not self.exited.done():
-                self.exited.set_result(self.proc.wait())
-
-        self._loop.add_reader(pidfd, on_exit)

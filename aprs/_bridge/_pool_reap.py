@@ -6,9 +6,11 @@
                         forked:  through the zygote; before its pid is known, held in
                                  ``pending_signal`` until the zygote's reply
     _watch_exit(w)  ──► w.exited: a future of the exit code (-N: signal N), resolved by
-        spawned:      its pidfd turning readable (no pidfd: Popen.wait in a thread)
+        spawned:      its pidfd turning readable (no pidfd: Popen.wait in a thread;
+                      ``_pidfd.resolve_exit``)
         forked:       the zygote's relay ──► _on_worker_exit ──► _on_worker_gone
         zygote died:  _reap_orphan: SIGKILL through a pidfd, resolved once it is gone
+                      (``_pidfd.watch_exit``; no pidfd: at once)
     w.exited resolved ──► _release(w): EXITED, reader / writer removed, every fd closed
 
 ``PoolReaper`` is the bottom layer of the pool (``PoolReaper`` ──► ``_pool_life.PoolLifecycle``
@@ -35,6 +37,7 @@ import signal
 
 from .._backends._slots import SlotState
 from ._forkserver import ForkServer
+from ._pidfd import resolve_exit, watch_exit
 from ._pool_slot import _Worker
 
 __all__ = ("PoolReaper",)
@@ -110,26 +113,7 @@ class PoolReaper:
             if w.exit_code is not None:
                 fut.set_result(w.exit_code)
             return
-        proc = w.proc
-        try:
-            pidfd = os.pidfd_open(w.pid)
-        except (AttributeError, OSError):
-            waiter = self._loop.run_in_executor(None, proc.wait)
-
-            def on_wait(f: asyncio.Future[int]) -> None:
-                if not fut.done():
-                    fut.set_result(f.result())
-
-            waiter.add_done_callback(on_wait)
-            return
-
-        def on_exit() -> None:
-            self._loop.remove_reader(pidfd)
-            os.close(pidfd)
-            if not fut.done():
-                fut.set_result(proc.wait())
-
-        self._loop.add_reader(pidfd, on_exit)
+        resolve_exit(self._loop, w.proc, fut)
 
     def _on_worker_exit(self, pid: int, code: int) -> None:
         """The zygote reaped a worker (relayed in order after its fork reply)."""
@@ -149,22 +133,14 @@ class PoolReaper:
         for fd in w.child_fds:
             os.close(fd)
         w.child_fds = ()
-        try:
-            pidfd = os.pidfd_open(w.pid) if w.pid else -1
-        except OSError:
-            pidfd = -1
-        if pidfd < 0:
-            self._on_worker_gone(w, -signal.SIGKILL)
-            return
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
 
-        def on_exit() -> None:
-            self._loop.remove_reader(pidfd)
-            os.close(pidfd)
+        def gone() -> None:
             self._on_worker_gone(w, -signal.SIGKILL)
 
-        self._loop.add_reader(pidfd, on_exit)
+        # no pid (never forked) or no pidfd (gone already): nothing to wait for; not our
+        # child (the zygote's), so no thread can wait for it either
+        if not (w.pid and watch_exit(self._loop, w.pid, gone, kill=True)):
+            gone()
 
     def _release(self, w: _Worker) -> None:
         w.state = SlotState.EXITED
