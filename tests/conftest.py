@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +15,11 @@ import psutil
 import pytest
 
 import aprs
+
+# Enabled before pytest configures its own faulthandler, so pytest re-enables it when it
+# finishes: a crash while the interpreter shuts down (one suite run in four ended with
+# SIGSEGV after every test had passed, 2026-12-02) prints the threads' stacks in CI's log.
+faulthandler.enable()
 
 SCRIPTS = Path(__file__).parent / "scripts"
 LEAK_GRACE_S = 5.0
