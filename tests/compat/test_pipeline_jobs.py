@@ -1,0 +1,53 @@
+"""Pipeline files with several parallel jobs, run in turn from the CLI: what is checked
+before the first job starts, and how a stop part-way is reported. Real CLI processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import cli, numbered_files
+
+_TWO_JOBS = (
+    "type: pipeline\njobs:\n"
+    "  first:\n    type: parallel\n    inputs: {data: {path: data}}\n"
+    "    input_data: ${{inputs.data}}\n    mini_batch_size: '1'\n"
+    "    task: {code: ., entry_script: score.py}\n"
+    "  second:\n    type: parallel\n    inputs: {data: {path: data}}\n"
+    "    input_data: ${{inputs.data}}\n    mini_batch_size: '1'\n"
+    "    task: {code: ., entry_script: score.py}\n"
+)
+
+
+def _pipeline(tmp_path: Path) -> None:
+    (tmp_path / "score.py").write_text(
+        "import os\n"
+        "def run(mini_batch):\n"
+        "    return [os.path.basename(p) for p in mini_batch]\n"
+    )
+    numbered_files(tmp_path / "data", 2)
+    (tmp_path / "pipeline.yml").write_text(_TWO_JOBS)
+
+
+def test_a_later_jobs_missing_input_stops_the_command_before_the_first_job(
+    tmp_path: Path,
+) -> None:
+    """Every job is checked before the first starts: a missing input (or entry script)
+    of the second job is a usage error (exit 2) and the first job never runs."""
+    _pipeline(tmp_path)
+    done = cli(
+        "run", "--config", "pipeline.yml", "--no-progress",
+        "--set", "jobs.second.inputs.data.path=missing", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "missing' does not exist" in done.stderr
+    assert "(1 of 2)" not in done.stderr
+    assert not (tmp_path / "aprs_output" / "first" / "logs" / "journal.jsonl").exists()
+    assert "Traceback" not in done.stderr
+
+    done = cli(
+        "run", "--config", "pipeline.yml", "--no-progress",
+        "--set", "jobs.second.task.entry_script=nope.py", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "The entry script 'nope.py' was not found" in done.stderr
+    assert "(1 of 2)" not in done.stderr
