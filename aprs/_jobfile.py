@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 from ._jobfile_v2 import REMOTE, V2Job, mapping
-from ._pipeline import parallel_jobs, pick_job
+from ._pipeline import check_job_key, parallel_jobs, pick_job
 
 if TYPE_CHECKING:
     from ._config import ParallelRunConfig
@@ -56,7 +56,8 @@ def apply_sets(
     ``jobs.<name>...`` and the pipeline's own inputs, which start at the file's top.
 
     Raises:
-        ConfigError: a ``--set`` without ``=`` or with an empty key.
+        ConfigError: a ``--set`` without ``=`` or with an empty key, or a
+            ``jobs.<name>...`` key that names no parallel job.
     """
     import yaml
 
@@ -68,6 +69,8 @@ def apply_sets(
                 f"--set {item!r} must look like KEY=VALUE with a dotted KEY, as in --set "
                 "inputs.images.path=data/images or --set mini_batch_size=5."
             )
+        if parts[0] == "jobs" and data.get("type") == "pipeline":
+            check_job_key(data, item, where)
         value: Any = yaml.safe_load(text) if text else ""
         if (
             parts[-1] == "path"

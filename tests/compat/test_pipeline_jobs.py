@@ -51,3 +51,25 @@ def test_a_later_jobs_missing_input_stops_the_command_before_the_first_job(
     assert done.returncode == 2, done.stderr
     assert "The entry script 'nope.py' was not found" in done.stderr
     assert "(1 of 2)" not in done.stderr
+
+
+def test_a_set_naming_no_parallel_job_is_a_usage_error(tmp_path: Path) -> None:
+    """--set jobs.<key>.KEY=VALUE with a misspelt key (or no KEY) changed nothing, without
+    a word: the job ran with the file's value. It is a usage error naming the jobs."""
+    _pipeline(tmp_path)
+    for options, what in (
+        (["--set", "jobs.frist.mini_batch_size=2"], "no parallel job"),
+        (
+            ["--job", "first", "--set", "jobs.frist.mini_batch_size=2"],
+            "no parallel job",
+        ),
+        (["--set", "jobs.first=2"], "no key of the job"),
+    ):
+        done = cli(
+            "run", "--config", "pipeline.yml", "--dry-run", *options, cwd=tmp_path
+        )
+        assert done.returncode == 2, (options, done.stderr)
+        message = " ".join(done.stderr.split())
+        assert f"--set '{options[-1]}' names {what} of pipeline.yml" in message
+        assert "its parallel jobs are first, second" in message
+        assert len(done.stderr.strip().splitlines()) == 1  # one paragraph
