@@ -113,13 +113,27 @@ def _run_jobs(args: argparse.Namespace) -> int:
             rest = [r.job for r in runs[i + 1 :]]
             if not rest:
                 raise
-            raise JobError(
-                f"{exc} Not run after this failure: job {', '.join(rest)}; fix it and "
-                "run the same command again (completed jobs are reused).",
-                exc.summary,
-            ) from exc
+            raise JobError(_not_run(exc, rest), exc.summary) from exc
         _print_summary(summary, args)
     return code
+
+
+def _not_run(exc: BaseException, rest: list[str]) -> str:
+    """``exc``'s message, and what it leaves undone: the jobs after it."""
+    from ._errors import JobInterruptedError
+
+    text = str(exc).rstrip()
+    text += "\n\n" if "\n" in text else " " if text.endswith(".") else ". "
+    jobs = ", ".join(rest)
+    if isinstance(exc, JobInterruptedError):  # Ctrl-C / SIGTERM: nothing to fix
+        return (
+            f"{text}Not started: job {jobs}; the same command resumes this job, then "
+            "runs the rest (completed jobs are reused)."
+        )
+    return (
+        f"{text}Not run after this failure: job {jobs}; fix it and run the same "
+        "command again (completed jobs are reused)."
+    )
 
 
 def _every_job(args: argparse.Namespace) -> list[argparse.Namespace] | None:

@@ -73,3 +73,26 @@ def test_a_set_naming_no_parallel_job_is_a_usage_error(tmp_path: Path) -> None:
         assert f"--set '{options[-1]}' names {what} of pipeline.yml" in message
         assert "its parallel jobs are first, second" in message
         assert len(done.stderr.strip().splitlines()) == 1  # one paragraph
+
+
+def test_a_job_stopped_by_ctrl_c_says_the_same_command_resumes(tmp_path: Path) -> None:
+    """Ctrl-C during the first of two jobs: exit 130, the second never starts, and the
+    message says the same command resumes, not "after this failure ... fix it"."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    (tmp_path / "data").mkdir()
+    for i, what in enumerate(["ok", "stop"] + ["ok"] * 20):
+        (tmp_path / "data" / f"f{i:02d}.txt").write_text(what)
+    (tmp_path / "pipeline.yml").write_text(
+        _TWO_JOBS.replace("code: .", f"code: {scripts}").replace(
+            "score.py", "experience.py"
+        )
+    )
+    done = cli(
+        "run", "--config", "pipeline.yml", "--no-progress",
+        "--process-count-per-node", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 130, done.stderr
+    message = " ".join(done.stderr.split())
+    assert "Not started: job second; the same command resumes this job" in message
+    assert "fix it" not in message and "failure" not in message
+    assert not (tmp_path / "aprs_output" / "second").exists()
