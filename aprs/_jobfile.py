@@ -56,8 +56,8 @@ def apply_sets(
     ``jobs.<name>...`` and the pipeline's own inputs, which start at the file's top.
 
     Raises:
-        ConfigError: a ``--set`` without ``=`` or with an empty key, or a
-            ``jobs.<name>...`` key that names no parallel job.
+        ConfigError: a ``--set`` without ``=``, with an empty key or a value that is
+            not YAML, or a ``jobs.<name>...`` key that names no parallel job.
     """
     import yaml
 
@@ -71,7 +71,14 @@ def apply_sets(
             )
         if parts[0] == "jobs" and data.get("type") == "pipeline":
             check_job_key(data, item, where)
-        value: Any = yaml.safe_load(text) if text else ""
+        try:
+            value: Any = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "a YAML syntax error"
+            raise ConfigError(
+                f"--set {item!r} has a value that is not valid YAML ({problem}). Quote "
+                f"the value (--set '{key}=\"...\"') or fix it."
+            ) from None
         if (
             parts[-1] == "path"
             and isinstance(value, str)
