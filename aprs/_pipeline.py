@@ -57,10 +57,13 @@ def pick_job(data: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
         if isinstance(other, dict)
         else f"has no job {name!r} in jobs:"
     )
-    raise ConfigError(
-        f"{where} {what}. Its parallel jobs are {_listed(found)}; pass one of them to "
-        "--job."
+    fix = (
+        f"Its parallel jobs are {_listed(found)}; pass one of them to --job."
+        if found
+        else "It has no parallel job (type: parallel), the only kind aprs runs; give a "
+        "pipeline or job file with one."
     )
+    raise ConfigError(f"{where} {what}. {fix}")
 
 
 def jobs_to_run(data: Mapping[str, Any], where: str) -> list[str]:

@@ -96,3 +96,22 @@ def test_a_job_stopped_by_ctrl_c_says_the_same_command_resumes(tmp_path: Path) -
     assert "Not started: job second; the same command resumes this job" in message
     assert "fix it" not in message and "failure" not in message
     assert not (tmp_path / "aprs_output" / "second").exists()
+
+
+def test_job_in_a_pipeline_without_parallel_jobs_says_there_are_none(
+    tmp_path: Path,
+) -> None:
+    """--job in a pipeline file whose jobs are all command jobs: the error says it has
+    no parallel job, not "Its parallel jobs are none; pass one of them to --job"."""
+    (tmp_path / "pipeline.yml").write_text(
+        "type: pipeline\njobs:\n  prep: {type: command, command: echo}\n"
+    )
+    for name in ("prep", "other"):
+        done = cli("run", "--config", "pipeline.yml", "--job", name, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        message = " ".join(done.stderr.split())
+        assert (
+            "It has no parallel job (type: parallel), the only kind aprs runs"
+            in message
+        )
+        assert "pass one of them" not in message
