@@ -89,6 +89,14 @@ def _run_jobs(args: argparse.Namespace) -> int:
 
     runs = _every_job(args) or [args]
     steps = [_build_step(run) for run in runs]  # warnings reach stderr via the logger
+    if len(runs) > 1 and args.command == "run" and not args.dry_run:
+        from ._step_checks import check_inputs, check_script
+
+        # a later job's missing script or input is found now, not after the jobs
+        # before it ran; its output folder is checked (created) when it starts
+        for step in steps:
+            check_script(step.config)
+            check_inputs(step.inputs, step.side_inputs)
     code = 0
     for i, (run, step) in enumerate(zip(runs, steps, strict=True)):
         if len(runs) > 1:
@@ -105,13 +113,27 @@ def _run_jobs(args: argparse.Namespace) -> int:
             rest = [r.job for r in runs[i + 1 :]]
             if not rest:
                 raise
-            raise JobError(
-                f"{exc} Not run after this failure: job {', '.join(rest)}; fix it and "
-                "run the same command again (completed jobs are reused).",
-                exc.summary,
-            ) from exc
+            raise JobError(_not_run(exc, rest), exc.summary) from exc
         _print_summary(summary, args)
     return code
+
+
+def _not_run(exc: BaseException, rest: list[str]) -> str:
+    """``exc``'s message, and what it leaves undone: the jobs after it."""
+    from ._errors import JobInterruptedError
+
+    text = str(exc).rstrip()
+    text += "\n\n" if "\n" in text else " " if text.endswith(".") else ". "
+    jobs = ", ".join(rest)
+    if isinstance(exc, JobInterruptedError):  # Ctrl-C / SIGTERM: nothing to fix
+        return (
+            f"{text}Not started: job {jobs}; the same command resumes this job, then "
+            "runs the rest (completed jobs are reused)."
+        )
+    return (
+        f"{text}Not run after this failure: job {jobs}; fix it and run the same "
+        "command again (completed jobs are reused)."
+    )
 
 
 def _every_job(args: argparse.Namespace) -> list[argparse.Namespace] | None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 from ._jobfile_v2 import REMOTE, V2Job, mapping
-from ._pipeline import parallel_jobs, pick_job
+from ._pipeline import check_job_key, parallel_jobs, pick_job
 
 if TYPE_CHECKING:
     from ._config import ParallelRunConfig
@@ -56,7 +56,8 @@ def apply_sets(
     ``jobs.<name>...`` and the pipeline's own inputs, which start at the file's top.
 
     Raises:
-        ConfigError: a ``--set`` without ``=`` or with an empty key.
+        ConfigError: a ``--set`` without ``=``, with an empty key or a value that is
+            not YAML, or a ``jobs.<name>...`` key that names no parallel job.
     """
     import yaml
 
@@ -68,7 +69,16 @@ def apply_sets(
                 f"--set {item!r} must look like KEY=VALUE with a dotted KEY, as in --set "
                 "inputs.images.path=data/images or --set mini_batch_size=5."
             )
-        value: Any = yaml.safe_load(text) if text else ""
+        if parts[0] == "jobs" and data.get("type") == "pipeline":
+            check_job_key(data, item, where)
+        try:
+            value: Any = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "a YAML syntax error"
+            raise ConfigError(
+                f"--set {item!r} has a value that is not valid YAML ({problem}). Quote "
+                f"the value (--set '{key}=\"...\"') or fix it."
+            ) from None
         if (
             parts[-1] == "path"
             and isinstance(value, str)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ("check_sets", "jobs_to_run", "parallel_jobs", "pick_job")
+__all__ = ("check_job_key", "check_sets", "jobs_to_run", "parallel_jobs", "pick_job")
 
 _JOB_OUTPUT = re.compile(r"\$\{\{\s*parent\.jobs\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}")
 
@@ -57,10 +57,13 @@ def pick_job(data: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
         if isinstance(other, dict)
         else f"has no job {name!r} in jobs:"
     )
-    raise ConfigError(
-        f"{where} {what}. Its parallel jobs are {_listed(found)}; pass one of them to "
-        "--job."
+    fix = (
+        f"Its parallel jobs are {_listed(found)}; pass one of them to --job."
+        if found
+        else "It has no parallel job (type: parallel), the only kind aprs runs; give a "
+        "pipeline or job file with one."
     )
+    raise ConfigError(f"{where} {what}. {fix}")
 
 
 def jobs_to_run(data: Mapping[str, Any], where: str) -> list[str]:
@@ -106,6 +109,25 @@ def check_sets(data: Mapping[str, Any], sets: Sequence[str], where: str) -> None
             f"another without --job. Write --set jobs.{first}.{item} (a job's key), or "
             f"pass --job NAME to run one job."
         )
+
+
+def check_job_key(data: Mapping[str, Any], item: str, where: str) -> None:
+    """``--set jobs.<key>.KEY=VALUE`` must name a parallel job and a key in it (else it
+    would add a job nobody runs, and the job meant would keep the file's value).
+
+    Raises:
+        ConfigError: ``<key>`` is no parallel job of the file, or no KEY follows it.
+    """
+    parts = item.partition("=")[0].strip().split(".")
+    found = parallel_jobs(data)
+    if len(parts) > 2 and parts[1] in found:
+        return
+    what = "no key of the job" if parts[1] in found else "no parallel job"
+    raise ConfigError(
+        f"--set {item!r} names {what} of {where}: its parallel jobs are "
+        f"{_listed(found)}. Write --set jobs.<job>.KEY=VALUE with one of them, as in "
+        f"--set jobs.{next(iter(found), '<job>')}.mini_batch_size=5."
+    )
 
 
 def _bound_inputs(job: Mapping[str, Any]) -> list[tuple[str, str, str]]:

@@ -29,7 +29,7 @@ def _refuse(what: str) -> NoReturn:
 
 class _DatasetType(type):
     def __getattr__(cls, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("_"):  # probes (hasattr, inspect, asyncio): not the API
             raise AttributeError(name)
         _refuse(f"azureml.core.Dataset.{name}")
 

@@ -243,3 +243,17 @@ def test_a_generator_run_fails_with_the_fix_in_the_message(
     assert failures and all(
         "run() uses yield" in record["message"] for record in failures
     )
+
+
+def test_the_dataset_stand_in_answers_attribute_probes() -> None:
+    """Probes for private or protocol attributes (hasattr, asyncio.iscoroutinefunction,
+    which reads _is_coroutine) get AttributeError, as from any class; only the public
+    Dataset API raises NotImplementedError naming the layer."""
+    import asyncio
+
+    from aprs._compat._dataset import Dataset
+
+    assert not hasattr(Dataset, "_is_coroutine")
+    assert not asyncio.iscoroutinefunction(Dataset)
+    with pytest.raises(NotImplementedError, match=r"azureml\.core\.Dataset\.Tabular "):
+        Dataset.Tabular  # noqa: B018

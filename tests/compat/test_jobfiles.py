@@ -62,6 +62,12 @@ task:
             id="bad-set",
         ),
         pytest.param(
+            "type: parallel\n" + GOOD_TASK,
+            ["mini_batch_size=[1"],
+            ["--set 'mini_batch_size=[1' has a value that is not valid YAML", "Quote"],
+            id="set-value-not-yaml",
+        ),
+        pytest.param(
             "type: parallel\ninput_data: ${{inputs.data}}\ninputs:\n  data: {path: .}\n"
             "mini_batch_size: ten\n" + GOOD_TASK,
             [],
