@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from aprs._bridge._pidfd import resolve_exit, watch_exit
+from aprs._bridge._pidfd import resolve_exit, start_time, watch_exit
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "pidfd_open"), reason="needs Linux pidfds"
@@ -105,4 +105,47 @@ def test_watch_exit_of_no_such_process_is_false() -> None:
         return watch_exit(loop, proc.pid, lambda: pytest.fail("called"))
 
     assert not asyncio.run(watch())
+    assert open_fds() == before
+
+
+def test_start_time_of_a_process_and_of_none() -> None:
+    """A live process has a start time (the same on every read); no process has 0."""
+    proc = subprocess.Popen(SLEEPS)
+    try:
+        assert start_time(proc.pid) > 0
+        assert start_time(proc.pid) == start_time(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert start_time(proc.pid) == 0
+
+
+def test_watch_exit_kill_spares_a_process_that_started_at_another_time() -> None:
+    """started= is the start time of the process meant: a pid that names a process that
+    started at another time (ours reaped, the pid reused) is neither killed nor watched,
+    and one that matches is killed."""
+    proc = subprocess.Popen(SLEEPS)
+    mine = start_time(proc.pid)
+    before = open_fds()
+
+    async def watch(started: int) -> bool:
+        loop = asyncio.get_running_loop()
+        gone = loop.create_future()
+        if not watch_exit(
+            loop, proc.pid, lambda: gone.set_result(None), kill=True, started=started
+        ):
+            return False
+        await asyncio.wait_for(gone, 10)
+        return True
+
+    try:
+        assert not asyncio.run(watch(mine + 1))  # another process's start time
+        assert proc.poll() is None  # alive: not signalled
+        assert open_fds() == before
+        assert asyncio.run(watch(mine))
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert open_fds() == before

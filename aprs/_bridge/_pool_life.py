@@ -49,6 +49,7 @@ from .._backends._base import (
 from .._backends._slots import SlotState, WorkerSlots, init_message
 from .._errors import BackendError
 from ._forkserver import ForkServer
+from ._pidfd import start_time
 from ._pool_reap import PoolReaper
 from ._pool_slot import _Worker, describe_exit, start_process, worker_pipes
 from ._protocol import InitFailed
@@ -134,6 +135,7 @@ class PoolLifecycle(PoolReaper, WorkerSlots[_Worker]):
             self._on_worker_gone(w, 1)  # its pipes read EOF: handled as a death
             return
         w.pid = pid
+        w.started = start_time(pid)  # its identity, should it outlive the zygote
         self._by_pid[pid] = w
         if w.pending_signal:
             self._signal(w, w.pending_signal)

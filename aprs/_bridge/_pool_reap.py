@@ -137,9 +137,12 @@ class PoolReaper:
         def gone() -> None:
             self._on_worker_gone(w, -signal.SIGKILL)
 
-        # no pid (never forked) or no pidfd (gone already): nothing to wait for; not our
+        # no pid (never forked) or no pidfd (gone already), or its pid names another
+        # process by now (reaped by init and reused): nothing to wait for or kill; not our
         # child (the zygote's), so no thread can wait for it either
-        if not (w.pid and watch_exit(self._loop, w.pid, gone, kill=True)):
+        if not (
+            w.pid and watch_exit(self._loop, w.pid, gone, kill=True, started=w.started)
+        ):
             gone()
 
     def _release(self, w: _Worker) -> None:

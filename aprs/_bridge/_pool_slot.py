@@ -57,6 +57,7 @@ class _Worker:
     pending_signal: int = 0  # asked for before the pid was known
     exit_code: int | None = None  # relayed by the zygote
     orphaned: bool = False  # its zygote died: killed with it, not a crash of the script
+    started: int = 0  # a forked worker's start time (_pidfd.start_time), 0: unknown
     state: SlotState = SlotState.STARTING
     inflight: deque[Attempt] = field(default_factory=deque)
     out: SendBuffer = field(default_factory=SendBuffer)
