@@ -141,7 +141,7 @@ def _every_job(args: argparse.Namespace) -> list[argparse.Namespace] | None:
     and no --job is given (each with its own output folder), else None."""
     import copy
 
-    from ._jobfile import apply_sets
+    from ._jobfile import apply_sets, step_name
     from ._pipeline import check_sets, jobs_to_run, parallel_jobs
 
     if not args.config or args.job is not None:
@@ -157,6 +157,8 @@ def _every_job(args: argparse.Namespace) -> list[argparse.Namespace] | None:
         run.job, run.every_job = name, True
         if args.output:
             run.output = os.path.join(args.output, name)
+        if args.name:  # one step name per job, as each has its own folder
+            run.name = step_name(name, prefix=args.name)
         runs.append(run)
     return runs
 
@@ -358,12 +360,9 @@ def _apply_models(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
 
 
 def _default_name(entry_script: str) -> str:
-    import re
+    from ._jobfile import step_name
 
-    stem = os.path.splitext(os.path.basename(entry_script))[0].lower()
-    stem = re.sub(r"[^a-z0-9-]+", "-", stem).strip("-")
-    name = f"aprs-{stem}" if stem else "aprs-job"
-    return name[:32].rstrip("-")
+    return step_name(os.path.splitext(os.path.basename(entry_script))[0])
 
 
 def _load_config_file(path: str) -> tuple[dict[str, Any], str]:

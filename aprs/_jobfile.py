@@ -254,7 +254,7 @@ def translate_job_file(
     if every_job:
         v2.set_key = f"jobs.{key}."
     flat, notes = v2.translate()
-    flat.setdefault("name", _step_name(key))
+    flat.setdefault("name", step_name(key))
     return flat, notes
 
 
@@ -271,7 +271,8 @@ def _no_single_job(data: Mapping[str, Any], where: str) -> str:
     )
 
 
-def _step_name(key: str) -> str:
-    """A step name (3-32 lowercase letters, digits, dashes) from a job's key."""
-    stem = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")
-    return (f"aprs-{stem}" if stem else "aprs-job")[:32].rstrip("-")
+def step_name(stem: str, prefix: str = "aprs") -> str:
+    """A step name (3-32 lowercase letters, digits, dashes): ``prefix-stem``, the stem (a
+    job's key, a script's file name) lowered, other characters turned into dashes."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-")
+    return (f"{prefix}-{stem}" if stem else f"{prefix}-job")[:32].rstrip("-")

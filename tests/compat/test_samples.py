@@ -451,3 +451,33 @@ def test_v2_pipeline_stops_at_the_first_parallel_job_that_fails(
     stderr = " ".join(done.stderr.split())
     assert f"Not run after this failure: job {table_job}" in stderr
     assert not (root / "aprs_output" / table_job / "logs").exists()  # never started
+
+
+def test_v2_pipeline_name_and_json_with_two_parallel_nodes(
+    sample, tmp_path: Path
+) -> None:
+    """Run in turn with --name and --json: each job's step is named NAME-<key> (a valid
+    step name), and stdout holds one JSON summary line per job."""
+    root = sample("parallel_nodes")
+    files = numbered_files(tmp_path / "files", 3)
+    file_job, table_job = _NODES
+    done = cli(
+        "run", "--config", root / "pipeline.yml", "--no-progress", "--name", "nodes",
+        "--json",
+        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
+        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
+        cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [s["items_succeeded"] for s in lines] == [3, 12]
+    names = [
+        json.loads((root / "aprs_output" / job / "logs" / "state.json").read_text())[
+            "name"
+        ]
+        for job in _NODES
+    ]
+    assert names == [
+        "nodes-batch-inference-with-file",
+        "nodes-batch-inference-with-tabul",
+    ]
