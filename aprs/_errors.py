@@ -50,6 +50,9 @@ __all__ = (
     "WorkerCrashedError",
 )
 
+AZURE_INIT_BOUND = "3 * run_invocation_timeout + 30 s"
+"""How long a worker's init() may take unless WorkerSpec.init_timeout_s says (Azure's)."""
+
 
 class AprsError(Exception):
     """Root of every exception aprs raises on purpose."""
@@ -142,8 +145,7 @@ class InitFailedError(JobError):
             raise_it = (
                 "the init timeout set for these workers (WorkerSpec.init_timeout_s)"
                 if init_timeout_set
-                else "run_invocation_timeout (the bound is 3 * run_invocation_timeout "
-                "+ 30 s)"
+                else f"run_invocation_timeout (the bound is {AZURE_INIT_BOUND})"
             )
             fix = (
                 f"A hung init() {tries}. Make init() return within the bound "

@@ -50,7 +50,7 @@ from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from .._bridge._protocol import Init
-from .._errors import EntryScriptError, InitFailedError
+from .._errors import AZURE_INIT_BOUND, EntryScriptError, InitFailedError
 from ._base import BackendStatistics
 
 if TYPE_CHECKING:
@@ -204,14 +204,14 @@ class WorkerSlots(ABC, Generic[R]):
     # -- timers -------------------------------------------------------------------------
 
     def _init_timeout_s(self) -> float:
-        # Azure's bound for a stuck init(): 3 * run_invocation_timeout + 30 s
+        # AZURE_INIT_BOUND unless the spec sets its own
         spec = self._spec
         return spec.init_timeout_s or 3 * spec.run_timeout_s + 30
 
     def _init_bound(self) -> str:
         if self._spec.init_timeout_s:
             return "the init timeout"
-        return "the init timeout of 3 * run_invocation_timeout + 30 s"
+        return f"the init timeout of {AZURE_INIT_BOUND}"
 
     def _arm_init_timer(self, rec: R) -> None:
         """A new worker's timer: it must be ready within the init timeout from now."""
