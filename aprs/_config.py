@@ -301,9 +301,12 @@ def validate_arguments(
 
 
 def _near_flag(flag: str) -> str | None:
-    """The Azure runtime flag that ``flag`` is probably a misspelling of, if any."""
+    """The Azure runtime flag that ``flag`` is probably a misspelling of, if any (None
+    for an Azure flag itself)."""
     import difflib
 
+    if flag in _ALL_AZURE_FLAGS:
+        return None
     close = difflib.get_close_matches(flag, _ALL_AZURE_FLAGS, n=1, cutoff=0.85)
     return close[0] if close else None
 

@@ -125,3 +125,15 @@ def test_a_misspelt_runtime_flag_draws_a_did_you_mean_warning(tmp_path: Path) ->
     assert "looks like --resource_monitor_interval" in typos[0]
     assert "looks like --error_threshold" in typos[1]
     assert step.config.error_threshold == -1  # a misspelt flag sets nothing
+
+
+def test_an_azure_flag_spelt_right_is_no_typo() -> None:
+    """The v2 names Azure reads under other keys (--score_run_timeout) are in the list the
+    typo check compares against; spelt exactly, they draw no "did you mean" warning."""
+    from aprs._config import validate_arguments
+
+    argv, warnings = validate_arguments(
+        ["--score_run_timeout", "5", "--mini_batch_error_threshold", "2"]
+    )
+    assert argv == ["--score_run_timeout", "5", "--mini_batch_error_threshold", "2"]
+    assert not [w for w in warnings if "a typo?" in w]
