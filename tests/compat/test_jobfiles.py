@@ -326,6 +326,45 @@ def test_uri_file_outputs_without_a_path_are_files_the_script_can_write(
     assert (out / "totals" / "totals").read_text().splitlines() == ["1", "1", "1"]
 
 
+def test_a_uri_file_output_named_by_append_row_to_keeps_the_scripts_writes(
+    tmp_path: Path,
+) -> None:
+    """A uri_file output without a path that append_row_to binds and the script is also
+    given: the rows go to the output folder's rows file, written whole at the end, and
+    the script's path is its own file (<output>/<x>/<x>), so nothing the script writes
+    there is overwritten by the rows."""
+    (tmp_path / "score.py").write_text(
+        "import argparse\n"
+        "def init():\n"
+        "    p = argparse.ArgumentParser(); p.add_argument('--result')\n"
+        "    args, _ = p.parse_known_args()\n"
+        "    with open(args.result, 'a') as f:\n"
+        "        f.write('scored by score.py\\n')\n"
+        "def run(mini_batch):\n"
+        "    return [p.rsplit('/', 1)[1] for p in mini_batch]\n"
+    )
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    (tmp_path / "job.yml").write_text(
+        "type: parallel\ninputs: {data: {type: uri_folder, path: data}}\n"
+        "outputs: {result: {type: uri_file}}\n"
+        "input_data: ${{inputs.data}}\nmini_batch_size: '1'\n"
+        "task:\n  code: .\n  entry_script: score.py\n"
+        "  program_arguments: --result ${{outputs.result}}\n"
+        "  append_row_to: ${{outputs.result}}\n"
+    )
+    done = cli(
+        "run", "--config", "job.yml", "--output", "out", "--process-count-per-node",
+        "1", "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    rows = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["0.txt", "1.txt", "2.txt"]
+    assert (out / "result" / "result").read_text() == "scored by score.py\n"
+
+
 _TWO_JOBS = (
     "type: pipeline\njobs:\n"
     "  first:\n    type: parallel\n    inputs: {data: {path: data}}\n"
