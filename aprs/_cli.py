@@ -90,13 +90,15 @@ def _run_jobs(args: argparse.Namespace) -> int:
     runs = _every_job(args) or [args]
     steps = [_build_step(run) for run in runs]  # warnings reach stderr via the logger
     if len(runs) > 1 and args.command == "run" and not args.dry_run:
-        from ._step_checks import check_inputs, check_script
+        from ._step_checks import check_inputs, check_script, check_table_output
 
-        # a later job's missing script or input is found now, not after the jobs
-        # before it ran; its output folder is checked (created) when it starts
+        # a later job's missing script or input, or its unreadable DataFrame output
+        # settings, is found now, not after the jobs before it ran; its output folder
+        # is checked (created) when it starts
         for step in steps:
-            check_script(step.config)
+            _, source_dir = check_script(step.config)
             check_inputs(step.inputs, step.side_inputs)
+            check_table_output(step._worker_argv(), source_dir)
     code = 0
     for i, (run, step) in enumerate(zip(runs, steps, strict=True)):
         if len(runs) > 1:

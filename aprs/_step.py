@@ -4,7 +4,7 @@
     run() / arun() ──► prepare (thread: script, output dir, inputs, fingerprint)
                    ──► reuse (completed + same fingerprint) | resume (interrupted) | fresh
                    ──► _launch_workers: the fork server starts (``with`` / ``async with``
-                       _Launched: ended on the way out unless the pool adopted it)
+                       Launched: ended on the way out unless the pool adopted it)
                    ──► run_job ──► rename partial output into place ──► job_result.json
 
 Output directory layout:
@@ -15,8 +15,9 @@ Output directory layout:
     <output>/logs/state.json, journal.jsonl    fingerprint, status, resume journal
     <output>/logs/user/{stdout,stderr}/        what the entry script printed, per worker
 
-The usage checks (script, models, output folder, inputs) are ``_step_checks``; how the
-workers start (driver arguments, environment, preload: the WorkerSpec) is ``_step_workers``.
+The usage checks (script, models, output folder, inputs, the DataFrame output's settings)
+are ``_step_checks``; how the workers start (driver arguments, environment, preload: the
+WorkerSpec, and ``Launched``, the early fork server's lifetime) is ``_step_workers``.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ from ._step_checks import (
     check_models,
     check_output,
     check_script,
+    check_table_output,
     side_path,
 )
-from ._step_workers import runtime_args, table_preload, worker_spec
+from ._step_workers import Launched, runtime_args, table_preload, worker_spec
 from ._summary import JobSummary
-from ._tabular._output import TableOutput
 
 if TYPE_CHECKING:
     from ._backends import WorkerSpec
@@ -189,7 +190,7 @@ class ParallelRunStep:
             )
         return summary
 
-    def _launch_workers(self, prep: _Prepared) -> _Launched:
+    def _launch_workers(self, prep: _Prepared) -> Launched:
         """The workers' spec, with the fork server already started (local jobs): its
         preload (the script's imports, seconds) runs while this process sets the job up,
         and the pool adopts it (perf/RESULTS.md, "start-up"). Run the job inside the
@@ -207,7 +208,7 @@ class ParallelRunStep:
             preload=table_preload(self.inputs),
         )
         worker.fork_server = launch_early(worker)
-        return _Launched(worker)
+        return Launched(worker)
 
     async def _run_prepared(
         self,
@@ -240,7 +241,7 @@ class ParallelRunStep:
         check_inputs(self.inputs, self.side_inputs)
         fingerprint = self._fingerprint(script_path, source_dir)
         prep = _Prepared(script_path, source_dir, fingerprint)
-        output = self._table_output(source_dir)
+        output = check_table_output(self._worker_argv(), source_dir)
         prep.framed = output.framed
         prep.parquet = output.kind == "parquet"
         state = read_json(os.path.join(self._log_dir, _STATE_FILE))
@@ -284,13 +285,6 @@ class ParallelRunStep:
                 )
             ):
                 prep.resume = journal
-
-    def _table_output(self, source_dir: str | None) -> TableOutput:
-        """How workers format DataFrames (checks parallel_run_step.settings.json)."""
-        try:
-            return TableOutput.from_run_args(self._worker_argv(), source_dir)
-        except ValueError as exc:
-            raise ConfigError(f"{exc} Fix the file or remove it.") from None
 
     @property
     def _log_dir(self) -> str:
@@ -442,42 +436,6 @@ class _Prepared:
         self.reused: JobSummary | None = None
         self.framed = False
         self.parquet = False
-
-
-class _Launched:
-    """A job's workers with their fork server started early (``_launch_workers``).
-
-    ``with`` (run()) or ``async with`` (arun()) yields the WorkerSpec; leaving ends that
-    fork server unless a pool adopted it (the job stopped before its pool started) and
-    waits for it, in a thread when on the loop.
-    """
-
-    __slots__ = ("worker",)
-
-    def __init__(self, worker: WorkerSpec) -> None:
-        self.worker = worker
-
-    def __enter__(self) -> WorkerSpec:
-        return self.worker
-
-    def __exit__(self, *exc_info: object) -> None:
-        unused = self._discard()
-        if unused is not None:
-            unused.wait()
-
-    async def __aenter__(self) -> WorkerSpec:
-        return self.worker
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        unused = self._discard()
-        if unused is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(unused.wait)
-
-    def _discard(self) -> Any:
-        """The fork server's process, killed, when no pool adopted it; else None."""
-        launch = self.worker.fork_server
-        return launch.discard() if launch is not None else None
 
 
 def _use_uvloop() -> bool:

@@ -21,12 +21,14 @@ from ._bridge._runtime import locate_script
 from ._config import ParallelRunConfig
 from ._datasets import FileDataset, TabularDataset
 from ._errors import ConfigError, EntryScriptError, InputError, OutputError
+from ._tabular._output import TableOutput
 
 __all__ = (
     "check_inputs",
     "check_models",
     "check_output",
     "check_script",
+    "check_table_output",
     "side_path",
 )
 
@@ -140,3 +142,12 @@ def side_path(obj: Any) -> str | os.PathLike[str]:
     raise ConfigError(
         f"side_inputs entries must be paths or FileDatasets; got {type(obj).__name__}."
     )
+
+
+def check_table_output(argv: list[str], source_dir: str | None) -> TableOutput:
+    """How workers format DataFrames, from the driver's arguments (``argv``) and
+    ``parallel_run_step.settings.json`` in ``source_dir``, which is checked here."""
+    try:
+        return TableOutput.from_run_args(argv, source_dir)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} Fix the file or remove it.") from None

@@ -4,9 +4,11 @@
     config + name   ──► compat_env: run id, experiment, models for aprs/_compat
     table inputs    ──► table_preload: readers the fork server imports once
         ──► worker_spec ──► WorkerSpec (launch_early, then the backend's pool or actors)
+    Launched(WorkerSpec): ``with`` / ``async with`` around a run; on the way out it ends
+        the fork server launched early unless a pool adopted it
 
-Invariants: pure functions of the step's settings (the run id is the one random part);
-nothing here imports the engine or starts a process. Local workers' native thread pools
+Invariants: the functions are pure functions of the step's settings (the run id is the
+one random part); nothing here imports the engine or starts a process. Local workers' native thread pools
 are sized here (cores // workers); Ray sizes its actors' pools itself (num_cpus).
 """
 
@@ -17,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
 
 from ._backends import WorkerSpec, default_env, limit_thread_pools
@@ -24,7 +28,7 @@ from ._bridge._protocol import RESULT_COUNT, RESULT_ROWS
 from ._config import ParallelRunConfig
 from ._datasets import TabularDataset
 
-__all__ = ("runtime_args", "table_preload", "worker_spec")
+__all__ = ("Launched", "runtime_args", "table_preload", "worker_spec")
 
 # what every worker of a table job imports to read its slices (pyarrow lazily): the fork
 # server imports it once (WorkerSpec.preload); the reader of each input format, then pandas
@@ -126,3 +130,39 @@ def compat_env(cfg: ParallelRunConfig, name: str) -> dict[str, str]:
     if cfg.model_dir:
         env["AZUREML_MODEL_DIR"] = os.path.abspath(cfg.model_dir)
     return env
+
+
+class Launched:
+    """A job's workers with their fork server started early (``_launch_workers``).
+
+    ``with`` (run()) or ``async with`` (arun()) yields the WorkerSpec; leaving ends that
+    fork server unless a pool adopted it (the job stopped before its pool started) and
+    waits for it, in a thread when on the loop.
+    """
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: WorkerSpec) -> None:
+        self.worker = worker
+
+    def __enter__(self) -> WorkerSpec:
+        return self.worker
+
+    def __exit__(self, *exc_info: object) -> None:
+        unused = self._discard()
+        if unused is not None:
+            unused.wait()
+
+    async def __aenter__(self) -> WorkerSpec:
+        return self.worker
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        unused = self._discard()
+        if unused is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(unused.wait)
+
+    def _discard(self) -> Any:
+        """The fork server's process, killed, when no pool adopted it; else None."""
+        launch = self.worker.fork_server
+        return launch.discard() if launch is not None else None

@@ -53,6 +53,29 @@ def test_a_later_jobs_missing_input_stops_the_command_before_the_first_job(
     assert "(1 of 2)" not in done.stderr
 
 
+def test_a_later_jobs_bad_output_settings_stop_the_command_before_the_first_job(
+    tmp_path: Path,
+) -> None:
+    """The second job's parallel_run_step.settings.json (its code folder's) is read
+    before the first job starts: unreadable, it is a usage error (exit 2) naming the
+    file, and the first job never runs."""
+    _pipeline(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "score.py").write_text((tmp_path / "score.py").read_text())
+    (other / "parallel_run_step.settings.json").write_text("{not json")
+    done = cli(
+        "run", "--config", "pipeline.yml", "--no-progress",
+        "--set", "jobs.second.task.code=other", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    message = " ".join(done.stderr.split())
+    assert "parallel_run_step.settings.json cannot be read as JSON" in message
+    assert "Fix the file or remove it." in message
+    assert "(1 of 2)" not in done.stderr
+    assert not (tmp_path / "aprs_output" / "first" / "logs").exists()
+
+
 def test_a_set_naming_no_parallel_job_is_a_usage_error(tmp_path: Path) -> None:
     """--set jobs.<key>.KEY=VALUE with a misspelt key (or no KEY) changed nothing, without
     a word: the job ran with the file's value. It is a usage error naming the jobs."""
