@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -386,6 +387,21 @@ def test_v1_batch_scoring_tutorial_with_a_side_input(sample, tmp_path: Path) -> 
 _NODES = ("batch_inference_with_file_data", "batch_inference_with_tabular_data")
 
 
+def _run_nodes(
+    root: Path, tmp_path: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """Both parallel nodes of the 1g sample in turn (``aprs run --config pipeline.yml``),
+    their data given with --set (3 files; the iris MLTable), plus ``options``."""
+    files = numbered_files(tmp_path / "files", 3)
+    file_job, table_job = _NODES
+    return cli(
+        "run", "--config", root / "pipeline.yml", "--no-progress", *options,
+        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
+        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
+        cwd=root,
+    )  # fmt: skip
+
+
 def test_v2_pipeline_with_two_parallel_nodes_runs_each_in_turn(
     sample, tmp_path: Path
 ) -> None:
@@ -393,14 +409,8 @@ def test_v2_pipeline_with_two_parallel_nodes_runs_each_in_turn(
     come from a command job (given with --set jobs.<job>.inputs...), independent of each
     other, so without --job both run, in file order, each in a folder named by its key."""
     root = sample("parallel_nodes")
-    files = numbered_files(tmp_path / "files", 3)
     file_job, table_job = _NODES
-    done = cli(
-        "run", "--config", root / "pipeline.yml", "--no-progress",
-        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
-        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
-        cwd=root,
-    )  # fmt: skip
+    done = _run_nodes(root, tmp_path)
     assert done.returncode == 0, done.stderr
     stderr = " ".join(done.stderr.split())
     assert stderr.index(f"job {file_job} (1 of 2)") < stderr.index(
@@ -436,15 +446,11 @@ def test_v2_pipeline_stops_at_the_first_parallel_job_that_fails(
     """Run in turn, a failed job stops the pipeline: exit 1, the later job does not start,
     and the error names it."""
     root = sample("parallel_nodes")
-    files = numbered_files(tmp_path / "files", 3)
     file_job, table_job = _NODES
-    done = cli(
-        "run", "--config", root / "pipeline.yml", "--no-progress",
-        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
-        "--set", f"jobs.{file_job}.task.program_arguments=",  # init() needs its flag
-        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
-        cwd=root,
-    )  # fmt: skip
+    # init() needs its --job_output_path flag
+    done = _run_nodes(
+        root, tmp_path, "--set", f"jobs.{file_job}.task.program_arguments="
+    )
     assert done.returncode == 1, done.stderr
     assert (root / "aprs_output" / file_job / "logs").is_dir()
     assert "init() failed in every worker" in done.stdout
@@ -459,15 +465,7 @@ def test_v2_pipeline_name_and_json_with_two_parallel_nodes(
     """Run in turn with --name and --json: each job's step is named NAME-<key> (a valid
     step name), and stdout holds one JSON summary line per job."""
     root = sample("parallel_nodes")
-    files = numbered_files(tmp_path / "files", 3)
-    file_job, table_job = _NODES
-    done = cli(
-        "run", "--config", root / "pipeline.yml", "--no-progress", "--name", "nodes",
-        "--json",
-        "--set", f"jobs.{file_job}.inputs.job_data_path.path={files}",
-        "--set", f"jobs.{table_job}.inputs.job_data_path.path=dataset/iris-mltable",
-        cwd=root,
-    )  # fmt: skip
+    done = _run_nodes(root, tmp_path, "--name", "nodes", "--json")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [s["items_succeeded"] for s in lines] == [3, 12]
