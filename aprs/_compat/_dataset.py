@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from ._guard import SUPPORTED
+from ._guard import layer_message
 
 __all__ = ("Dataset",)
 
 
 def _refuse(what: str) -> NoReturn:
     raise NotImplementedError(
-        f"{what} is not available: no Azure ML SDK is installed, so aprs's Azure ML "
-        f"compatibility layer answers azureml imports; it lets scripts import "
-        f"azureml.core.Dataset but cannot reach a workspace's datasets, and it supports "
-        f"only {SUPPORTED}. Read the data run() receives (or pass a path in the script's "
-        "arguments), or install the real package (pip install azureml-core) in the "
-        "environment that runs the workers."
+        layer_message(
+            what,
+            "Read the data run() receives (or pass a path in the script's arguments), "
+            "or install the real package (pip install azureml-core) in the environment "
+            "that runs the workers.",
+            detail="; it lets scripts import azureml.core.Dataset but cannot reach a "
+            "workspace's datasets",
+        )
     )
 
 

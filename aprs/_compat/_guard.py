@@ -16,7 +16,13 @@ from importlib.machinery import ModuleSpec
 from types import FrameType, ModuleType
 from typing import Any
 
-__all__ = ("SUPPORTED", "install_finder", "unsupported", "unsupported_getattr")
+__all__ = (
+    "SUPPORTED",
+    "install_finder",
+    "layer_message",
+    "unsupported",
+    "unsupported_getattr",
+)
 
 SUPPORTED = (
     "azureml.core.Model (Model.get_model_path), azureml.core.Run (Run.get_context() with "
@@ -27,15 +33,26 @@ SUPPORTED = (
 _PREFIXES = ("azureml.", "azureml_user.")
 
 
+def layer_message(what: str, fix: str, detail: str = "") -> str:
+    """``what`` is not available: the layer, what it covers (``detail`` after its first
+    clause), and ``fix``; the one wording of every refusal of the compatibility layer."""
+    return (
+        f"{what} is not available: no Azure ML SDK is installed, so aprs's Azure ML "
+        f"compatibility layer answers azureml imports{detail}, and it supports only "
+        f"{SUPPORTED}. {fix}"
+    )
+
+
 def unsupported(
     what: str, error: type[ImportError] = ImportError, name: str | None = None
 ) -> ImportError:
     """The error for ``what`` (a module or a name), naming the layer and what it covers."""
     return error(
-        f"{what} is not available: no Azure ML SDK is installed, so aprs's Azure ML "
-        f"compatibility layer answers azureml imports, and it supports only {SUPPORTED}. "
-        "Install the real package (pip install azureml-core) in the environment that "
-        "runs the workers, or remove that import from the entry script.",
+        layer_message(
+            what,
+            "Install the real package (pip install azureml-core) in the environment "
+            "that runs the workers, or remove that import from the entry script.",
+        ),
         name=name,
     )
 
