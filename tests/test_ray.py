@@ -270,19 +270,24 @@ def test_threshold_stops_job_and_cancels_running_calls(
     assert summary.items_failed == 2 and summary.items_succeeded == 0
 
 
+def _ray_runner(cluster: Cluster, marks: Path, *, workers: int) -> aprs.Runner:
+    """A Runner of ray_probe.py on the module's cluster, half a CPU per actor."""
+    return aprs.Runner(
+        script_path("ray_probe"),
+        process_count_per_node=workers,
+        compute_target="ray",
+        ray_address=cluster.address,
+        worker_resources={"num_cpus": 0.5},
+        environment_variables={"APRS_TEST_MARKS": str(marks)},
+    )
+
+
 def test_runner_on_ray(cluster: Cluster, marks: Path) -> None:
     """Runner(compute_target="ray"): warm actors answer submit() and map()."""
     import anyio
 
     async def go() -> tuple[list[Any], list[list[Any]]]:
-        async with aprs.Runner(
-            script_path("ray_probe"),
-            process_count_per_node=2,
-            compute_target="ray",
-            ray_address=cluster.address,
-            worker_resources={"num_cpus": 0.5},
-            environment_variables={"APRS_TEST_MARKS": str(marks)},
-        ) as runner:
+        async with _ray_runner(cluster, marks, workers=2) as runner:
             one = await runner.submit(["p", "q"])
             many = [rows async for rows in runner.map(ITEMS[:6], batch_size=2)]
         return one, many
@@ -301,14 +306,7 @@ def test_runner_on_ray_keeps_min_depth_after_a_failed_try(
     import anyio
 
     async def go() -> tuple[int, int]:
-        async with aprs.Runner(
-            script_path("ray_probe"),
-            process_count_per_node=1,
-            compute_target="ray",
-            ray_address=cluster.address,
-            worker_resources={"num_cpus": 0.5},
-            environment_variables={"APRS_TEST_MARKS": str(marks)},
-        ) as runner:
+        async with _ray_runner(cluster, marks, workers=1) as runner:
             with pytest.raises(ValueError, match="bad item"):
                 await runner.submit(["bad"])
             backend = runner._backend
