@@ -3,6 +3,7 @@ before the first job starts, and how a stop part-way is reported. Real CLI proce
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from .conftest import cli, numbered_files
@@ -28,26 +29,27 @@ def _pipeline(tmp_path: Path) -> None:
     (tmp_path / "pipeline.yml").write_text(_TWO_JOBS)
 
 
+def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``aprs run --config pipeline.yml --no-progress OPTIONS`` in ``tmp_path``."""
+    return cli(
+        "run", "--config", "pipeline.yml", "--no-progress", *options, cwd=tmp_path
+    )
+
+
 def test_a_later_jobs_missing_input_stops_the_command_before_the_first_job(
     tmp_path: Path,
 ) -> None:
     """Every job is checked before the first starts: a missing input (or entry script)
     of the second job is a usage error (exit 2) and the first job never runs."""
     _pipeline(tmp_path)
-    done = cli(
-        "run", "--config", "pipeline.yml", "--no-progress",
-        "--set", "jobs.second.inputs.data.path=missing", cwd=tmp_path,
-    )  # fmt: skip
+    done = _run(tmp_path, "--set", "jobs.second.inputs.data.path=missing")
     assert done.returncode == 2, done.stderr
     assert "missing' does not exist" in done.stderr
     assert "(1 of 2)" not in done.stderr
     assert not (tmp_path / "aprs_output" / "first" / "logs" / "journal.jsonl").exists()
     assert "Traceback" not in done.stderr
 
-    done = cli(
-        "run", "--config", "pipeline.yml", "--no-progress",
-        "--set", "jobs.second.task.entry_script=nope.py", cwd=tmp_path,
-    )  # fmt: skip
+    done = _run(tmp_path, "--set", "jobs.second.task.entry_script=nope.py")
     assert done.returncode == 2, done.stderr
     assert "The entry script 'nope.py' was not found" in done.stderr
     assert "(1 of 2)" not in done.stderr
@@ -64,10 +66,7 @@ def test_a_later_jobs_bad_output_settings_stop_the_command_before_the_first_job(
     other.mkdir()
     (other / "score.py").write_text((tmp_path / "score.py").read_text())
     (other / "parallel_run_step.settings.json").write_text("{not json")
-    done = cli(
-        "run", "--config", "pipeline.yml", "--no-progress",
-        "--set", "jobs.second.task.code=other", cwd=tmp_path,
-    )  # fmt: skip
+    done = _run(tmp_path, "--set", "jobs.second.task.code=other")
     assert done.returncode == 2, done.stderr
     message = " ".join(done.stderr.split())
     assert "parallel_run_step.settings.json cannot be read as JSON" in message
@@ -110,10 +109,7 @@ def test_a_job_stopped_by_ctrl_c_says_the_same_command_resumes(tmp_path: Path) -
             "score.py", "experience.py"
         )
     )
-    done = cli(
-        "run", "--config", "pipeline.yml", "--no-progress",
-        "--process-count-per-node", "1", cwd=tmp_path,
-    )  # fmt: skip
+    done = _run(tmp_path, "--process-count-per-node", "1")
     assert done.returncode == 130, done.stderr
     message = " ".join(done.stderr.split())
     assert "Not started: job second; the same command resumes this job" in message
