@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -179,9 +180,7 @@ def test_settings_bound_to_pipeline_inputs(tmp_path: Path) -> None:
         "    tag = os.environ['LABEL']\n"
         "    return [f'{len(mini_batch)} {tag} {os.path.basename(p)}' for p in mini_batch]\n"
     )
-    (tmp_path / "data").mkdir()
-    for i in range(3):
-        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    _three_files(tmp_path)
     pipeline = (
         "type: pipeline\ninputs:\n  batch: 2\n  tries: {type: integer, default: 1}\n"
         "jobs:\n  score:\n    type: parallel\n"
@@ -276,6 +275,21 @@ def test_isolate_failures_in_v1_yaml_and_v2_job_files(tmp_path: Path) -> None:
     assert not any("isolate_failures" in n for n in notes)
 
 
+def _three_files(tmp_path: Path) -> None:
+    """``data/0.txt``, ``1.txt``, ``2.txt`` under ``tmp_path``, holding 0, 1 and 2."""
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+
+
+def _run_to_out(tmp_path: Path, config: str) -> subprocess.CompletedProcess[str]:
+    """``aprs run --config CONFIG --output out`` with one worker, in ``tmp_path``."""
+    return cli(
+        "run", "--config", config, "--output", "out", "--process-count-per-node", "1",
+        "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+
+
 def test_uri_file_outputs_without_a_path_are_files_the_script_can_write(
     tmp_path: Path,
 ) -> None:
@@ -300,9 +314,7 @@ def test_uri_file_outputs_without_a_path_are_files_the_script_can_write(
         "        f.write(f'{len(names)}\\n')\n"
         "    return names\n"
     )
-    (tmp_path / "data").mkdir()
-    for i in range(3):
-        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    _three_files(tmp_path)
     (tmp_path / "pipeline.yml").write_text(
         "type: pipeline\noutputs:\n  pipeline_totals: {type: uri_file, mode: rw_mount}\n"
         "jobs:\n  score:\n    type: parallel\n"
@@ -315,10 +327,7 @@ def test_uri_file_outputs_without_a_path_are_files_the_script_can_write(
         "      program_arguments: >-\n"
         "        --report ${{outputs.report}} --totals ${{outputs.totals}}\n"
     )
-    done = cli(
-        "run", "--config", "pipeline.yml", "--output", "out",
-        "--process-count-per-node", "1", "--no-progress", cwd=tmp_path,
-    )  # fmt: skip
+    done = _run_to_out(tmp_path, "pipeline.yml")
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     report = (out / "report" / "report").read_text().splitlines()
@@ -343,9 +352,7 @@ def test_a_uri_file_output_named_by_append_row_to_keeps_the_scripts_writes(
         "def run(mini_batch):\n"
         "    return [p.rsplit('/', 1)[1] for p in mini_batch]\n"
     )
-    (tmp_path / "data").mkdir()
-    for i in range(3):
-        (tmp_path / "data" / f"{i}.txt").write_text(str(i))
+    _three_files(tmp_path)
     (tmp_path / "job.yml").write_text(
         "type: parallel\ninputs: {data: {type: uri_folder, path: data}}\n"
         "outputs: {result: {type: uri_file}}\n"
@@ -354,10 +361,7 @@ def test_a_uri_file_output_named_by_append_row_to_keeps_the_scripts_writes(
         "  program_arguments: --result ${{outputs.result}}\n"
         "  append_row_to: ${{outputs.result}}\n"
     )
-    done = cli(
-        "run", "--config", "job.yml", "--output", "out", "--process-count-per-node",
-        "1", "--no-progress", cwd=tmp_path,
-    )  # fmt: skip
+    done = _run_to_out(tmp_path, "job.yml")
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     rows = (out / "parallel_run_step.txt").read_text().splitlines()
